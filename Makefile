@@ -1,0 +1,31 @@
+# Two commands: `make scan` sets everything up and audits the default model; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU build of torch unless told otherwise (e.g. TORCH=torch on a CUDA machine).
+TORCH ?= torch==2.13.0
+MODEL ?= smollm2-135m
+PROFILE ?= standard
+OUT ?= runs/$(MODEL)
+BIN := $(VENV)/bin
+
+.PHONY: setup scan test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+scan: setup
+	$(BIN)/emoaudit models pull $(MODEL)
+	$(BIN)/emoaudit scan $(MODEL) --profile $(PROFILE) --out $(OUT)
+
+# pytest exits 5 when it collects no test; that is a failure here, not a pass.
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) runs .cache

@@ -1,0 +1,1 @@
+"""Built-in audit specifications: data only, a package so that they install inside emoaudit."""

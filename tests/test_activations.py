@@ -1,0 +1,96 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emoaudit.activations import Pooling, capture, length_batches, pad_batch, pooling_weights, tokenize
+from emoaudit.errors import EmoauditError
+from emoaudit.loading import LoadedModel
+
+TEXTS = [
+    "A short one.",
+    "This sentence is a good deal longer than the first one, so the batch will need padding.",
+    "Medium length text here, with a comma.",
+]
+
+
+@given(lengths=st.lists(st.integers(1, 12), min_size=1, max_size=6), start=st.integers(0, 5),
+       kind=st.sampled_from(["mean", "last"]))
+@settings(max_examples=60, deadline=None)
+def test_pooling_selects_the_same_real_tokens_whichever_side_pads(lengths: list[int], start: int, kind: str) -> None:
+    sequences = [list(range(10, 10 + n)) for n in lengths]
+    starts = torch.tensor([min(start, n - 1) for n in lengths])
+    pooling = Pooling(kind)  # type: ignore[arg-type]
+    per_side = []
+    for side in ("left", "right"):
+        ids, mask = pad_batch(sequences, 0, side)  # type: ignore[arg-type]
+        weights = pooling_weights(mask, starts, pooling)
+        assert torch.all(weights[mask == 0] == 0), "a padded position entered the pool"
+        torch.testing.assert_close(weights.sum(dim=1), torch.ones(len(lengths)))
+        per_side.append([weights[r][mask[r] == 1].tolist() for r in range(len(lengths))])
+    assert per_side[0] == per_side[1]
+    for row, n in enumerate(lengths):
+        real = per_side[0][row]
+        if kind == "last":
+            assert real[-1] == 1.0
+        else:
+            assert sum(w > 0 for w in real) == n - int(starts[row])
+
+
+def test_pooling_parse_and_empty_selection() -> None:
+    assert Pooling.parse("mean:4") == Pooling("mean", 4)
+    assert str(Pooling.parse("last")) == "last"
+    with pytest.raises(EmoauditError):
+        Pooling.parse("median")
+    _, mask = pad_batch([[1, 2]], 0, "right")
+    with pytest.raises(EmoauditError, match="no tokens left"):
+        pooling_weights(mask, torch.tensor([5]), Pooling())
+
+
+def test_length_batches_respect_the_token_budget() -> None:
+    lengths = [5, 50, 7, 20, 50, 3]
+    batches = length_batches(lengths, 100)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert max(lengths[i] for i in batch) * len(batch) <= 100 or len(batch) == 1
+
+
+def _padding_invariance(lm: LoadedModel) -> None:
+    ids = tokenize(lm, TEXTS)
+    pooling = Pooling("mean", 1)
+    alone = [capture(lm, [seq], pooling) for seq in ids]
+    alone_means = torch.cat([c.means for c in alone])
+    for side in ("left", "right"):
+        batched = capture(lm, ids, pooling, pad_side=side)  # type: ignore[arg-type]
+        torch.testing.assert_close(batched.means, alone_means, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(batched.token_norms, torch.cat([c.token_norms for c in alone]), rtol=1e-4, atol=1e-4)
+    # A text's activations do not change with the company it keeps in a batch.
+    with_others = capture(lm, ids + tokenize(lm, ["An extra, much longer companion text " * 4]), pooling)
+    torch.testing.assert_close(with_others.means[: len(ids)], alone_means, rtol=1e-4, atol=1e-4)
+
+
+def test_padding_invariance_tiny(tiny_llama: LoadedModel) -> None:
+    _padding_invariance(tiny_llama)
+
+
+@pytest.mark.real
+def test_padding_invariance_smollm2(smollm2: LoadedModel) -> None:
+    _padding_invariance(smollm2)
+
+
+def test_capture_matches_hidden_states_and_pools_from_start(tiny_llama: LoadedModel) -> None:
+    lm = tiny_llama
+    seq = tokenize(lm, [TEXTS[1]])[0]
+    with torch.no_grad():
+        hidden = lm.model(input_ids=torch.tensor([seq]), output_hidden_states=True).hidden_states
+    captured = capture(lm, [seq])
+    mean = captured.means[0]
+    for layer in range(lm.stream.n_layers - 1):  # the last entry of hidden_states is after the final norm
+        torch.testing.assert_close(mean[layer], hidden[layer + 1][0].mean(dim=0), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(captured.token_norms[0, layer], hidden[layer + 1][0].norm(dim=-1).mean(), rtol=1e-4, atol=1e-5)
+    from_k = capture(lm, [seq], Pooling("mean", 4)).means[0]
+    torch.testing.assert_close(from_k[0], hidden[1][0, 4:].mean(dim=0), rtol=1e-4, atol=1e-5)
+    last = capture(lm, [seq], Pooling("last")).means[0]
+    torch.testing.assert_close(last[0], hidden[1][0, -1], rtol=1e-4, atol=1e-5)
+    per_sequence_start = capture(lm, [seq, seq], starts=[0, 6]).means
+    torch.testing.assert_close(per_sequence_start[1, 0], hidden[1][0, 6:].mean(dim=0), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,119 @@
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM
+
+from emoaudit import registry
+from emoaudit.errors import EmoauditError
+from emoaudit.loading import LoadedModel, load_model, resolve
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emoaudit", *args], capture_output=True, text=True,
+                          env={**os.environ}, timeout=600)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emoaudit: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert fragment in lines[0]
+
+
+def test_resolve_tells_sources_apart(tmp_path: Path, tiny_dir: Callable[[str], Path]) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert resolve("smollm2-135m").kind == "alias"
+    assert resolve(str(gguf)).kind == "gguf"
+    assert resolve(str(tiny_dir("llama"))).kind == "directory"
+    hub = resolve("HuggingFaceTB/SmolLM2-135M-Instruct@main")
+    assert (hub.kind, hub.reference, hub.revision) == ("hub", "HuggingFaceTB/SmolLM2-135M-Instruct", "main")
+    with pytest.raises(EmoauditError, match="no such"):
+        resolve(str(tmp_path / "missing.gguf"))
+
+
+def test_directory_identity_is_a_hash_of_its_weights(tiny_dir: Callable[[str], Path]) -> None:
+    first = load_model(str(tiny_dir("qwen2")), device="cpu").identity
+    again = load_model(str(tiny_dir("qwen2")), device="cpu").identity
+    other = load_model(str(tiny_dir("mistral")), device="cpu").identity
+    assert first.sha256 and len(first.sha256) == 64
+    assert first.sha256 == again.sha256 != other.sha256
+    assert first.parameters > 0 and first.model_type == "qwen2"
+
+
+def test_pickle_only_checkpoints_are_refused(tmp_path: Path, tiny_dir: Callable[[str], Path]) -> None:
+    source = tiny_dir("llama")
+    for item in source.iterdir():
+        if item.suffix != ".safetensors":
+            (tmp_path / item.name).write_bytes(item.read_bytes())
+    torch.save({}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(EmoauditError, match="does not unpickle"):
+        load_model(str(tmp_path), device="cpu")
+
+
+@pytest.fixture
+def bert_dir(tmp_path: Path) -> Path:
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100)
+    BertForMaskedLM(config).save_pretrained(tmp_path / "bert")
+    return tmp_path / "bert"
+
+
+@pytest.mark.real
+def test_bad_inputs_end_in_one_line_and_status_2(tmp_path: Path, bert_dir: Path, smollm2: LoadedModel) -> None:
+    garbage = tmp_path / "garbage.gguf"
+    garbage.write_bytes(os.urandom(4096))
+    real = registry.alias_path(registry.load_registry()["smollm2-135m"])
+    truncated = tmp_path / "truncated.gguf"
+    with real.open("rb") as f:
+        truncated.write_bytes(f.read(2_000_000))
+    (tmp_path / "empty").mkdir()
+    out = ["--out", str(tmp_path / "out")]
+    cases = [
+        (["scan", str(tmp_path / "nothing-here.gguf"), *out], "no such GGUF file"),
+        (["scan", "./no/such/dir", *out], "no such model file or directory"),
+        (["scan", str(garbage), *out], "cannot read GGUF file"),
+        (["scan", str(truncated), *out], "cannot read GGUF file"),
+        (["scan", str(tmp_path / "empty"), *out], "holds no config.json"),
+        (["scan", str(bert_dir), *out], "not a decoder-only causal language model"),
+        (["scan", "no-such-alias", *out], "offline aliases: smollm2-135m"),
+        (["models", "pull", "no-such-alias"], "unknown alias"),
+        (["scan", "smollm2-135m", "--spec", str(tmp_path / "missing.toml"), *out], "audit specification not found"),
+    ]
+    for args, fragment in cases:
+        assert_one_line_error(run_cli(*args), fragment)
+
+
+def test_usage_errors_exit_2() -> None:
+    proc = run_cli("scan", "smollm2-135m", "--device", "tpu")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.real
+def test_alias_is_pulled_verified_cached_and_generates(smollm2: LoadedModel) -> None:
+    alias = registry.load_registry()["smollm2-135m"]
+    assert registry.is_pulled(alias)
+    identity = smollm2.identity
+    assert identity.sha256 == alias.sha256 and identity.model_type == "llama"
+    assert identity.parameters == 134_515_008 and identity.n_layers == 30
+    converted = registry.cache_dir() / "converted" / alias.sha256[:16]
+    assert (converted / "model.safetensors").is_file() and (converted / "tokenizer.json").is_file()
+    tok = smollm2.tokenizer
+    text = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                   add_generation_prompt=True, tokenize=False)
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)
+    out = smollm2.model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+
+
+@pytest.mark.real
+def test_models_list_shows_cache_state(smollm2: LoadedModel) -> None:
+    proc = run_cli("models", "list")
+    assert proc.returncode == 0
+    row = next(line for line in proc.stdout.splitlines() if "smollm2-135m" in line)
+    assert "yes" in row
