@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emoaudit.separation import fisher_from_gram, one_hot, centroid_scores, mean_pairwise_cosine, probe_accuracy, standardise
+from emoaudit.separation import (
+    centroid_scores, fisher_from_gram, mean_pairwise_cosine, one_hot, principal_components, probe_accuracy_on,
+    standardise,
+)
 
 
 @dataclass(frozen=True)
@@ -25,9 +28,12 @@ def reference_cosine(reference: np.ndarray) -> float:
     return mean_pairwise_cosine(reference)
 
 
-def shuffled_probe_accuracy(x: np.ndarray, y: np.ndarray, n_folds: int, components: int, shuffles: int, seed: int) -> float:
+def shuffled_probe_accuracy(x: np.ndarray, y: np.ndarray, n_folds: int, components: int, shuffles: int,
+                            seed: int) -> float:
+    """The probe's accuracy with the labels shuffled: what the probe finds in structure-free labels."""
     rng = np.random.default_rng(seed)
-    return float(np.mean([probe_accuracy(x, rng.permutation(y), n_folds, components, seed) for _ in range(shuffles)]))
+    scores = principal_components(x, components)
+    return float(np.mean([probe_accuracy_on(scores, rng.permutation(y), n_folds, seed) for _ in range(shuffles)]))
 
 
 def fisher_null(x: np.ndarray, y: np.ndarray, permutations: int, seed: int) -> FisherNull:

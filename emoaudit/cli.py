@@ -11,10 +11,12 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from emoaudit import __version__, registry
 from emoaudit.errors import EmoauditError
+from emoaudit.pipeline import STAGES
 
 app = typer.Typer(
     help="Audit the emotion representations of an open-weight causal language model.",
@@ -41,6 +43,13 @@ class DType(str, Enum):
     float16 = "float16"
 
 
+class FailOn(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    never = "never"
+
+
 class ProfileName(str, Enum):
     quick = "quick"
     standard = "standard"
@@ -56,6 +65,11 @@ SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permuta
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]
 ProfileOpt = Annotated[ProfileName, typer.Option(help="quick (CI), standard (an audit) or full.")]
 SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Audit specification (TOML); the built-in default if omitted.")]
+JudgeOpt = Annotated[str | None, typer.Option(
+    help="Steering judge: a Hugging Face text-classification model (ID or directory); the offline default otherwise.")]
+PolicyOpt = Annotated[Path | None, typer.Option(help="Release-gating policy (TOML); the built-in one if omitted.")]
+FailOnOpt = Annotated[FailOn, typer.Option(help="Exit 1 when a finding is at this severity or above.")]
+JUnitOpt = Annotated[Path | None, typer.Option(help="Write a JUnit XML file, one test case per check.")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")]
 
 
@@ -116,14 +130,34 @@ def models_pull(alias: Annotated[str, typer.Argument(help="An alias from `emoaud
     _guard(run)
 
 
-def _audit(model: str, out: Path, profile: ProfileName, seed: int, device: Device, dtype: DType,
-           spec: Path | None, trust_remote_code: bool) -> None:
-    from emoaudit.pipeline import RunOptions, extract
+def _audit(stages: tuple[str, ...], model: str, out: Path, profile: ProfileName, seed: int, device: Device,
+           dtype: DType, spec: Path | None, trust_remote_code: bool, judge: str | None = None,
+           policy: Path | None = None, fail_on: FailOn = FailOn.high, junit: Path | None = None) -> None:
+    from emoaudit.pipeline import RunOptions, audit
 
     options = RunOptions(model=model, out=out, profile=profile.value, seed=seed, device=device.value,
-                         dtype=dtype.value, spec_path=spec, trust_remote_code=trust_remote_code)
-    results = _guard(lambda: extract(options, _console()))
+                         dtype=dtype.value, spec_path=spec, trust_remote_code=trust_remote_code, judge=judge,
+                         policy=policy)
+    results, checks = _guard(lambda: audit(options, _console(), stages))
     _print_summary(results, out)
+    _gate(checks, fail_on, junit, results["model"]["reference"])
+
+
+def _gate(checks: list, fail_on: FailOn, junit: Path | None, model: str) -> None:
+    """Print the findings, write JUnit if asked, and exit 1 when a finding reaches --fail-on."""
+    from emoaudit.gating import exit_status, junit_xml
+    from emoaudit.storage import write_text
+
+    console = Console()
+    for check in checks:
+        if check.failed:
+            console.print(escape(f"finding [{check.severity}] {check.id}: {check.detail}"))
+    if junit is not None:
+        write_text(junit, junit_xml(checks, fail_on.value, model))
+    status = exit_status(checks, fail_on.value)
+    if status:
+        console.print(f"a finding reaches --fail-on {fail_on.value}: exit status 1")
+    raise typer.Exit(status)
 
 
 def _print_summary(results: dict, out: Path) -> None:
@@ -144,6 +178,13 @@ def _print_summary(results: dict, out: Path) -> None:
                       f"{curves['probe_accuracy_shuffled'][at]:.2f}", f"{held['accuracy'][at]:.2f}",
                       f"{held['valence_auc'][at]:.2f}")
     console.print(table)
+    if "steering" in results["stages"]:
+        steering = results["stages"]["steering"]
+        summary = steering["summary"]
+        totals = ", ".join(f"{k} {v}" for k, v in summary["regime_totals"].items())
+        console.print(f"steering at layer {steering['layer']}: {summary['trials']} trials, success rate "
+                      f"{summary['success_rate']:.2f} (judge {steering['judge']['name']}, held-out accuracy "
+                      f"{steering['judge']['validation']['accuracy']:.2f}); {totals}")
     console.print(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}")
 
 
@@ -157,9 +198,13 @@ def scan(
     dtype: DTypeOpt = DType.auto,
     spec: SpecOpt = None,
     trust_remote_code: TrustOpt = False,
+    judge: JudgeOpt = None,
+    policy: PolicyOpt = None,
+    fail_on: FailOnOpt = FailOn.high,
+    junit: JUnitOpt = None,
 ) -> None:
-    """Run the audit on MODEL and write results and vectors to OUT."""
-    _audit(model, out, profile, seed, device, dtype, spec, trust_remote_code)
+    """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
+    _audit(STAGES, model, out, profile, seed, device, dtype, spec, trust_remote_code, judge, policy, fail_on, junit)
 
 
 @app.command()
@@ -174,30 +219,82 @@ def extract(
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """Extract emotion vectors by both methods, sweep the layers and compare the methods."""
-    _audit(model, out, profile, seed, device, dtype, spec, trust_remote_code)
+    _audit(("extraction",), model, out, profile, seed, device, dtype, spec, trust_remote_code, fail_on=FailOn.never)
 
 
-def _not_built(stage: str) -> None:
-    print(f"emoaudit: error: `{stage}` is not available in emoaudit {__version__} yet", file=sys.stderr)
-    raise typer.Exit(2)
+@app.command()
+def steer(
+    model: ModelArg,
+    prompt: Annotated[str, typer.Argument(help="What the model is asked; the chat template applies where it has one.")],
+    emotion: Annotated[str, typer.Option(help="The emotion to steer toward.")],
+    strength: Annotated[float, typer.Option(
+        help="In units of the layer's mean residual norm; negative steers away. `scan` reports a calibrated range.")],
+    vectors: Annotated[Path | None, typer.Option(
+        help="A previous run's --out (or its vectors/ folder); vectors are extracted on the fly if omitted.")] = None,
+    method: Annotated[str, typer.Option(help="comprehension or generation vectors.")] = "comprehension",
+    layer: Annotated[int | None, typer.Option(help="Layer to steer; the run's emotion layer if omitted.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Length of each continuation.")] = 64,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    spec: SpecOpt = None,
+    seed: SeedOpt = 0,
+    trust_remote_code: TrustOpt = False,
+) -> None:
+    """Print MODEL's unsteered and steered answers to PROMPT side by side."""
+    from emoaudit.pipeline import RunOptions, steer_once
+
+    options = RunOptions(model=model, out=Path("."), seed=seed, device=device.value, dtype=dtype.value,
+                         spec_path=spec, trust_remote_code=trust_remote_code)
+    result = _guard(lambda: steer_once(options, _console(), prompt, emotion, strength, vectors, method, layer,
+                                       max_new_tokens))
+    table = Table(title=f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)",
+                  show_lines=True, expand=True)
+    table.add_column("unsteered", ratio=1)
+    table.add_column(f"steered toward {emotion}", ratio=1)
+    table.add_row(escape(result.unsteered), escape(result.steered))
+    Console().print(table)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def steer() -> None:
-    """Steer a model with an emotion vector (not available yet)."""
-    _not_built("steer")
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results.json written by `emoaudit scan`.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report file; report.html beside the results if omitted.")] = None,
+    policy: PolicyOpt = None,
+    fail_on: FailOnOpt = FailOn.high,
+    junit: JUnitOpt = None,
+) -> None:
+    """Rebuild the report and findings from a results file, without running the model."""
+    from emoaudit.results import rerender
+
+    document, checks = _guard(lambda: rerender(results, out or results.with_name("report.html"), policy))
+    Console().print(f"report: {out or results.with_name('report.html')}")
+    _gate(checks, fail_on, junit, document["model"]["reference"])
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def report() -> None:
-    """Re-render the report from a results file (not available yet)."""
-    _not_built("report")
+@app.command()
+def compare(
+    before: Annotated[Path, typer.Argument(help="results.json of the earlier release.")],
+    after: Annotated[Path, typer.Argument(help="results.json of the later release.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the changes as JSON.")] = None,
+    fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when anything regressed.")] = True,
+) -> None:
+    """Show what changed between two audits of a model, and gate on regressions."""
+    from emoaudit.releases import compare as compare_results
+    from emoaudit.releases import to_dict
+    from emoaudit.results import read_results
+    from emoaudit.storage import write_json
 
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def compare() -> None:
-    """Compare two audits of a model (not available yet)."""
-    _not_built("compare")
+    changes = _guard(lambda: compare_results(read_results(before), read_results(after)))
+    table = Table(title=f"{before} → {after}")
+    for column in ("what", "before", "after", "regression"):
+        table.add_column(column)
+    for change in changes:
+        table.add_row(change.what, escape(str(change.before)), escape(str(change.after)), "yes" if change.regression else "")
+    Console().print(table)
+    if out is not None:
+        write_json(out, to_dict(changes))
+    regressions = sum(c.regression for c in changes)
+    raise typer.Exit(1 if regressions and fail_on_regression else 0)
 
 
 def main() -> None:

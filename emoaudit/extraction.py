@@ -21,8 +21,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from emoaudit import __version__
-from emoaudit.activations import Pooling, capture, length_batches, pad_batch, tokenize
+from emoaudit.activations import Pooling, capture, tokenize
 from emoaudit.errors import EmoauditError
+from emoaudit.generation import chat_prompt_ids, generate
 from emoaudit.layers import LAYER_CONVENTION
 from emoaudit.loading import LoadedModel
 from emoaudit.spec import AuditSpec, Profile
@@ -134,57 +135,6 @@ def generation_activations(
     texts = [lm.tokenizer.decode(new_ids[i], skip_special_tokens=True) for i in kept]
     return Activations("generation", [labels[i] for i in kept], texts, captured.means, captured.token_norms,
                        "mean over the generated tokens", [prompts[i] for i in kept])
-
-
-def chat_prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
-    """The chat template where the tokenizer has one, the plain prompt otherwise."""
-    tok = lm.tokenizer
-    if tok.chat_template:
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
-        return list(tok(text, add_special_tokens=False)["input_ids"])
-    return list(tok(prompt + "\n\n", add_special_tokens=True)["input_ids"])
-
-
-def generate(
-    lm: LoadedModel,
-    prompt_ids: list[list[int]],
-    max_new_tokens: int,
-    seed: int,
-    *,
-    temperature: float,
-    top_p: float,
-    max_batch_tokens: int = 8192,
-    on_batch: Callable[[int], None] | None = None,
-) -> list[list[int]]:
-    """New token ids per prompt, cut at the first end-of-text token; seeded sampling (greedy at temperature 0)."""
-    eos = _eos_ids(lm)
-    results: list[list[int]] = [[] for _ in prompt_ids]
-    lengths = [len(p) + max_new_tokens for p in prompt_ids]
-    device = lm.device
-    for batch_index, batch in enumerate(length_batches(lengths, max_batch_tokens)):
-        ids, mask = pad_batch([prompt_ids[i] for i in batch], int(lm.tokenizer.pad_token_id), "left")
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
-            torch.manual_seed(seed + batch_index)
-            out = lm.model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                do_sample=temperature > 0, temperature=temperature or None, top_p=top_p if temperature > 0 else None,
-                top_k=None, pad_token_id=int(lm.tokenizer.pad_token_id), eos_token_id=sorted(eos),
-            )
-        for row, i in enumerate(batch):
-            generated = out[row, ids.shape[1]:].tolist()
-            cut = next((k for k, t in enumerate(generated) if t in eos), len(generated))
-            results[i] = generated[:cut]
-        if on_batch is not None:
-            on_batch(len(batch))
-    return results
-
-
-def _eos_ids(lm: LoadedModel) -> set[int]:
-    configured = lm.model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if lm.tokenizer.eos_token_id is not None:
-        ids.add(int(lm.tokenizer.eos_token_id))
-    return ids
 
 
 def _passages(table: dict[str, list[str]], labels: list[str], per_label: int | None) -> tuple[list[str], list[str]]:

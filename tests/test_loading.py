@@ -1,6 +1,5 @@
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,11 +10,7 @@ from transformers import BertConfig, BertForMaskedLM
 from emoaudit import registry
 from emoaudit.errors import EmoauditError
 from emoaudit.loading import LoadedModel, load_model, resolve
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emoaudit", *args], capture_output=True, text=True,
-                          env={**os.environ}, timeout=600)
+from tests.conftest import run_cli
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:

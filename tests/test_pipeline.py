@@ -1,33 +1,25 @@
-"""`emoaudit extract` end to end on the real SmolLM2, through the command line."""
+"""`emoaudit scan`, `extract` and `steer` end to end on the real SmolLM2, through the command line."""
 
 import json
-import os
+import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from safetensors import safe_open
 
 from emoaudit.loading import LoadedModel
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emoaudit", *args], capture_output=True, text=True,
-                          env={**os.environ}, timeout=1800)
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory, smollm2: LoadedModel) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    out = tmp_path_factory.mktemp("extract")
-    return out, run_cli("extract", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "1")
+from tests.conftest import run_cli
+from emoaudit.results import read_results
 
 
 @pytest.mark.real
-def test_extract_writes_results_vectors_and_stories(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_scan_writes_results_vectors_and_stories(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, proc = quick_run
     assert proc.returncode == 0, proc.stderr
-    results = json.loads((out / "results.json").read_text())
+    assert "extraction: done in an earlier run" in proc.stderr
+    results = read_results(out / "results.json")  # validates against the JSON Schema
+    assert results["complete"] is True and set(results["stages"]) == {"extraction", "steering", "leakage"}
     assert results["model"]["sha256"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     stage = results["stages"]["extraction"]
     n_layers = results["model"]["n_layers"]
@@ -57,9 +49,52 @@ def test_extract_writes_results_vectors_and_stories(quick_run: tuple[Path, subpr
 def test_rerun_resumes_and_a_different_audit_is_refused(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, first = quick_run
     assert first.returncode == 0, first.stderr
-    before = json.loads((out / "results.json").read_text())["stages"]["extraction"]
-    again = run_cli("extract", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "1")
+    before = json.loads((out / "results.json").read_text())
+    again = run_cli("scan", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "1", "--fail-on", "never")
     assert again.returncode == 0 and "resuming" in again.stderr and "reusing" in again.stderr
-    assert json.loads((out / "results.json").read_text())["stages"]["extraction"] == before
+    after = json.loads((out / "results.json").read_text())
+    assert after["stages"] == before["stages"] and after["timings"] == before["timings"]
     other = run_cli("extract", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "2")
     assert other.returncode == 2 and "different seed" in other.stderr
+
+
+@pytest.mark.real
+def test_steering_sweep_is_judged_and_its_perplexity_ratios_recompute(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]], smollm2: LoadedModel
+) -> None:
+    out, proc = quick_run
+    assert proc.returncode == 0, proc.stderr
+    steering = json.loads((out / "results.json").read_text())["stages"]["steering"]
+    summary = steering["summary"]
+    assert steering["judge"]["name"] == "minilm-l6-v2" and steering["judge"]["validation"]["accuracy"] > 0.3
+    assert summary["trials"] == 4 * 3 * 5 and 0 <= summary["success_rate"] <= 1
+    low, high = (summary["success_by_multiplier"][k] for k in ("0.25", "4.0"))
+    totals = {m: sum(cell[m]["surgical"] for cell in summary["regime_map"].values()) for m in ("0.5", "4.0")}
+    degraded = sum(cell["4.0"]["repetitive_collapse"] + cell["4.0"]["explosive"] for cell in summary["regime_map"].values())
+    assert totals["0.5"] > totals["4.0"] and degraded >= 8, summary["regime_map"]
+    assert low is not None and high is not None
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 3 + 60 and {s["regime"] for s in samples if s["emotion"]} <= set(summary["regime_totals"])
+    baselines = {s["scenario"]: s for s in samples if s["emotion"] is None}
+    tok = smollm2.tokenizer
+    from emoaudit.generation import chat_prompt_ids
+    from emoaudit.steering import continuation_nll
+
+    for sample in [s for s in samples if s["emotion"]][::7]:
+        base = baselines[sample["scenario"]]
+        prompt = chat_prompt_ids(smollm2, sample["prompt"])
+        ids = [tok(t, add_special_tokens=False)["input_ids"] for t in (sample["text"], base["text"])]
+        steered_nll, base_nll = continuation_nll(smollm2, [prompt, prompt], ids)
+        if sample["perplexity_ratio"] is not None:
+            assert math.exp(steered_nll - base_nll) == pytest.approx(sample["perplexity_ratio"], rel=1e-3)
+
+
+@pytest.mark.real
+def test_steer_prints_both_texts_from_stored_vectors(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = quick_run
+    proc = run_cli("steer", "smollm2-135m", "Describe the sea.", "--emotion", "angry", "--strength", "0.5",
+                   "--vectors", str(out), "--max-new-tokens", "16")
+    assert proc.returncode == 0, proc.stderr
+    assert "unsteered" in proc.stdout and "steered toward angry" in proc.stdout
+    bad = run_cli("steer", "smollm2-135m", "Hi", "--emotion", "smug", "--strength", "1", "--vectors", str(out))
+    assert bad.returncode == 2 and "unknown emotion" in bad.stderr

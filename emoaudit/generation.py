@@ -1,0 +1,69 @@
+"""Batched generation: chat templates, left padding, seeded sampling, a per-batch hook for steering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from emoaudit.activations import length_batches, pad_batch
+from emoaudit.loading import LoadedModel
+
+BatchContext = Callable[[list[int]], AbstractContextManager[object]]
+
+
+def chat_prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
+    """The chat template where the tokenizer has one, the plain prompt otherwise."""
+    tok = lm.tokenizer
+    if tok.chat_template:
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+    return list(tok(prompt + "\n\n", add_special_tokens=True)["input_ids"])
+
+
+def generate(
+    lm: LoadedModel,
+    prompt_ids: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    seed: int,
+    *,
+    temperature: float,
+    top_p: float,
+    max_batch_tokens: int = 8192,
+    on_batch: Callable[[int], None] | None = None,
+    batch_context: BatchContext | None = None,
+) -> list[list[int]]:
+    """New token ids per prompt, cut at the first end-of-text token; seeded sampling (greedy at temperature 0).
+
+    `batch_context(indices)` is entered around each batch's generation, e.g. to steer those rows.
+    """
+    eos = _eos_ids(lm)
+    results: list[list[int]] = [[] for _ in prompt_ids]
+    lengths = [len(p) + max_new_tokens for p in prompt_ids]
+    device = lm.device
+    for batch_index, batch in enumerate(length_batches(lengths, max_batch_tokens)):
+        ids, mask = pad_batch([prompt_ids[i] for i in batch], int(lm.tokenizer.pad_token_id), "left")
+        context = batch_context(batch) if batch_context is not None else nullcontext()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode(), context:
+            torch.manual_seed(seed + batch_index)
+            out = lm.model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                do_sample=temperature > 0, temperature=temperature or None, top_p=top_p if temperature > 0 else None,
+                top_k=None, pad_token_id=int(lm.tokenizer.pad_token_id), eos_token_id=sorted(eos),
+            )
+        for row, i in enumerate(batch):
+            generated = out[row, ids.shape[1]:].tolist()
+            cut = next((k for k, t in enumerate(generated) if t in eos), len(generated))
+            results[i] = generated[:cut]
+        if on_batch is not None:
+            on_batch(len(batch))
+    return results
+
+
+def _eos_ids(lm: LoadedModel) -> set[int]:
+    configured = lm.model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if lm.tokenizer.eos_token_id is not None:
+        ids.add(int(lm.tokenizer.eos_token_id))
+    return ids

@@ -1,0 +1,153 @@
+"""Report, findings, gating, re-rendering and comparison, on the outputs of a real quick scan."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import jsonschema
+import pytest
+
+from emoaudit.gating import Check, evaluate, exit_status, junit_xml, load_policy
+from emoaudit.report import render
+from emoaudit.results import read_results, schema
+from emoaudit.spec import load_spec
+from tests.conftest import run_cli
+
+PAYLOAD = '--><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+def check(severity: str, failed: bool) -> Check:
+    return Check(f"c-{severity}", "title", severity, failed, "detail", {})
+
+
+def test_exit_status_follows_fail_on() -> None:
+    checks = [check("medium", True), check("high", False), check("info", False)]
+    assert [exit_status(checks, level) for level in ("low", "medium", "high", "never")] == [1, 1, 0, 0]
+    assert exit_status([], "low") == 0
+
+
+def test_junit_has_one_case_per_check() -> None:
+    checks = [check("medium", True), check("high", False), check("low", True)]
+    suite = ET.fromstring(junit_xml(checks, "medium", "m"))
+    cases = suite.findall("testcase")
+    assert len(cases) == 3 and suite.get("failures") == "1"
+    assert [c.get("name") for c in cases if c.find("failure") is not None] == ["c-medium"]
+
+
+@pytest.mark.real
+def test_results_validate_and_broken_ones_do_not(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+                                                 tmp_path: Path) -> None:
+    out, _ = quick_run
+    document = json.loads((out / "results.json").read_text())
+    jsonschema.validate(document, schema())
+    broken = copy.deepcopy(document)
+    broken["stages"]["extraction"]["emotion_layer"]["relative_depth"] = 3.0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema())
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(broken))
+    proc = run_cli("report", str(path))
+    assert proc.returncode == 2 and "not an emoaudit results file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.real
+def test_model_text_never_becomes_markup(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = quick_run
+    raw = (out / "results.json").read_text()
+    document = json.loads(raw)
+    spec = load_spec()
+    # Every emotion name (keys and values alike), and every free-text field, carries the payload.
+    for emotion in spec.emotion_names:
+        raw = raw.replace(f'"{emotion}"', json.dumps(emotion + PAYLOAD))
+    document = json.loads(raw)
+
+    def poison(node: object, key: str = "") -> object:
+        if isinstance(node, dict):
+            return {k: poison(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [poison(v, key) for v in node]
+        if isinstance(node, str) and key in {"text", "prompt", "reference", "path", "architecture", "detail", "title",
+                                              "evidence_spans", "evidence_tokens", "top_tokens", "name", "rule",
+                                              "layer_convention", "started", "finished", "emoaudit", "machine"}:
+            return node + PAYLOAD
+        return node
+
+    document = poison(document)
+    checks = evaluate(document, load_policy())
+    html = render(document, checks, None)
+    assert "<script>alert" not in html and "<img src=x" not in html and "onerror=alert" not in html.replace("onerror=alert(2)&gt;", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # The payload's "-->" must not close anything either: no live comment breakout in the inline SVG.
+    assert html.count("<script") == 0
+
+
+@pytest.mark.real
+def test_report_rerenders_gates_and_writes_junit(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+                                                 tmp_path: Path) -> None:
+    out, _ = quick_run
+    copy_dir = tmp_path / "run"
+    shutil.copytree(out, copy_dir)
+    (copy_dir / "report.html").unlink()
+    results = read_results(copy_dir / "results.json")
+    failed = [f for f in results["findings"] if f["failed"]]
+    lowest_fail = 1 if failed else 0
+    junit = tmp_path / "junit.xml"
+    proc = run_cli("report", str(copy_dir / "results.json"), "--fail-on", "low", "--junit", str(junit))
+    assert proc.returncode == lowest_fail, proc.stderr
+    html = (copy_dir / "report.html").read_text()
+    for section in ("verdict", "model", "layers", "methods", "similarity", "affect", "steering", "leakage", "notes",
+                    "reproducibility"):
+        assert f'<section id="{section}">' in html
+    assert html.count("<svg") >= 7 and "http://" not in html.replace("http://www.w3.org", "")
+    suite = ET.parse(junit).getroot()
+    assert len(suite.findall("testcase")) == len(results["findings"]) == 5
+    assert run_cli("report", str(copy_dir / "results.json"), "--fail-on", "never").returncode == 0
+
+
+@pytest.mark.real
+def test_compare_reports_changes_and_gates_on_regressions(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+                                                          tmp_path: Path) -> None:
+    out, _ = quick_run
+    same = run_cli("compare", str(out / "results.json"), str(out / "results.json"), "--out", str(tmp_path / "same.json"))
+    assert same.returncode == 0 and json.loads((tmp_path / "same.json").read_text())["regressions"] == 0
+    worse = json.loads((out / "results.json").read_text())
+    worse["stages"]["leakage"]["severity"] = "high"
+    worse["stages"]["steering"]["summary"]["regime_totals"]["explosive"] += 5
+    path = tmp_path / "worse.json"
+    path.write_text(json.dumps(worse))
+    proc = run_cli("compare", str(out / "results.json"), str(path), "--out", str(tmp_path / "diff.json"))
+    diff = json.loads((tmp_path / "diff.json").read_text())
+    assert proc.returncode == 1 and diff["regressions"] == 2
+    assert {c["what"] for c in diff["changes"] if c["regression"]} == {"leakage severity", "trials explosive"}
+    assert run_cli("compare", str(out / "results.json"), str(path), "--no-fail-on-regression").returncode == 0
+
+
+@pytest.mark.real
+def test_report_loads_in_headless_chromium(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+                                           tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("EMOAUDIT_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is required here (EMOAUDIT_REQUIRE_CHROMIUM) but is not installed")
+        pytest.skip("chromium is not installed")
+    out, _ = quick_run
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-logging=stderr", "--v=0"]
+    url = (out / "report.html").resolve().as_uri()
+    proc = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert "emoaudit risk report" in dom and dom.count("<svg") >= 7
+    for section in ("verdict", "layers", "steering", "leakage"):
+        assert f'id="{section}"' in dom
+    console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
+    assert not console_errors, console_errors
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1280,2400", url],
+                   capture_output=True, timeout=180)
+    assert shot.is_file() and shot.stat().st_size > 10_000
