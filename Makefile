@@ -8,7 +8,7 @@ PROFILE ?= standard
 OUT ?= runs/$(MODEL)
 BIN := $(VENV)/bin
 
-.PHONY: setup scan test clean
+.PHONY: setup scan test bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ scan: setup
 # pytest exits 5 when it collects no test; that is a failure here, not a pass.
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# steering-vectors pins transformers < 5 but runs on 5: installed without its pins, for comparison only.
+bench: setup
+	$(BIN)/python -m pip install --quiet --no-deps "steering-vectors==0.12.2"
+	$(BIN)/python bench/run.py --model $(MODEL) --json bench-$(MODEL).json
 
 clean:
 	rm -rf $(VENV) runs .cache

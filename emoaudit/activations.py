@@ -121,9 +121,11 @@ def capture(
 
     def hook_for(layer: int) -> Callable[..., None]:
         def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
-            hidden_states = block_output(output).float()  # type: ignore[arg-type]
-            pooled[layer] = torch.einsum("bt,bth->bh", weights, hidden_states)
-            norms[layer] = (weights * hidden_states.norm(dim=-1)).sum(dim=1)
+            hidden_states = block_output(output)  # type: ignore[arg-type]
+            # In the model's dtype (accumulating in float32): no float32 copy of every hidden state.
+            w = weights.to(hidden_states.dtype)
+            pooled[layer] = torch.bmm(w.unsqueeze(1), hidden_states).squeeze(1).float()
+            norms[layer] = (weights * torch.linalg.vector_norm(hidden_states, dim=-1).float()).sum(dim=1)
 
         return hook
 

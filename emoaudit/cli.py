@@ -84,6 +84,9 @@ def _guard(action: Callable[[], T]) -> T:
     except EmoauditError as exc:
         print(f"emoaudit: error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
+    except OSError as exc:  # an unwritable --out, a full disk: the user's to fix, not a crash
+        print(f"emoaudit: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         print("emoaudit: interrupted; completed stages are kept, rerun with the same --out to resume", file=sys.stderr)
         raise typer.Exit(130) from None

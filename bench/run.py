@@ -1,0 +1,187 @@
+"""emoaudit's benchmark: every figure is a ratio measured in this one run, on this machine.
+
+    python bench/run.py --model smollm2-135m --json bench.json
+
+Measures the model's raw batched forward throughput (the limit), emoaudit's all-layer activation
+capture against it, the same extraction done with the steering-vectors library (batch sizes 1, 8,
+32) against emoaudit's, steered against unsteered generation, the wall time of each stage of
+`scan --profile quick` and `--profile standard`, and peak memory against weights plus activations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emoaudit.activations import Pooling, capture, length_batches, pad_batch, tokenize
+from emoaudit.generation import chat_prompt_ids, generate
+from emoaudit.loading import LoadedModel, load_model
+from emoaudit.spec import load_spec
+from emoaudit.steering import steering, steering_deltas
+
+
+def timed(fn: Any, repeats: int = 1) -> tuple[float, Any]:
+    """Best wall time of `repeats` calls, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def raw_forward(lm: LoadedModel, sequences: list[list[int]], max_batch_tokens: int = 8192) -> None:
+    """The limit: the model body over the same length-sorted batches, no hooks, no LM head."""
+    pad = int(lm.tokenizer.pad_token_id)
+    with torch.inference_mode():
+        for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
+            ids, mask = pad_batch([sequences[i] for i in batch], pad, "right")
+            lm.stream.body(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False)
+
+
+def steering_vectors_extraction(lm: LoadedModel, spec: Any, batch_size: int) -> dict[str, dict[int, torch.Tensor]]:
+    """What a user of steering-vectors writes: one trained vector per emotion from (emotion, neutral) pairs."""
+    from steering_vectors import train_steering_vector
+
+    neutral = spec.passages[spec.reference]
+    layers = list(range(lm.stream.n_layers))
+    out = {}
+    for emotion in spec.emotion_names:
+        pairs = list(zip(spec.passages[emotion], neutral, strict=False))
+        vector = train_steering_vector(lm.model, lm.tokenizer, pairs, layers=layers, read_token_index=-1,
+                                       batch_size=batch_size)
+        out[emotion] = {layer: t.float().cpu() for layer, t in vector.layer_activations.items()}
+    return out
+
+
+def emoaudit_extraction(lm: LoadedModel, spec: Any) -> dict[str, torch.Tensor]:
+    """The same vectors with emoaudit: every text read once, last token, emotion mean minus neutral mean."""
+    labels = [label for label in spec.labels for _ in spec.passages[label]]
+    texts = [t for label in spec.labels for t in spec.passages[label]]
+    acts = capture(lm, tokenize(lm, texts), Pooling("last")).means
+    neutral = acts[[i for i, lab in enumerate(labels) if lab == spec.reference]].mean(dim=0)
+    return {e: acts[[i for i, lab in enumerate(labels) if lab == e]].mean(dim=0) - neutral for e in spec.emotion_names}
+
+
+def generation_ratio(lm: LoadedModel, spec: Any, tokens: int) -> dict[str, float]:
+    prompts = [chat_prompt_ids(lm, sc.prompt) for sc in spec.scenarios] * 2
+    deltas = steering_deltas(torch.randn(len(prompts), lm.identity.hidden_size), [0.3] * len(prompts), 10.0)
+    layer = lm.stream.n_layers // 2
+
+    def run(steered: bool) -> int:
+        context = (lambda batch: steering(lm, [layer], deltas[batch])) if steered else None
+        out = generate(lm, prompts, tokens, 0, temperature=0.0, top_p=1.0, batch_context=context)
+        return sum(len(o) for o in out)
+
+    plain_s, plain_n = timed(lambda: run(False), 2)
+    steered_s, steered_n = timed(lambda: run(True), 2)
+    # The same prompts and token budget: the ratio of wall times is the throughput ratio.
+    return {"unsteered_tokens_per_s": plain_n / plain_s, "steered_tokens_per_s": steered_n / steered_s,
+            "steered_vs_unsteered_generation": plain_s / steered_s}
+
+
+def scan(model: str, profile: str, out: Path, extra: list[str]) -> dict[str, Any]:
+    """A full `emoaudit scan` in a child process: its stage timings, wall time and peak RSS."""
+    probe = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
+    cmd = [sys.executable, "-c", probe, sys.executable, "-m", "emoaudit", "scan", model, "--profile", profile,
+           "--out", str(out), "--fail-on", "never", *extra]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"scan --profile {profile} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    peak_kib = int(proc.stdout.strip().splitlines()[-1])
+    results = json.loads((out / "results.json").read_text())
+    activations = sum(p.stat().st_size for p in (out / "activations").glob("*.safetensors"))
+    return {"seconds": wall, "timings": results["timings"], "peak_rss_bytes": peak_kib * 1024,
+            "activation_bytes": activations}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--profiles", default="quick,standard", help="scan profiles to time ('' for none)")
+    parser.add_argument("--gen-tokens", type=int, default=32)
+    parser.add_argument("--keep", type=Path, help="keep each scan's outputs under this folder")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    lm = load_model(args.model, device=args.device, dtype=args.dtype)
+    spec = load_spec()
+    texts = [t for label in spec.labels for t in spec.passages[label]]
+    sequences = tokenize(lm, texts)
+    n_tokens = sum(len(s) for s in sequences)
+    figures: dict[str, Any] = {"model": lm.identity.to_dict(), "texts": len(texts), "tokens": n_tokens,
+                               "threads": torch.get_num_threads()}
+
+    raw_forward(lm, sequences[:8])  # warm-up
+    limit_s, _ = timed(lambda: raw_forward(lm, sequences), 3)
+    capture_s, _ = timed(lambda: capture(lm, sequences, Pooling("mean", 1)), 3)
+    figures |= {"raw_forward_tokens_per_s": n_tokens / limit_s, "capture_tokens_per_s": n_tokens / capture_s,
+                "capture_vs_limit": limit_s / capture_s}
+
+    ours_s, ours = timed(lambda: emoaudit_extraction(lm, spec), 2)
+    peer: dict[str, float | str] = {}
+    best_s, best_batch, cosines = float("inf"), None, []
+    for batch_size in (1, 8, 32):
+        try:
+            seconds, theirs = timed(lambda: steering_vectors_extraction(lm, spec, batch_size))  # noqa: B023
+        except Exception as exc:  # a peer library's failure is a finding of the benchmark, not a crash
+            peer[f"batch_{batch_size}"] = f"failed: {type(exc).__name__}: {exc}"[:200]
+            continue
+        peer[f"batch_{batch_size}"] = seconds
+        cos = [float(torch.nn.functional.cosine_similarity(ours[e][layer], theirs[e][layer], dim=0))
+               for e in spec.emotion_names for layer in range(lm.stream.n_layers)]
+        peer[f"batch_{batch_size}_cosine_min"] = min(cos)
+        if seconds < best_s:
+            best_s, best_batch, cosines = seconds, batch_size, cos
+    figures |= {"emoaudit_extraction_seconds": ours_s, "steering_vectors_seconds": peer,
+                "steering_vectors_best_batch": best_batch,
+                "speedup_vs_steering_vectors": best_s / ours_s if best_batch else None,
+                "vector_cosine_min": min(cosines) if cosines else None}
+
+    figures |= generation_ratio(lm, spec, args.gen_tokens)
+
+    weight_bytes = sum(p.numel() * p.element_size() for p in lm.model.parameters())
+    figures["weight_bytes"] = weight_bytes
+    for profile in [p for p in args.profiles.split(",") if p]:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = (args.keep / profile) if args.keep else Path(tmp) / "out"
+            result = scan(args.model, profile, out, ["--device", args.device, "--dtype", args.dtype])
+        figures[f"scan_{profile}_seconds"] = result["seconds"]
+        figures[f"scan_{profile}_stage_seconds"] = result["timings"]
+        figures[f"scan_{profile}_peak_rss_bytes"] = result["peak_rss_bytes"]
+        figures[f"scan_{profile}_peak_memory_ratio"] = result["peak_rss_bytes"] / (weight_bytes + result["activation_bytes"])
+    ratios = [v for k, v in figures.items() if k.endswith("_peak_memory_ratio")]
+    figures["peak_memory_ratio"] = max(ratios) if ratios else None
+    if not args.profiles:
+        figures["scan_quick_seconds"] = figures["scan_standard_seconds"] = None
+
+    keys = ("capture_vs_limit", "speedup_vs_steering_vectors", "vector_cosine_min", "steered_vs_unsteered_generation",
+            "scan_quick_seconds", "scan_standard_seconds", "peak_memory_ratio")
+    width = max(len(k) for k in keys)
+    for key in keys:
+        value = figures.get(key)
+        print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
