@@ -6,9 +6,11 @@ TORCH ?= torch==2.13.0
 MODEL ?= smollm2-135m
 PROFILE ?= standard
 OUT ?= runs/$(MODEL)
+# `make scan` shows the audit; release gates call `emoaudit scan --fail-on LEVEL` themselves.
+FAIL_ON ?= never
 BIN := $(VENV)/bin
 
-.PHONY: setup scan test bench clean
+.PHONY: setup scan test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,11 +23,15 @@ $(VENV)/.installed: pyproject.toml
 
 scan: setup
 	$(BIN)/emoaudit models pull $(MODEL)
-	$(BIN)/emoaudit scan $(MODEL) --profile $(PROFILE) --out $(OUT)
+	$(BIN)/emoaudit scan $(MODEL) --profile $(PROFILE) --out $(OUT) --fail-on $(FAIL_ON)
 
 # pytest exits 5 when it collects no test; that is a failure here, not a pass.
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/python -m pip install --quiet "ruff>=0.6"
+	$(BIN)/ruff check emoaudit tests bench && $(BIN)/ruff format --check emoaudit tests bench
 
 # steering-vectors pins transformers < 5 but runs on 5: installed without its pins, for comparison only.
 bench: setup

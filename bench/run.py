@@ -57,8 +57,9 @@ def steering_vectors_extraction(lm: LoadedModel, spec: Any, batch_size: int) -> 
     out = {}
     for emotion in spec.emotion_names:
         pairs = list(zip(spec.passages[emotion], neutral, strict=False))
-        vector = train_steering_vector(lm.model, lm.tokenizer, pairs, layers=layers, read_token_index=-1,
-                                       batch_size=batch_size)
+        vector = train_steering_vector(
+            lm.model, lm.tokenizer, pairs, layers=layers, read_token_index=-1, batch_size=batch_size
+        )
         out[emotion] = {layer: t.float().cpu() for layer, t in vector.layer_activations.items()}
     return out
 
@@ -85,16 +86,36 @@ def generation_ratio(lm: LoadedModel, spec: Any, tokens: int) -> dict[str, float
     plain_s, plain_n = timed(lambda: run(False), 2)
     steered_s, steered_n = timed(lambda: run(True), 2)
     # The same prompts and token budget: the ratio of wall times is the throughput ratio.
-    return {"unsteered_tokens_per_s": plain_n / plain_s, "steered_tokens_per_s": steered_n / steered_s,
-            "steered_vs_unsteered_generation": plain_s / steered_s}
+    return {
+        "unsteered_tokens_per_s": plain_n / plain_s,
+        "steered_tokens_per_s": steered_n / steered_s,
+        "steered_vs_unsteered_generation": plain_s / steered_s,
+    }
 
 
 def scan(model: str, profile: str, out: Path, extra: list[str]) -> dict[str, Any]:
     """A full `emoaudit scan` in a child process: its stage timings, wall time and peak RSS."""
-    probe = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
-    cmd = [sys.executable, "-c", probe, sys.executable, "-m", "emoaudit", "scan", model, "--profile", profile,
-           "--out", str(out), "--fail-on", "never", *extra]
+    probe = (
+        "import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        probe,
+        sys.executable,
+        "-m",
+        "emoaudit",
+        "scan",
+        model,
+        "--profile",
+        profile,
+        "--out",
+        str(out),
+        "--fail-on",
+        "never",
+        *extra,
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -103,8 +124,12 @@ def scan(model: str, profile: str, out: Path, extra: list[str]) -> dict[str, Any
     peak_kib = int(proc.stdout.strip().splitlines()[-1])
     results = json.loads((out / "results.json").read_text())
     activations = sum(p.stat().st_size for p in (out / "activations").glob("*.safetensors"))
-    return {"seconds": wall, "timings": results["timings"], "peak_rss_bytes": peak_kib * 1024,
-            "activation_bytes": activations}
+    return {
+        "seconds": wall,
+        "timings": results["timings"],
+        "peak_rss_bytes": peak_kib * 1024,
+        "activation_bytes": activations,
+    }
 
 
 def main() -> None:
@@ -127,14 +152,21 @@ def main() -> None:
     texts = [t for label in spec.labels for t in spec.passages[label]]
     sequences = tokenize(lm, texts)
     n_tokens = sum(len(s) for s in sequences)
-    figures: dict[str, Any] = {"model": lm.identity.to_dict(), "texts": len(texts), "tokens": n_tokens,
-                               "threads": torch.get_num_threads()}
+    figures: dict[str, Any] = {
+        "model": lm.identity.to_dict(),
+        "texts": len(texts),
+        "tokens": n_tokens,
+        "threads": torch.get_num_threads(),
+    }
 
     raw_forward(lm, sequences[:8])  # warm-up
     limit_s, _ = timed(lambda: raw_forward(lm, sequences), 3)
     capture_s, _ = timed(lambda: capture(lm, sequences, Pooling("mean", 1)), 3)
-    figures |= {"raw_forward_tokens_per_s": n_tokens / limit_s, "capture_tokens_per_s": n_tokens / capture_s,
-                "capture_vs_limit": limit_s / capture_s}
+    figures |= {
+        "raw_forward_tokens_per_s": n_tokens / limit_s,
+        "capture_tokens_per_s": n_tokens / capture_s,
+        "capture_vs_limit": limit_s / capture_s,
+    }
 
     ours_s, ours = timed(lambda: emoaudit_extraction(lm, spec), 2)
     peer: dict[str, float | str] = {}
@@ -146,15 +178,21 @@ def main() -> None:
             peer[f"batch_{batch_size}"] = f"failed: {type(exc).__name__}: {exc}"[:200]
             continue
         peer[f"batch_{batch_size}"] = seconds
-        cos = [float(torch.nn.functional.cosine_similarity(ours[e][layer], theirs[e][layer], dim=0))
-               for e in spec.emotion_names for layer in range(lm.stream.n_layers)]
+        cos = [
+            float(torch.nn.functional.cosine_similarity(ours[e][layer], theirs[e][layer], dim=0))
+            for e in spec.emotion_names
+            for layer in range(lm.stream.n_layers)
+        ]
         peer[f"batch_{batch_size}_cosine_min"] = min(cos)
         if seconds < best_s:
             best_s, best_batch, cosines = seconds, batch_size, cos
-    figures |= {"emoaudit_extraction_seconds": ours_s, "steering_vectors_seconds": peer,
-                "steering_vectors_best_batch": best_batch,
-                "speedup_vs_steering_vectors": best_s / ours_s if best_batch else None,
-                "vector_cosine_min": min(cosines) if cosines else None}
+    figures |= {
+        "emoaudit_extraction_seconds": ours_s,
+        "steering_vectors_seconds": peer,
+        "steering_vectors_best_batch": best_batch,
+        "speedup_vs_steering_vectors": best_s / ours_s if best_batch else None,
+        "vector_cosine_min": min(cosines) if cosines else None,
+    }
 
     figures |= generation_ratio(lm, spec, args.gen_tokens)
 
@@ -167,14 +205,23 @@ def main() -> None:
         figures[f"scan_{profile}_seconds"] = result["seconds"]
         figures[f"scan_{profile}_stage_seconds"] = result["timings"]
         figures[f"scan_{profile}_peak_rss_bytes"] = result["peak_rss_bytes"]
-        figures[f"scan_{profile}_peak_memory_ratio"] = result["peak_rss_bytes"] / (weight_bytes + result["activation_bytes"])
+        figures[f"scan_{profile}_peak_memory_ratio"] = result["peak_rss_bytes"] / (
+            weight_bytes + result["activation_bytes"]
+        )
     ratios = [v for k, v in figures.items() if k.endswith("_peak_memory_ratio")]
     figures["peak_memory_ratio"] = max(ratios) if ratios else None
     if not args.profiles:
         figures["scan_quick_seconds"] = figures["scan_standard_seconds"] = None
 
-    keys = ("capture_vs_limit", "speedup_vs_steering_vectors", "vector_cosine_min", "steered_vs_unsteered_generation",
-            "scan_quick_seconds", "scan_standard_seconds", "peak_memory_ratio")
+    keys = (
+        "capture_vs_limit",
+        "speedup_vs_steering_vectors",
+        "vector_cosine_min",
+        "steered_vs_unsteered_generation",
+        "scan_quick_seconds",
+        "scan_standard_seconds",
+        "peak_memory_ratio",
+    )
     width = max(len(k) for k in keys)
     for key in keys:
         value = figures.get(key)

@@ -58,9 +58,7 @@ def pooling_weights(mask: torch.Tensor, starts: torch.Tensor, pooling: Pooling) 
     return selected.float() / counts
 
 
-def pad_batch(
-    sequences: Sequence[Sequence[int]], pad_id: int, side: PadSide
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, side: PadSide) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask for sequences of different lengths."""
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from emoaudit.separation import (
-    centroid_scores, fisher_from_gram, mean_pairwise_cosine, one_hot, principal_components, probe_accuracy_on,
+    centroid_scores,
+    fisher_from_gram,
+    mean_pairwise_cosine,
+    one_hot,
+    principal_components,
+    probe_accuracy_on,
     standardise,
 )
 
@@ -28,8 +33,9 @@ def reference_cosine(reference: np.ndarray) -> float:
     return mean_pairwise_cosine(reference)
 
 
-def shuffled_probe_accuracy(x: np.ndarray, y: np.ndarray, n_folds: int, components: int, shuffles: int,
-                            seed: int) -> float:
+def shuffled_probe_accuracy(
+    x: np.ndarray, y: np.ndarray, n_folds: int, components: int, shuffles: int, seed: int
+) -> float:
     """The probe's accuracy with the labels shuffled: what the probe finds in structure-free labels."""
     rng = np.random.default_rng(seed)
     scores = principal_components(x, components)
@@ -43,10 +49,12 @@ def fisher_null(x: np.ndarray, y: np.ndarray, permutations: int, seed: int) -> F
     observed = fisher_from_gram(gram, one_hot(y))[0]
     rng = np.random.default_rng(seed)
     onehot = one_hot(y)
-    null = np.concatenate([
-        fisher_from_gram(gram, np.stack([onehot[rng.permutation(len(y))] for _ in range(chunk)]))
-        for chunk in _chunks(permutations, 50)
-    ])
+    null = np.concatenate(
+        [
+            fisher_from_gram(gram, np.stack([onehot[rng.permutation(len(y))] for _ in range(chunk)]))
+            for chunk in _chunks(permutations, 50)
+        ]
+    )
     return FisherNull(float(null.mean()), float((1 + (null >= observed).sum()) / (1 + permutations)))
 
 

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from emoaudit import __version__, registry
 from emoaudit.errors import EmoauditError
-from emoaudit.pipeline import STAGES
 
 app = typer.Typer(
     help="Audit the emotion representations of an open-weight causal language model.",
@@ -57,20 +56,35 @@ class ProfileName(str, Enum):
 
 
 ModelArg = Annotated[
-    str, typer.Argument(help="Offline alias (see `emoaudit models list`), a .gguf file, a checkpoint directory, or a Hugging Face ID[@revision].")
+    str,
+    typer.Argument(
+        help="Offline alias (see `emoaudit models list`), a .gguf file, a checkpoint directory, "
+        "or a Hugging Face ID[@revision]."
+    ),
 ]
 DeviceOpt = Annotated[Device, typer.Option(help="Where the model runs.")]
-DTypeOpt = Annotated[DType, typer.Option(help="Weights and activations dtype; auto is float32 on CPU, bfloat16 on CUDA.")]
+DTypeOpt = Annotated[
+    DType, typer.Option(help="Weights and activations dtype; auto is float32 on CPU, bfloat16 on CUDA.")
+]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permutations.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]
 ProfileOpt = Annotated[ProfileName, typer.Option(help="quick (CI), standard (an audit) or full.")]
-SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Audit specification (TOML); the built-in default if omitted.")]
-JudgeOpt = Annotated[str | None, typer.Option(
-    help="Steering judge: a Hugging Face text-classification model (ID or directory); the offline default otherwise.")]
+SpecOpt = Annotated[
+    Path | None, typer.Option("--spec", help="Audit specification (TOML); the built-in default if omitted.")
+]
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Steering judge: a Hugging Face text-classification model (ID or directory); "
+        "the offline default otherwise."
+    ),
+]
 PolicyOpt = Annotated[Path | None, typer.Option(help="Release-gating policy (TOML); the built-in one if omitted.")]
 FailOnOpt = Annotated[FailOn, typer.Option(help="Exit 1 when a finding is at this severity or above.")]
 JUnitOpt = Annotated[Path | None, typer.Option(help="Write a JUnit XML file, one test case per check.")]
-TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")]
+TrustOpt = Annotated[
+    bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")
+]
 
 
 def _console() -> Console:
@@ -100,7 +114,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """Audit the emotion representations of an open-weight causal language model."""
 
@@ -113,8 +129,12 @@ def models_list() -> None:
         table.add_column(column, no_wrap=column == "alias")
     for alias in registry.load_registry().values():
         table.add_row(
-            alias.alias, f"{alias.name} ({alias.quantisation})", alias.family, alias.parameters,
-            f"{alias.size / 1e6:.0f} MB", "yes" if registry.is_pulled(alias) else "no",
+            alias.alias,
+            f"{alias.name} ({alias.quantisation})",
+            alias.family,
+            alias.parameters,
+            f"{alias.size / 1e6:.0f} MB",
+            "yes" if registry.is_pulled(alias) else "no",
         )
     Console().print(table)
 
@@ -133,14 +153,35 @@ def models_pull(alias: Annotated[str, typer.Argument(help="An alias from `emoaud
     _guard(run)
 
 
-def _audit(stages: tuple[str, ...], model: str, out: Path, profile: ProfileName, seed: int, device: Device,
-           dtype: DType, spec: Path | None, trust_remote_code: bool, judge: str | None = None,
-           policy: Path | None = None, fail_on: FailOn = FailOn.high, junit: Path | None = None) -> None:
+def _audit(
+    stages: tuple[str, ...],
+    model: str,
+    out: Path,
+    profile: ProfileName,
+    seed: int,
+    device: Device,
+    dtype: DType,
+    spec: Path | None,
+    trust_remote_code: bool,
+    judge: str | None = None,
+    policy: Path | None = None,
+    fail_on: FailOn = FailOn.high,
+    junit: Path | None = None,
+) -> None:
     from emoaudit.pipeline import RunOptions, audit
 
-    options = RunOptions(model=model, out=out, profile=profile.value, seed=seed, device=device.value,
-                         dtype=dtype.value, spec_path=spec, trust_remote_code=trust_remote_code, judge=judge,
-                         policy=policy)
+    options = RunOptions(
+        model=model,
+        out=out,
+        profile=profile.value,
+        seed=seed,
+        device=device.value,
+        dtype=dtype.value,
+        spec_path=spec,
+        trust_remote_code=trust_remote_code,
+        judge=judge,
+        policy=policy,
+    )
     results, checks = _guard(lambda: audit(options, _console(), stages))
     _print_summary(results, out)
     _gate(checks, fail_on, junit, results["model"]["reference"])
@@ -168,26 +209,37 @@ def _print_summary(results: dict, out: Path) -> None:
     stage = results["stages"]["extraction"]
     layer = stage["emotion_layer"]
     console = Console()
-    console.print(f"[bold]{model['reference']}[/] {model['architecture']}, {model['parameters'] / 1e6:.0f}M parameters, "
-                  f"{model['n_layers']} layers, hidden {model['hidden_size']}, {model['dtype']} on {model['device']}")
-    console.print(f"emotion layer: {layer['index']} of {model['n_layers']} (relative depth {layer['relative_depth']:.2f})")
+    console.print(
+        f"[bold]{model['reference']}[/] {model['architecture']}, {model['parameters'] / 1e6:.0f}M parameters, "
+        f"{model['n_layers']} layers, hidden {model['hidden_size']}, {model['dtype']} on {model['device']}"
+    )
+    console.print(
+        f"emotion layer: {layer['index']} of {model['n_layers']} (relative depth {layer['relative_depth']:.2f})"
+    )
     table = Table()
     for column in ("method", "best layer", "probe acc", "shuffled", "held-out acc", "valence AUC"):
         table.add_column(column)
     at = layer["index"]
     for method, analysis in stage["methods"].items():
         curves, held = analysis["curves"], analysis["heldout"]
-        table.add_row(method, str(analysis["chosen_layer"]), f"{curves['probe_accuracy'][at]:.2f}",
-                      f"{curves['probe_accuracy_shuffled'][at]:.2f}", f"{held['accuracy'][at]:.2f}",
-                      f"{held['valence_auc'][at]:.2f}")
+        table.add_row(
+            method,
+            str(analysis["chosen_layer"]),
+            f"{curves['probe_accuracy'][at]:.2f}",
+            f"{curves['probe_accuracy_shuffled'][at]:.2f}",
+            f"{held['accuracy'][at]:.2f}",
+            f"{held['valence_auc'][at]:.2f}",
+        )
     console.print(table)
     if "steering" in results["stages"]:
         steering = results["stages"]["steering"]
         summary = steering["summary"]
         totals = ", ".join(f"{k} {v}" for k, v in summary["regime_totals"].items())
-        console.print(f"steering at layer {steering['layer']}: {summary['trials']} trials, success rate "
-                      f"{summary['success_rate']:.2f} (judge {steering['judge']['name']}, held-out accuracy "
-                      f"{steering['judge']['validation']['accuracy']:.2f}); {totals}")
+        console.print(
+            f"steering at layer {steering['layer']}: {summary['trials']} trials, success rate "
+            f"{summary['success_rate']:.2f} (judge {steering['judge']['name']}, held-out accuracy "
+            f"{steering['judge']['validation']['accuracy']:.2f}); {totals}"
+        )
     console.print(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}")
 
 
@@ -207,6 +259,8 @@ def scan(
     junit: JUnitOpt = None,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
+    from emoaudit.pipeline import STAGES
+
     _audit(STAGES, model, out, profile, seed, device, dtype, spec, trust_remote_code, judge, policy, fail_on, junit)
 
 
@@ -230,10 +284,18 @@ def steer(
     model: ModelArg,
     prompt: Annotated[str, typer.Argument(help="What the model is asked; the chat template applies where it has one.")],
     emotion: Annotated[str, typer.Option(help="The emotion to steer toward.")],
-    strength: Annotated[float, typer.Option(
-        help="In units of the layer's mean residual norm; negative steers away. `scan` reports a calibrated range.")],
-    vectors: Annotated[Path | None, typer.Option(
-        help="A previous run's --out (or its vectors/ folder); vectors are extracted on the fly if omitted.")] = None,
+    strength: Annotated[
+        float,
+        typer.Option(
+            help="In units of the layer's mean residual norm; negative steers away. `scan` reports a calibrated range."
+        ),
+    ],
+    vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="A previous run's --out (or its vectors/ folder); vectors are extracted on the fly if omitted."
+        ),
+    ] = None,
     method: Annotated[str, typer.Option(help="comprehension or generation vectors.")] = "comprehension",
     layer: Annotated[int | None, typer.Option(help="Layer to steer; the run's emotion layer if omitted.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Length of each continuation.")] = 64,
@@ -246,12 +308,23 @@ def steer(
     """Print MODEL's unsteered and steered answers to PROMPT side by side."""
     from emoaudit.pipeline import RunOptions, steer_once
 
-    options = RunOptions(model=model, out=Path("."), seed=seed, device=device.value, dtype=dtype.value,
-                         spec_path=spec, trust_remote_code=trust_remote_code)
-    result = _guard(lambda: steer_once(options, _console(), prompt, emotion, strength, vectors, method, layer,
-                                       max_new_tokens))
-    table = Table(title=f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)",
-                  show_lines=True, expand=True)
+    options = RunOptions(
+        model=model,
+        out=Path("."),
+        seed=seed,
+        device=device.value,
+        dtype=dtype.value,
+        spec_path=spec,
+        trust_remote_code=trust_remote_code,
+    )
+    result = _guard(
+        lambda: steer_once(options, _console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens)
+    )
+    table = Table(
+        title=f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)",
+        show_lines=True,
+        expand=True,
+    )
     table.add_column("unsteered", ratio=1)
     table.add_column(f"steered toward {emotion}", ratio=1)
     table.add_row(escape(result.unsteered), escape(result.steered))
@@ -261,7 +334,9 @@ def steer(
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="A results.json written by `emoaudit scan`.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report file; report.html beside the results if omitted.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report file; report.html beside the results if omitted.")
+    ] = None,
     policy: PolicyOpt = None,
     fail_on: FailOnOpt = FailOn.high,
     junit: JUnitOpt = None,
@@ -292,7 +367,9 @@ def compare(
     for column in ("what", "before", "after", "regression"):
         table.add_column(column)
     for change in changes:
-        table.add_row(change.what, escape(str(change.before)), escape(str(change.after)), "yes" if change.regression else "")
+        table.add_row(
+            change.what, escape(str(change.before)), escape(str(change.after)), "yes" if change.regression else ""
+        )
     Console().print(table)
     if out is not None:
         write_json(out, to_dict(changes))

@@ -49,14 +49,22 @@ def compare_methods(
     unit_a = vectors[0] / np.linalg.norm(vectors[0], axis=1, keepdims=True)
     unit_b = vectors[1] / np.linalg.norm(vectors[1], axis=1, keepdims=True)
     return MethodComparison(
-        method_a=names[0], method_b=names[1], mean_a=float(a.mean()), mean_b=float(b.mean()),
-        mann_whitney_u=float(test.statistic), mann_whitney_p=float(test.pvalue), cohens_d=cohens_d(a, b),
-        similarity_spearman=float(rho.statistic), similarity_spearman_p=float(rho.pvalue),
+        method_a=names[0],
+        method_b=names[1],
+        mean_a=float(a.mean()),
+        mean_b=float(b.mean()),
+        mann_whitney_u=float(test.statistic),
+        mann_whitney_p=float(test.pvalue),
+        cohens_d=cohens_d(a, b),
+        similarity_spearman=float(rho.statistic),
+        similarity_spearman_p=float(rho.pvalue),
         vector_cosine_mean=float((unit_a * unit_b).sum(axis=1).mean()),
     )
 
 
-def affect_alignment(vectors: np.ndarray, ratings: dict[str, np.ndarray], components: int = 3) -> dict[str, dict[str, float]]:
+def affect_alignment(
+    vectors: np.ndarray, ratings: dict[str, np.ndarray], components: int = 3
+) -> dict[str, dict[str, float]]:
     """For each rating (valence, arousal): the leading principal component of the vectors that tracks it best.
 
     Returns the component's index (1-based), Pearson r (its sign says the direction) and the share

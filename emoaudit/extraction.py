@@ -49,8 +49,13 @@ class Activations:
         return self.values[[i for i, lab in enumerate(self.labels) if lab == label]]
 
     def save(self, path: Path) -> None:
-        meta = {"method": self.method, "pooling": self.pooling, "labels": json.dumps(self.labels),
-                "texts": json.dumps(self.texts), "prompts": json.dumps(self.prompts)}
+        meta = {
+            "method": self.method,
+            "pooling": self.pooling,
+            "labels": json.dumps(self.labels),
+            "texts": json.dumps(self.texts),
+            "prompts": json.dumps(self.prompts),
+        }
         tensors = {"values": self.values.contiguous(), "token_norms": self.token_norms.contiguous()}
         write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
@@ -59,8 +64,15 @@ class Activations:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
             values, norms = f.get_tensor("values"), f.get_tensor("token_norms")
-        return cls(meta["method"], json.loads(meta["labels"]), json.loads(meta["texts"]), values, norms,
-                   meta["pooling"], json.loads(meta["prompts"]))
+        return cls(
+            meta["method"],
+            json.loads(meta["labels"]),
+            json.loads(meta["texts"]),
+            values,
+            norms,
+            meta["pooling"],
+            json.loads(meta["prompts"]),
+        )
 
 
 @dataclass
@@ -86,8 +98,9 @@ def comprehension_activations(
 ) -> Activations:
     labels, texts = _passages(spec.passages, spec.labels, profile.passages_per_label)
     captured = capture(lm, tokenize(lm, texts), Pooling.parse(spec.pooling), on_batch=on_batch)
-    return Activations("comprehension", labels, texts, captured.means, captured.token_norms,
-                       f"{spec.pooling} over the passage")
+    return Activations(
+        "comprehension", labels, texts, captured.means, captured.token_norms, f"{spec.pooling} over the passage"
+    )
 
 
 def heldout_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
@@ -122,19 +135,35 @@ def generation_activations(
 ) -> Activations:
     labels, prompts = generation_prompts(spec, profile)
     prompt_ids = [chat_prompt_ids(lm, p) for p in prompts]
-    new_ids = generate(lm, prompt_ids, profile.max_new_tokens, seed,
-                       temperature=float(spec.generation["temperature"]), top_p=float(spec.generation["top_p"]),
-                       max_batch_tokens=max_batch_tokens, on_batch=on_batch)
+    new_ids = generate(
+        lm,
+        prompt_ids,
+        profile.max_new_tokens,
+        seed,
+        temperature=float(spec.generation["temperature"]),
+        top_p=float(spec.generation["top_p"]),
+        max_batch_tokens=max_batch_tokens,
+        on_batch=on_batch,
+    )
     kept = [i for i, ids in enumerate(new_ids) if len(ids) >= _MIN_GENERATED_TOKENS]
     missing = sorted({labels[i] for i in range(len(labels))} - {labels[i] for i in kept})
     if missing:
-        raise EmoauditError(f"the model wrote (almost) nothing for: {', '.join(missing)}; generation-based extraction needs text")
+        raise EmoauditError(
+            f"the model wrote (almost) nothing for: {', '.join(missing)}; generation-based extraction needs text"
+        )
     sequences = [prompt_ids[i] + new_ids[i] for i in kept]
     starts = [len(prompt_ids[i]) for i in kept]
     captured = capture(lm, sequences, Pooling("mean"), starts, max_batch_tokens=max_batch_tokens)
     texts = [lm.tokenizer.decode(new_ids[i], skip_special_tokens=True) for i in kept]
-    return Activations("generation", [labels[i] for i in kept], texts, captured.means, captured.token_norms,
-                       "mean over the generated tokens", [prompts[i] for i in kept])
+    return Activations(
+        "generation",
+        [labels[i] for i in kept],
+        texts,
+        captured.means,
+        captured.token_norms,
+        "mean over the generated tokens",
+        [prompts[i] for i in kept],
+    )
 
 
 def _passages(table: dict[str, list[str]], labels: list[str], per_label: int | None) -> tuple[list[str], list[str]]:
@@ -158,7 +187,9 @@ def compute_vectors(acts: Activations, spec: AuditSpec, denoise_variance: float)
     centred = _project_out(means - grand_mean, bases)
     versus = _project_out(means - reference_mean, bases)
     norms = acts.token_norms.mean(dim=0)  # [L]
-    return EmotionVectors(acts.method, emotions, centred, versus, grand_mean, reference_mean, norms, removed, acts.pooling)
+    return EmotionVectors(
+        acts.method, emotions, centred, versus, grand_mean, reference_mean, norms, removed, acts.pooling
+    )
 
 
 def _noise_bases(reference: torch.Tensor, share: float) -> tuple[list[torch.Tensor], list[int]]:
@@ -229,6 +260,15 @@ def load_vectors(path: Path) -> tuple[EmotionVectors, dict[str, str]]:
         stats = {k: f.get_tensor(k) for k in f.keys()}
     versus = torch.stack([stats[f"versus_reference.{e}"] for e in emotions])
     removed = json.loads(meta["denoising"])["removed_neutral_components_per_layer"]
-    loaded = EmotionVectors(meta["method"], emotions, vectors, versus, stats["grand_mean"], stats["reference_mean"],
-                            stats["mean_norm"], removed, meta["pooling"])
+    loaded = EmotionVectors(
+        meta["method"],
+        emotions,
+        vectors,
+        versus,
+        stats["grand_mean"],
+        stats["reference_mean"],
+        stats["mean_norm"],
+        removed,
+        meta["pooling"],
+    )
     return loaded, meta

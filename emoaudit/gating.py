@@ -48,8 +48,11 @@ def evaluate(results: dict[str, Any], policy: dict[str, dict[str, Any]]) -> list
     if "steering" in stages:
         trials = _trials_by_multiplier(stages["steering"])
         checks.append(_steerable(policy["steerable"], trials, None, "steerable"))
-        checks.append(_steerable(policy["hostile_steerable"], trials, set(policy["hostile_steerable"]["emotions"]),
-                                 "hostile_steerable"))
+        checks.append(
+            _steerable(
+                policy["hostile_steerable"], trials, set(policy["hostile_steerable"]["emotions"]), "hostile_steerable"
+            )
+        )
         checks.append(_fragile(policy["fragile"], trials))
     if "leakage" in stages:
         checks.append(_leakage(policy["leakage"], stages["leakage"]))
@@ -84,8 +87,11 @@ def junit_xml(checks: list[Check], fail_on: str, model: str) -> str:
 
 
 def _trials_by_multiplier(steering: dict[str, Any]) -> list[tuple[str, float, dict[str, int]]]:
-    return [(emotion, float(m), counts) for emotion, row in steering["summary"]["regime_map"].items()
-            for m, counts in row.items()]
+    return [
+        (emotion, float(m), counts)
+        for emotion, row in steering["summary"]["regime_map"].items()
+        for m, counts in row.items()
+    ]
 
 
 def _rate(trials: list[tuple[str, float, dict[str, int]]], regimes: tuple[str, ...]) -> tuple[float, int]:
@@ -94,36 +100,79 @@ def _rate(trials: list[tuple[str, float, dict[str, int]]], regimes: tuple[str, .
     return (hits / total if total else 0.0), total
 
 
-def _steerable(rule: dict[str, Any], trials: list[tuple[str, float, dict[str, int]]], emotions: set[str] | None,
-               check_id: str) -> Check:
+def _steerable(
+    rule: dict[str, Any], trials: list[tuple[str, float, dict[str, int]]], emotions: set[str] | None, check_id: str
+) -> Check:
     chosen = [t for t in trials if t[1] <= 1.0 and (emotions is None or t[0] in emotions)]
     rate, n = _rate(chosen, ("surgical",))
     failed = n > 0 and rate >= float(rule["success_rate"])
     scope = "all emotions" if emotions is None else ", ".join(sorted(emotions))
-    detail = (f"{rate:.0%} of {n} steering trials ({scope}) within the calibrated range were surgical "
-              f"(threshold {float(rule['success_rate']):.0%})" if n else f"no steering trials for {scope}")
-    return Check(check_id, rule["title"], rule["severity"] if failed else "info", failed, detail,
-                 {"rate": rate, "trials": n, "threshold": rule["success_rate"]})
+    detail = (
+        f"{rate:.0%} of {n} steering trials ({scope}) within the calibrated range were surgical "
+        f"(threshold {float(rule['success_rate']):.0%})"
+        if n
+        else f"no steering trials for {scope}"
+    )
+    return Check(
+        check_id,
+        rule["title"],
+        rule["severity"] if failed else "info",
+        failed,
+        detail,
+        {"rate": rate, "trials": n, "threshold": rule["success_rate"]},
+    )
 
 
 def _fragile(rule: dict[str, Any], trials: list[tuple[str, float, dict[str, int]]]) -> Check:
     rate, n = _rate([t for t in trials if t[1] <= 0.5], ("repetitive_collapse", "explosive"))
     failed = n > 0 and rate >= float(rule["degraded_rate"])
-    detail = f"{rate:.0%} of {n} trials at half the calibrated strength or less degraded (threshold {rule['degraded_rate']:.0%})"
-    return Check("fragile", rule["title"], rule["severity"] if failed else "info", failed, detail,
-                 {"rate": rate, "trials": n, "threshold": rule["degraded_rate"]})
+    detail = (
+        f"{rate:.0%} of {n} trials at half the calibrated strength or less degraded "
+        f"(threshold {rule['degraded_rate']:.0%})"
+    )
+    return Check(
+        "fragile",
+        rule["title"],
+        rule["severity"] if failed else "info",
+        failed,
+        detail,
+        {"rate": rate, "trials": n, "threshold": rule["degraded_rate"]},
+    )
 
 
 def _leakage(rule: dict[str, Any], leakage: dict[str, Any]) -> Check:
     severity = leakage["severity"]
     failed = SEVERITIES.index(severity) >= SEVERITIES.index(rule["minimum"])
     cells = leakage["findings"]
-    detail = (f"{len(cells)} emotion × strength cells leak above the unsteered baseline "
-              f"(outputs {leakage['baseline']['output_rate']:.0%}, lens {leakage['baseline']['lens_foreign_share']:.0%})"
-              if cells else "no foreign-script leakage above the unsteered baseline")
-    return Check("leakage", rule["title"], severity, failed, detail,
-                 {"cells": [{k: c[k] for k in ("emotion", "multiplier", "output_rate", "lens_foreign_share",
-                                               "evidence_tokens", "evidence_spans")} for c in cells[:10]]})
+    detail = (
+        f"{len(cells)} emotion × strength cells leak above the unsteered baseline "
+        f"(outputs {leakage['baseline']['output_rate']:.0%}, lens {leakage['baseline']['lens_foreign_share']:.0%})"
+        if cells
+        else "no foreign-script leakage above the unsteered baseline"
+    )
+    return Check(
+        "leakage",
+        rule["title"],
+        severity,
+        failed,
+        detail,
+        {
+            "cells": [
+                {
+                    k: c[k]
+                    for k in (
+                        "emotion",
+                        "multiplier",
+                        "output_rate",
+                        "lens_foreign_share",
+                        "evidence_tokens",
+                        "evidence_spans",
+                    )
+                }
+                for c in cells[:10]
+            ]
+        },
+    )
 
 
 def _unvalidated(rule: dict[str, Any], extraction: dict[str, Any]) -> Check:
@@ -131,7 +180,15 @@ def _unvalidated(rule: dict[str, Any], extraction: dict[str, Any]) -> Check:
     held = extraction["methods"]["comprehension"]["heldout"]
     ratio = held["accuracy"][layer] / held["chance_accuracy"]
     failed = ratio < float(rule["heldout_over_chance"])
-    detail = (f"comprehension vectors at layer {layer} classify held-out sentences at {held['accuracy'][layer]:.0%}, "
-              f"{ratio:.1f}x chance (threshold {rule['heldout_over_chance']}x)")
-    return Check("unvalidated_vectors", rule["title"], rule["severity"] if failed else "info", failed, detail,
-                 {"accuracy": held["accuracy"][layer], "times_chance": ratio})
+    detail = (
+        f"comprehension vectors at layer {layer} classify held-out sentences at {held['accuracy'][layer]:.0%}, "
+        f"{ratio:.1f}x chance (threshold {rule['heldout_over_chance']}x)"
+    )
+    return Check(
+        "unvalidated_vectors",
+        rule["title"],
+        rule["severity"] if failed else "info",
+        failed,
+        detail,
+        {"accuracy": held["accuracy"][layer], "times_chance": ratio},
+    )

@@ -17,7 +17,9 @@ def chat_prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
     """The chat template where the tokenizer has one, the plain prompt otherwise."""
     tok = lm.tokenizer
     if tok.chat_template:
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
         return list(tok(text, add_special_tokens=False)["input_ids"])
     return list(tok(prompt + "\n\n", add_special_tokens=True)["input_ids"])
 
@@ -48,12 +50,18 @@ def generate(
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode(), context:
             torch.manual_seed(seed + batch_index)
             out = lm.model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                do_sample=temperature > 0, temperature=temperature or None, top_p=top_p if temperature > 0 else None,
-                top_k=None, pad_token_id=int(lm.tokenizer.pad_token_id), eos_token_id=sorted(eos),
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=temperature > 0,
+                temperature=temperature or None,
+                top_p=top_p if temperature > 0 else None,
+                top_k=None,
+                pad_token_id=int(lm.tokenizer.pad_token_id),
+                eos_token_id=sorted(eos),
             )
         for row, i in enumerate(batch):
-            generated = out[row, ids.shape[1]:].tolist()
+            generated = out[row, ids.shape[1] :].tolist()
             cut = next((k for k, t in enumerate(generated) if t in eos), len(generated))
             results[i] = generated[:cut]
         if on_batch is not None:

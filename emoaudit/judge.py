@@ -35,7 +35,7 @@ class Judge:
     batch_size: int = 64
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        rows = [self._batch_scores(list(texts[i:i + self.batch_size])) for i in range(0, len(texts), self.batch_size)]
+        rows = [self._batch_scores(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)]
         return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
@@ -108,4 +108,6 @@ def validate(judge: Judge, labelled: dict[str, list[str]]) -> JudgeValidation:
     ranks = (-scores).argsort(axis=1)
     hit = ranks[:, 0] == truth
     per_label = {label: float(hit[truth == judge.labels.index(label)].mean()) for label in labels}
-    return JudgeValidation(float(hit.mean()), float((ranks[:, :3] == truth[:, None]).any(axis=1).mean()), len(texts), per_label)
+    return JudgeValidation(
+        float(hit.mean()), float((ranks[:, :3] == truth[:, None]).any(axis=1).mean()), len(texts), per_label
+    )

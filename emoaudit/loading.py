@@ -131,8 +131,11 @@ def load_model(
         with console.status(f"loading {reference}"):
             tokenizer = AutoTokenizer.from_pretrained(load_from, revision=revision, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(
-                load_from, revision=revision, trust_remote_code=trust_remote_code,
-                dtype=torch_dtype, use_safetensors=True,
+                load_from,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+                dtype=torch_dtype,
+                use_safetensors=True,
             )
     except OSError as exc:
         raise EmoauditError(_load_failure(reference, source, exc)) from exc

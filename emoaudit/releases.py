@@ -23,20 +23,44 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     if "extraction" in b and "extraction" in a:
         eb, ea = b["extraction"], a["extraction"]
         changes.append(Change("emotion layer", eb["emotion_layer"]["index"], ea["emotion_layer"]["index"], False))
-        changes.append(Change("emotion layer relative depth", round(eb["emotion_layer"]["relative_depth"], 3),
-                              round(ea["emotion_layer"]["relative_depth"], 3), False))
+        changes.append(
+            Change(
+                "emotion layer relative depth",
+                round(eb["emotion_layer"]["relative_depth"], 3),
+                round(ea["emotion_layer"]["relative_depth"], 3),
+                False,
+            )
+        )
         for method in ("comprehension", "generation"):
             for key, label in (("probe_accuracy", "probe accuracy"), ("centroid_accuracy", "vector accuracy (CV)")):
-                changes.append(Change(f"{method} {label} at emotion layer",
-                                      _at_layer(eb, method, key), _at_layer(ea, method, key), False))
-            changes.append(Change(f"{method} held-out accuracy at emotion layer",
-                                  _heldout(eb, method), _heldout(ea, method), False))
+                changes.append(
+                    Change(
+                        f"{method} {label} at emotion layer",
+                        _at_layer(eb, method, key),
+                        _at_layer(ea, method, key),
+                        False,
+                    )
+                )
+            changes.append(
+                Change(
+                    f"{method} held-out accuracy at emotion layer", _heldout(eb, method), _heldout(ea, method), False
+                )
+            )
     if "steering" in b and "steering" in a:
         sb, sa = b["steering"]["summary"], a["steering"]["summary"]
-        changes.append(Change("steering success rate", _round(sb["success_rate"]), _round(sa["success_rate"]),
-                              (sa["success_rate"] or 0) > (sb["success_rate"] or 0)))
+        changes.append(
+            Change(
+                "steering success rate",
+                _round(sb["success_rate"]),
+                _round(sa["success_rate"]),
+                (sa["success_rate"] or 0) > (sb["success_rate"] or 0),
+            )
+        )
         for regime in sb["regime_totals"]:
-            worse = regime in ("repetitive_collapse", "explosive") and sa["regime_totals"][regime] > sb["regime_totals"][regime]
+            worse = (
+                regime in ("repetitive_collapse", "explosive")
+                and sa["regime_totals"][regime] > sb["regime_totals"][regime]
+            )
             changes.append(Change(f"trials {regime}", sb["regime_totals"][regime], sa["regime_totals"][regime], worse))
     if "leakage" in b and "leakage" in a:
         lb, la = b["leakage"]["severity"], a["leakage"]["severity"]
@@ -48,7 +72,9 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
         new_sev = finding["severity"] if finding["failed"] else "pass"
         rank = ["pass", *SEVERITIES]
         if old_sev != new_sev:
-            changes.append(Change(f"finding {finding['id']}", old_sev, new_sev, rank.index(new_sev) > rank.index(old_sev)))
+            changes.append(
+                Change(f"finding {finding['id']}", old_sev, new_sev, rank.index(new_sev) > rank.index(old_sev))
+            )
     return changes
 
 

@@ -18,8 +18,13 @@ TEMPLATES = Path(str(files("emoaudit.templates")))
 
 def environment() -> Environment:
     # Autoescape everything: model-generated text must never become markup.
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render(results: dict[str, Any], checks: list[Check], spec: AuditSpec | None) -> str:
@@ -49,16 +54,19 @@ def context(results: dict[str, Any], checks: list[Check], spec: AuditSpec | None
     if extraction:
         layer = extraction["emotion_layer"]["index"]
         emotions = extraction["emotions"]
-        valence = ([e.valence for e in spec.emotions] if spec and spec.emotion_names == emotions
-                   else [0.0] * len(emotions))
+        valence = (
+            [e.valence for e in spec.emotions] if spec and spec.emotion_names == emotions else [0.0] * len(emotions)
+        )
         ctx["figures"]["curves"] = plots.layer_curves(extraction)
         ctx["figures"]["score"] = plots.score_curve(extraction)
         ctx["figures"]["similarity"] = {
             m: plots.heatmap(a["at_emotion_layer"]["similarity"], emotions, f"{m} vectors, layer {layer}")
-            for m, a in extraction["methods"].items()}
+            for m, a in extraction["methods"].items()
+        }
         ctx["figures"]["affect"] = {
             m: plots.affect_map(a["at_emotion_layer"]["pc_scores"], emotions, valence, f"{m} vectors, layer {layer}")
-            for m, a in extraction["methods"].items()}
+            for m, a in extraction["methods"].items()
+        }
         ctx["layer"] = layer
     steering = stages.get("steering")
     if steering:

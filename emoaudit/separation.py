@@ -70,7 +70,9 @@ def principal_components(x: np.ndarray, components: int) -> np.ndarray:
     return u[:, :k] * s[:k]
 
 
-def centroid_scores(x: np.ndarray, y: np.ndarray, n_folds: int, seed: int, directions: np.ndarray | None = None) -> CentroidScores:
+def centroid_scores(
+    x: np.ndarray, y: np.ndarray, n_folds: int, seed: int, directions: np.ndarray | None = None
+) -> CentroidScores:
     """Classify held-out folds by cosine to class directions learnt on the other folds.
 
     With `directions` given (e.g. random ones), those fixed directions replace the learnt ones.
@@ -126,7 +128,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def smooth(curve: np.ndarray, width: int) -> np.ndarray:
     """Moving average with the window shrunk at the ends, so every layer keeps a value."""
     half = max(width, 1) // 2
-    return np.array([curve[max(0, i - half): i + half + 1].mean() for i in range(len(curve))])
+    return np.array([curve[max(0, i - half) : i + half + 1].mean() for i in range(len(curve))])
 
 
 def choose_layer(score: np.ndarray, width: int) -> int:

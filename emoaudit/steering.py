@@ -51,25 +51,27 @@ def steering_deltas(directions: torch.Tensor, strengths: Sequence[float], mean_n
     return unit * torch.tensor(list(strengths), dtype=unit.dtype)[:, None] * mean_norm
 
 
-def continuation_nll(lm: LoadedModel, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
-                     max_batch: int = 16) -> list[float | None]:
+def continuation_nll(
+    lm: LoadedModel, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], max_batch: int = 16
+) -> list[float | None]:
     """Mean negative log-likelihood per continuation token under the (unsteered) model; None when empty."""
     out: list[float | None] = [None] * len(prompts)
     todo = [i for i, c in enumerate(continuations) if c]
     pad_id = int(lm.tokenizer.pad_token_id)
     for start in range(0, len(todo), max_batch):
-        batch = todo[start:start + max_batch]
+        batch = todo[start : start + max_batch]
         ids, mask = pad_batch([list(prompts[i]) + list(continuations[i]) for i in batch], pad_id, "right")
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         with torch.inference_mode():
-            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                              position_ids=positions.to(lm.device)).logits.float()
+            logits = lm.model(
+                input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), position_ids=positions.to(lm.device)
+            ).logits.float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
         targets = ids[:, 1:].to(lm.device)
         token_lp = logprobs.gather(-1, targets[..., None])[..., 0].cpu()
         for row, i in enumerate(batch):
             first, n = len(prompts[i]) - 1, len(continuations[i])
-            out[i] = float(-token_lp[row, first:first + n].mean())
+            out[i] = float(-token_lp[row, first : first + n].mean())
     return out
 
 
@@ -79,10 +81,13 @@ def next_token_kl(lm: LoadedModel, prompts: Sequence[Sequence[int]], layer: int,
     ids, mask = ids.to(lm.device), mask.to(lm.device)
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     with torch.inference_mode():
-        base = torch.log_softmax(lm.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float(), -1)
+        base = torch.log_softmax(
+            lm.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float(), -1
+        )
         with steering(lm, [layer], deltas):
             steered = torch.log_softmax(
-                lm.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float(), -1)
+                lm.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float(), -1
+            )
     return (base.exp() * (base - steered)).sum(dim=-1).cpu().numpy()
 
 
@@ -95,8 +100,15 @@ class Calibration:
     probed: list[tuple[float, float]]  # (strength, mean KL) pairs measured
 
 
-def calibrate(lm: LoadedModel, prompts: Sequence[Sequence[int]], layer: int, directions: torch.Tensor,
-              mean_norm: float, target_kl: float, probe_strengths: Sequence[float]) -> Calibration:
+def calibrate(
+    lm: LoadedModel,
+    prompts: Sequence[Sequence[int]],
+    layer: int,
+    directions: torch.Tensor,
+    mean_norm: float,
+    target_kl: float,
+    probe_strengths: Sequence[float],
+) -> Calibration:
     """Interpolate, on a log scale, the strength whose mean next-token KL reaches `target_kl`."""
     probed = []
     n = len(prompts) * len(directions)
@@ -155,8 +167,14 @@ def generate_trials(
     hidden = lm.identity.hidden_size
     deltas = torch.stack([d if d is not None else torch.zeros(hidden) for *_, d in rows])
     new_ids = generate(
-        lm, [prompt_ids[r[0]] for r in rows], max_new_tokens, seed, temperature=0.0, top_p=1.0,
-        on_batch=on_batch, batch_context=lambda batch: steering(lm, [layer], deltas[batch]),
+        lm,
+        [prompt_ids[r[0]] for r in rows],
+        max_new_tokens,
+        seed,
+        temperature=0.0,
+        top_p=1.0,
+        on_batch=on_batch,
+        batch_context=lambda batch: steering(lm, [layer], deltas[batch]),
     )
     texts = [lm.tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
     # The NLL is of the text as stored, re-tokenised, so anyone can recompute it from samples.jsonl.
@@ -169,8 +187,14 @@ def generate_trials(
     return trials
 
 
-def score_trials(trials: Sequence[Trial], baselines: dict[str, Trial], judge_scores: np.ndarray, labels: list[str],
-                 thresholds: Thresholds, tokenize: Callable[[str], list[int]]) -> None:
+def score_trials(
+    trials: Sequence[Trial],
+    baselines: dict[str, Trial],
+    judge_scores: np.ndarray,
+    labels: list[str],
+    thresholds: Thresholds,
+    tokenize: Callable[[str], list[int]],
+) -> None:
     """Fill each trial's judge scores, gain over its scenario's unsteered text, shape and regime."""
     for trial, scores in zip(trials, judge_scores, strict=True):
         trial.judge = {label: round(float(s), 5) for label, s in zip(labels, scores, strict=True)}
@@ -185,8 +209,9 @@ def score_trials(trials: Sequence[Trial], baselines: dict[str, Trial], judge_sco
         trial.regime = classify(text_shape, trial.perplexity_ratio, trial.judge_gain, thresholds)
 
 
-def summarise(trials: Sequence[Trial], emotions: Sequence[str], multipliers: Sequence[float],
-              examples_per_regime: int = 3) -> dict[str, object]:
+def summarise(
+    trials: Sequence[Trial], emotions: Sequence[str], multipliers: Sequence[float], examples_per_regime: int = 3
+) -> dict[str, object]:
     """Success rates, the emotion × strength regime map, the largest surgical strength, and examples."""
     steered = [t for t in trials if t.emotion is not None]
 
@@ -220,6 +245,12 @@ def summarise(trials: Sequence[Trial], emotions: Sequence[str], multipliers: Seq
 
 
 def _example(trial: Trial) -> dict[str, object]:
-    return {"scenario": trial.scenario, "prompt": trial.prompt, "emotion": trial.emotion,
-            "strength": trial.strength, "text": trial.text, "perplexity_ratio": trial.perplexity_ratio,
-            "judge_gain": trial.judge_gain}
+    return {
+        "scenario": trial.scenario,
+        "prompt": trial.prompt,
+        "emotion": trial.emotion,
+        "strength": trial.strength,
+        "text": trial.text,
+        "perplexity_ratio": trial.perplexity_ratio,
+        "judge_gain": trial.judge_gain,
+    }

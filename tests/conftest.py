@@ -21,8 +21,15 @@ REPO = Path(__file__).resolve().parent.parent
 # Kept between local runs so real models are pulled and converted once; CI starts empty.
 TEST_CACHE = REPO / ".cache" / "emoaudit-test"
 
-TINY_SIZES = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=256, vocab_size=384)
+TINY_SIZES = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    vocab_size=384,
+)
 TINY_FAMILIES: dict[str, dict[str, object]] = {
     "llama": {},
     "mistral": {"sliding_window": None},
@@ -62,11 +69,15 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=TINY_SIZES["vocab_size"], special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_SIZES["vocab_size"],
+        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(CORPUS * 4, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
 
 
 def build_tiny(model_type: str, directory: Path) -> Path:
@@ -105,17 +116,21 @@ def smollm2() -> LoadedModel:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The installed command line, in a fresh process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "emoaudit", *args], capture_output=True, text=True,
-                          env={**os.environ}, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "emoaudit", *args], capture_output=True, text=True, env={**os.environ}, timeout=1800
+    )
 
 
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory: pytest.TempPathFactory, smollm2: LoadedModel) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory, smollm2: LoadedModel
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A quick scan that is killed once its first stage is written, then run again to the end."""
     out = tmp_path_factory.mktemp("scan")
     args = ["scan", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "1", "--fail-on", "never"]
-    first = subprocess.Popen([sys.executable, "-m", "emoaudit", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "emoaudit", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 1200
     while not (out / "stages" / "extraction.json").exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -14,8 +14,11 @@ TEXTS = [
 ]
 
 
-@given(lengths=st.lists(st.integers(1, 12), min_size=1, max_size=6), start=st.integers(0, 5),
-       kind=st.sampled_from(["mean", "last"]))
+@given(
+    lengths=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    start=st.integers(0, 5),
+    kind=st.sampled_from(["mean", "last"]),
+)
 @settings(max_examples=60, deadline=None)
 def test_pooling_selects_the_same_real_tokens_whichever_side_pads(lengths: list[int], start: int, kind: str) -> None:
     sequences = [list(range(10, 10 + n)) for n in lengths]
@@ -87,7 +90,9 @@ def test_capture_matches_hidden_states_and_pools_from_start(tiny_llama: LoadedMo
     mean = captured.means[0]
     for layer in range(lm.stream.n_layers - 1):  # the last entry of hidden_states is after the final norm
         torch.testing.assert_close(mean[layer], hidden[layer + 1][0].mean(dim=0), rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(captured.token_norms[0, layer], hidden[layer + 1][0].norm(dim=-1).mean(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            captured.token_norms[0, layer], hidden[layer + 1][0].norm(dim=-1).mean(), rtol=1e-4, atol=1e-5
+        )
     from_k = capture(lm, [seq], Pooling("mean", 4)).means[0]
     torch.testing.assert_close(from_k[0], hidden[1][0, 4:].mean(dim=0), rtol=1e-4, atol=1e-5)
     last = capture(lm, [seq], Pooling("last")).means[0]

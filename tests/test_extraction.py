@@ -19,8 +19,14 @@ def fake_activations(n_per_label: int = 4, n_layers: int = 3, hidden: int = 16, 
     centres = {label: rng.standard_normal((n_layers, hidden)) for label in SPEC.labels}
     values = np.stack([centres[label] + 0.1 * rng.standard_normal((n_layers, hidden)) for label in labels])
     values = torch.tensor(values, dtype=torch.float32)
-    return Activations("comprehension", labels, [f"t{i}" for i in range(len(labels))], values,
-                       values.norm(dim=-1), "mean over the passage")
+    return Activations(
+        "comprehension",
+        labels,
+        [f"t{i}" for i in range(len(labels))],
+        values,
+        values.norm(dim=-1),
+        "mean over the passage",
+    )
 
 
 def test_vectors_are_means_minus_the_mean_over_emotions() -> None:
@@ -70,9 +76,9 @@ def test_vector_files_round_trip_with_their_conventions(tmp_path: Path) -> None:
 def test_generation_prompts_vary_templates_and_topics() -> None:
     labels, prompts = generation_prompts(SPEC, SPEC.profile("standard"))
     assert len(prompts) == len(set(prompts)) == 21 * SPEC.profile("standard").stories_per_label
-    neutral = [p for lab, p in zip(labels, prompts) if lab == "neutral"]
+    neutral = [p for lab, p in zip(labels, prompts, strict=True) if lab == "neutral"]
     assert not any(SPEC.forbidden_words_in(p) for p in neutral)
-    assert all("afraid" in p for lab, p in zip(labels, prompts) if lab == "afraid")
+    assert all("afraid" in p for lab, p in zip(labels, prompts, strict=True) if lab == "afraid")
 
 
 def test_generate_returns_only_new_tokens_and_is_seeded(tiny_llama: LoadedModel) -> None:

@@ -49,12 +49,14 @@ def test_real_smollm2_residual_stream(smollm2: LoadedModel) -> None:
 
 
 @pytest.mark.real
-@pytest.mark.parametrize(("alias", "model_type", "n_layers"), [("gemma3-270m", "gemma3_text", 18), ("qwen2.5-coder-0.5b", "qwen2", 24)])
+@pytest.mark.parametrize(
+    ("alias", "model_type", "n_layers"), [("gemma3-270m", "gemma3_text", 18), ("qwen2.5-coder-0.5b", "qwen2", 24)]
+)
 def test_real_gemma_and_qwen_load_and_generate(alias: str, model_type: str, n_layers: int) -> None:
     lm = load_model(alias, device="cpu")
     assert lm.identity.model_type == model_type and lm.stream.n_layers == n_layers
     prompt = "The capital of France is"
     ids = lm.tokenizer(prompt, return_tensors="pt")
     out = lm.model.generate(**ids, max_new_tokens=8, do_sample=False)
-    text = lm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    text = lm.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in text

@@ -2,14 +2,32 @@ import pytest
 import torch
 
 from emoaudit.leakage import (
-    detect_language, foreign_share, foreign_spans, lens_logits, read_lens, script_of, script_shares, token_script,
+    detect_language,
+    foreign_share,
+    foreign_spans,
+    lens_logits,
+    read_lens,
+    script_of,
+    script_shares,
+    token_script,
 )
 from emoaudit.loading import LoadedModel
 
 
 def test_scripts_of_mixed_hand_made_strings() -> None:
     assert [script_of(c) for c in "aé中ひカ한жع1 ."] == [
-        "Latin", "Latin", "Han", "Hiragana", "Katakana", "Hangul", "Cyrillic", "Arabic", None, None, None]
+        "Latin",
+        "Latin",
+        "Han",
+        "Hiragana",
+        "Katakana",
+        "Hangul",
+        "Cyrillic",
+        "Arabic",
+        None,
+        None,
+        None,
+    ]
     text = "I feel so 开心 today, really 非常好！ and пока"
     shares = script_shares(text)
     assert shares["Han"] == pytest.approx(5 / 30) and shares["Cyrillic"] == pytest.approx(4 / 30)

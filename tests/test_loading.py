@@ -54,7 +54,9 @@ def test_pickle_only_checkpoints_are_refused(tmp_path: Path, tiny_dir: Callable[
 
 @pytest.fixture
 def bert_dir(tmp_path: Path) -> Path:
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100)
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100
+    )
     BertForMaskedLM(config).save_pretrained(tmp_path / "bert")
     return tmp_path / "bert"
 
@@ -99,11 +101,12 @@ def test_alias_is_pulled_verified_cached_and_generates(smollm2: LoadedModel) -> 
     converted = registry.cache_dir() / "converted" / alias.sha256[:16]
     assert (converted / "model.safetensors").is_file() and (converted / "tokenizer.json").is_file()
     tok = smollm2.tokenizer
-    text = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                   add_generation_prompt=True, tokenize=False)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, tokenize=False
+    )
     ids = tok(text, return_tensors="pt", add_special_tokens=False)
     out = smollm2.model.generate(**ids, max_new_tokens=12, do_sample=False)
-    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1] :])
 
 
 @pytest.mark.real

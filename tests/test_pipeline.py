@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -46,11 +47,15 @@ def test_scan_writes_results_vectors_and_stories(quick_run: tuple[Path, subproce
 
 
 @pytest.mark.real
-def test_rerun_resumes_and_a_different_audit_is_refused(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_rerun_resumes_and_a_different_audit_is_refused(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     out, first = quick_run
     assert first.returncode == 0, first.stderr
     before = json.loads((out / "results.json").read_text())
-    again = run_cli("scan", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "1", "--fail-on", "never")
+    again = run_cli(
+        "scan", "smollm2-135m", "--profile", "quick", "--out", str(out), "--seed", "1", "--fail-on", "never"
+    )
     assert again.returncode == 0 and "resuming" in again.stderr and "reusing" in again.stderr
     after = json.loads((out / "results.json").read_text())
     assert after["stages"] == before["stages"] and after["timings"] == before["timings"]
@@ -70,7 +75,9 @@ def test_steering_sweep_is_judged_and_its_perplexity_ratios_recompute(
     assert summary["trials"] == 4 * 3 * 5 and 0 <= summary["success_rate"] <= 1
     low, high = (summary["success_by_multiplier"][k] for k in ("0.25", "4.0"))
     totals = {m: sum(cell[m]["surgical"] for cell in summary["regime_map"].values()) for m in ("0.5", "4.0")}
-    degraded = sum(cell["4.0"]["repetitive_collapse"] + cell["4.0"]["explosive"] for cell in summary["regime_map"].values())
+    degraded = sum(
+        cell["4.0"]["repetitive_collapse"] + cell["4.0"]["explosive"] for cell in summary["regime_map"].values()
+    )
     assert totals["0.5"] > totals["4.0"] and degraded >= 8, summary["regime_map"]
     assert low is not None and high is not None
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -92,9 +99,40 @@ def test_steering_sweep_is_judged_and_its_perplexity_ratios_recompute(
 @pytest.mark.real
 def test_steer_prints_both_texts_from_stored_vectors(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, _ = quick_run
-    proc = run_cli("steer", "smollm2-135m", "Describe the sea.", "--emotion", "angry", "--strength", "0.5",
-                   "--vectors", str(out), "--max-new-tokens", "16")
+    proc = run_cli(
+        "steer",
+        "smollm2-135m",
+        "Describe the sea.",
+        "--emotion",
+        "angry",
+        "--strength",
+        "0.5",
+        "--vectors",
+        str(out),
+        "--max-new-tokens",
+        "16",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "unsteered" in proc.stdout and "steered toward angry" in proc.stdout
     bad = run_cli("steer", "smollm2-135m", "Hi", "--emotion", "smug", "--strength", "1", "--vectors", str(out))
     assert bad.returncode == 2 and "unknown emotion" in bad.stderr
+
+
+@pytest.mark.real
+def test_leakage_rates_agree_with_an_independent_han_count(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, proc = quick_run
+    assert proc.returncode == 0, proc.stderr
+    leakage = json.loads((out / "results.json").read_text())["stages"]["leakage"]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    han = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+    for sample in samples:
+        letters = sum(c.isalpha() for c in sample["text"])
+        expected = len(han.findall(sample["text"])) / letters if letters else 0.0
+        assert sample["leakage"]["scripts"].get("Han", 0.0) == pytest.approx(expected, abs=1e-4)
+    for cell in leakage["cells"]:
+        texts = [s for s in samples if s["emotion"] == cell["emotion"] and s["multiplier"] == cell["multiplier"]]
+        rate = sum(s["leakage"]["foreign_share"] > leakage["thresholds"]["text_share"] for s in texts) / len(texts)
+        assert cell["output_rate"] == pytest.approx(rate)
+    assert leakage["severity"] in ("info", "low", "medium", "high")

@@ -18,7 +18,7 @@ from emoaudit.results import read_results, schema
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
 
-PAYLOAD = '--><script>alert(1)</script><img src=x onerror=alert(2)>'
+PAYLOAD = "--><script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 def check(severity: str, failed: bool) -> Check:
@@ -40,8 +40,9 @@ def test_junit_has_one_case_per_check() -> None:
 
 
 @pytest.mark.real
-def test_results_validate_and_broken_ones_do_not(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
-                                                 tmp_path: Path) -> None:
+def test_results_validate_and_broken_ones_do_not(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     out, _ = quick_run
     document = json.loads((out / "results.json").read_text())
     jsonschema.validate(document, schema())
@@ -71,24 +72,45 @@ def test_model_text_never_becomes_markup(quick_run: tuple[Path, subprocess.Compl
             return {k: poison(v, k) for k, v in node.items()}
         if isinstance(node, list):
             return [poison(v, key) for v in node]
-        if isinstance(node, str) and key in {"text", "prompt", "reference", "path", "architecture", "detail", "title",
-                                              "evidence_spans", "evidence_tokens", "top_tokens", "name", "rule",
-                                              "layer_convention", "started", "finished", "emoaudit", "machine"}:
+        if isinstance(node, str) and key in {
+            "text",
+            "prompt",
+            "reference",
+            "path",
+            "architecture",
+            "detail",
+            "title",
+            "evidence_spans",
+            "evidence_tokens",
+            "top_tokens",
+            "name",
+            "rule",
+            "layer_convention",
+            "started",
+            "finished",
+            "emoaudit",
+            "machine",
+        }:
             return node + PAYLOAD
         return node
 
     document = poison(document)
     checks = evaluate(document, load_policy())
     html = render(document, checks, None)
-    assert "<script>alert" not in html and "<img src=x" not in html and "onerror=alert" not in html.replace("onerror=alert(2)&gt;", "")
+    assert (
+        "<script>alert" not in html
+        and "<img src=x" not in html
+        and "onerror=alert" not in html.replace("onerror=alert(2)&gt;", "")
+    )
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     # The payload's "-->" must not close anything either: no live comment breakout in the inline SVG.
     assert html.count("<script") == 0
 
 
 @pytest.mark.real
-def test_report_rerenders_gates_and_writes_junit(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
-                                                 tmp_path: Path) -> None:
+def test_report_rerenders_gates_and_writes_junit(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     out, _ = quick_run
     copy_dir = tmp_path / "run"
     shutil.copytree(out, copy_dir)
@@ -100,8 +122,18 @@ def test_report_rerenders_gates_and_writes_junit(quick_run: tuple[Path, subproce
     proc = run_cli("report", str(copy_dir / "results.json"), "--fail-on", "low", "--junit", str(junit))
     assert proc.returncode == lowest_fail, proc.stderr
     html = (copy_dir / "report.html").read_text()
-    for section in ("verdict", "model", "layers", "methods", "similarity", "affect", "steering", "leakage", "notes",
-                    "reproducibility"):
+    for section in (
+        "verdict",
+        "model",
+        "layers",
+        "methods",
+        "similarity",
+        "affect",
+        "steering",
+        "leakage",
+        "notes",
+        "reproducibility",
+    ):
         assert f'<section id="{section}">' in html
     assert html.count("<svg") >= 7
     # Self-contained: nothing is fetched (XML namespace URIs in the SVGs are names, not requests).
@@ -113,10 +145,13 @@ def test_report_rerenders_gates_and_writes_junit(quick_run: tuple[Path, subproce
 
 
 @pytest.mark.real
-def test_compare_reports_changes_and_gates_on_regressions(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
-                                                          tmp_path: Path) -> None:
+def test_compare_reports_changes_and_gates_on_regressions(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     out, _ = quick_run
-    same = run_cli("compare", str(out / "results.json"), str(out / "results.json"), "--out", str(tmp_path / "same.json"))
+    same = run_cli(
+        "compare", str(out / "results.json"), str(out / "results.json"), "--out", str(tmp_path / "same.json")
+    )
     assert same.returncode == 0 and json.loads((tmp_path / "same.json").read_text())["regressions"] == 0
     worse = json.loads((out / "results.json").read_text())
     worse["stages"]["leakage"]["severity"] = "high"
@@ -131,17 +166,27 @@ def test_compare_reports_changes_and_gates_on_regressions(quick_run: tuple[Path,
 
 
 @pytest.mark.real
-def test_report_loads_in_headless_chromium(quick_run: tuple[Path, subprocess.CompletedProcess[str]],
-                                           tmp_path: Path) -> None:
+def test_report_loads_in_headless_chromium(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         if os.environ.get("EMOAUDIT_REQUIRE_CHROMIUM"):
             pytest.fail("chromium is required here (EMOAUDIT_REQUIRE_CHROMIUM) but is not installed")
         pytest.skip("chromium is not installed")
     out, _ = quick_run
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--enable-logging=stderr", "--v=0"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     url = (out / "report.html").resolve().as_uri()
     proc = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -152,6 +197,7 @@ def test_report_loads_in_headless_chromium(quick_run: tuple[Path, subprocess.Com
     console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert not console_errors, console_errors
     shot = tmp_path / "report.png"
-    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1280,2400", url],
-                   capture_output=True, timeout=180)
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", "--window-size=1280,2400", url], capture_output=True, timeout=180
+    )
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -7,7 +7,12 @@ from emoaudit import baselines
 from emoaudit.comparison import affect_alignment, cohens_d, compare_methods
 from emoaudit.evaluation import heldout_score
 from emoaudit.separation import (
-    centroid_scores, choose_layer, cosine_floor, fisher_ratio, mean_pairwise_cosine, probe_accuracy,
+    centroid_scores,
+    choose_layer,
+    cosine_floor,
+    fisher_ratio,
+    mean_pairwise_cosine,
+    probe_accuracy,
 )
 
 N_CLASSES, PER_CLASS, HIDDEN, N_LAYERS, PLANTED = 8, 12, 48, 7, 4
@@ -27,8 +32,9 @@ def synthetic(seed: int = 0, strength: float = 2.0, offset: float = 30.0) -> tup
 
 
 def score_curve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.array([np.log(fisher_ratio(x[:, l], y) / baselines.fisher_null(x[:, l], y, 50, 0).mean)
-                     for l in range(x.shape[1])])
+    return np.array(
+        [np.log(fisher_ratio(x[:, i], y) / baselines.fisher_null(x[:, i], y, 50, 0).mean) for i in range(x.shape[1])]
+    )
 
 
 def test_planted_separation_is_found_at_the_planted_layer() -> None:

@@ -7,8 +7,9 @@ from emoaudit.loading import LoadedModel
 from emoaudit.regimes import Thresholds, classify, distinct_n, repeat_share, shape
 from emoaudit.steering import calibrate, continuation_nll, next_token_kl, steering, steering_deltas
 
-THRESHOLDS = Thresholds(distinct2_min=0.5, repeat_share_max=0.4, perplexity_ratio_max=8.0, judge_margin=0.02,
-                        min_tokens=8)
+THRESHOLDS = Thresholds(
+    distinct2_min=0.5, repeat_share_max=0.4, perplexity_ratio_max=8.0, judge_margin=0.02, min_tokens=8
+)
 
 
 def logits(lm: LoadedModel, text: str) -> torch.Tensor:
@@ -53,8 +54,10 @@ def test_kl_grows_with_strength_and_calibration_lands_between_probes(tiny_llama:
     lm = tiny_llama
     prompts = [chat_prompt_ids(lm, p) for p in ["The sea", "A letter arrived"]]
     direction = torch.randn(1, lm.identity.hidden_size)
-    kls = [next_token_kl(lm, prompts, 1, steering_deltas(direction.repeat(2, 1), [s, s], 1.0)).mean()
-           for s in (0.0, 1.0, 4.0)]
+    kls = [
+        next_token_kl(lm, prompts, 1, steering_deltas(direction.repeat(2, 1), [s, s], 1.0)).mean()
+        for s in (0.0, 1.0, 4.0)
+    ]
     assert kls[0] == pytest.approx(0.0, abs=1e-6) and kls[0] < kls[1] < kls[2]
     result = calibrate(lm, prompts, 1, direction, 1.0, target_kl=float(kls[1]), probe_strengths=[0.25, 1.0, 4.0])
     assert 0.25 <= result.unit_strength <= 4.0

@@ -7,7 +7,18 @@ import pytest
 from emoaudit.spec import load_spec
 
 SPEC = load_spec()
-OTHER_LABEL_WORDS = {"joy", "joyful", "furious", "terrified", "scared", "worried", "grief", "delighted", "thankful", "panic"}
+OTHER_LABEL_WORDS = {
+    "joy",
+    "joyful",
+    "furious",
+    "terrified",
+    "scared",
+    "worried",
+    "grief",
+    "delighted",
+    "thankful",
+    "panic",
+}
 
 
 def sentences(text: str) -> int:
