@@ -54,7 +54,11 @@ def steering_deltas(directions: torch.Tensor, strengths: Sequence[float], mean_n
 def continuation_nll(
     lm: LoadedModel, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], max_batch: int = 16
 ) -> list[float | None]:
-    """Mean negative log-likelihood per continuation token under the (unsteered) model; None when empty."""
+    """Mean negative log-likelihood per continuation token under the (unsteered) model; None when empty.
+
+    The unembedding runs only at the positions that predict continuation tokens, never over the whole
+    vocabulary at every prompt position.
+    """
     out: list[float | None] = [None] * len(prompts)
     todo = [i for i, c in enumerate(continuations) if c]
     pad_id = int(lm.tokenizer.pad_token_id)
@@ -62,33 +66,60 @@ def continuation_nll(
         batch = todo[start : start + max_batch]
         ids, mask = pad_batch([list(prompts[i]) + list(continuations[i]) for i in batch], pad_id, "right")
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        rows = torch.cat([torch.full((len(continuations[i]),), r) for r, i in enumerate(batch)])
+        cols = torch.cat(
+            [torch.arange(len(prompts[i]) - 1, len(prompts[i]) - 1 + len(continuations[i])) for i in batch]
+        )
         with torch.inference_mode():
-            logits = lm.model(
-                input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), position_ids=positions.to(lm.device)
-            ).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = ids[:, 1:].to(lm.device)
-        token_lp = logprobs.gather(-1, targets[..., None])[..., 0].cpu()
-        for row, i in enumerate(batch):
-            first, n = len(prompts[i]) - 1, len(continuations[i])
-            out[i] = float(-token_lp[row, first : first + n].mean())
+            hidden = lm.stream.body(
+                input_ids=ids.to(lm.device),
+                attention_mask=mask.to(lm.device),
+                position_ids=positions.to(lm.device),
+                use_cache=False,
+            ).last_hidden_state
+            logits = _final_logits(lm, hidden[rows.to(lm.device), cols.to(lm.device)])
+            token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[rows, cols + 1].to(lm.device)[:, None])[:, 0]
+        token_lp = token_lp.cpu()
+        for r, i in enumerate(batch):
+            out[i] = float(-token_lp[rows == r].mean())
     return out
 
 
-def next_token_kl(lm: LoadedModel, prompts: Sequence[Sequence[int]], layer: int, deltas: torch.Tensor) -> np.ndarray:
-    """KL(unsteered ‖ steered) of the next-token distribution after each prompt, one delta per prompt."""
+def _final_logits(lm: LoadedModel, normed: torch.Tensor) -> torch.Tensor:
+    """Logits from final-normed hidden states, with the model's logit soft-capping where it has one (Gemma 2/3)."""
+    logits = lm.stream.unembed(normed).float()
+    cap = getattr(lm.model.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def next_token_kl(
+    lm: LoadedModel,
+    prompts: Sequence[Sequence[int]],
+    layer: int,
+    deltas: torch.Tensor,
+    base: torch.Tensor | None = None,
+) -> np.ndarray:
+    """KL(unsteered ‖ steered) of the next-token distribution after each prompt, one delta per prompt.
+
+    `base`, the unsteered log-probabilities, may be passed in when several strengths share it.
+    """
+    base = _next_token_logprobs(lm, prompts) if base is None else base
+    with steering(lm, [layer], deltas):
+        steered = _next_token_logprobs(lm, prompts)
+    return (base.exp() * (base - steered)).sum(dim=-1).cpu().numpy()
+
+
+def _next_token_logprobs(lm: LoadedModel, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
     ids, mask = pad_batch(prompts, int(lm.tokenizer.pad_token_id), "left")
-    ids, mask = ids.to(lm.device), mask.to(lm.device)
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     with torch.inference_mode():
-        base = torch.log_softmax(
-            lm.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float(), -1
-        )
-        with steering(lm, [layer], deltas):
-            steered = torch.log_softmax(
-                lm.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float(), -1
-            )
-    return (base.exp() * (base - steered)).sum(dim=-1).cpu().numpy()
+        hidden = lm.stream.body(
+            input_ids=ids.to(lm.device),
+            attention_mask=mask.to(lm.device),
+            position_ids=positions.to(lm.device),
+            use_cache=False,
+        ).last_hidden_state
+        return torch.log_softmax(_final_logits(lm, hidden[:, -1]), dim=-1)
 
 
 @dataclass(frozen=True)
@@ -114,8 +145,9 @@ def calibrate(
     n = len(prompts) * len(directions)
     rows = [p for p in prompts for _ in directions]
     dirs = directions.repeat(len(prompts), 1)
+    base = _next_token_logprobs(lm, rows)
     for strength in probe_strengths:
-        kl = next_token_kl(lm, rows, layer, steering_deltas(dirs, [strength] * n, mean_norm))
+        kl = next_token_kl(lm, rows, layer, steering_deltas(dirs, [strength] * n, mean_norm), base)
         probed.append((float(strength), float(kl.mean())))
     strengths = np.log([s for s, _ in probed])
     kls = np.maximum.accumulate(np.array([k for _, k in probed]))  # KL grows with strength; ignore wiggles
