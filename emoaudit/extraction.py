@@ -89,9 +89,6 @@ class EmotionVectors:
     removed_components: list[int]  # per layer, neutral principal components projected out
     pooling: str
 
-    def at(self, layer: int) -> torch.Tensor:
-        return self.vectors[:, layer]
-
 
 def comprehension_activations(
     lm: LoadedModel, spec: AuditSpec, profile: Profile, on_batch: Callable[[int], None] | None = None
