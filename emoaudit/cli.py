@@ -297,7 +297,12 @@ def steer(
         ),
     ] = None,
     method: Annotated[str, typer.Option(help="comprehension or generation vectors.")] = "comprehension",
-    layer: Annotated[int | None, typer.Option(help="Layer to steer; the run's emotion layer if omitted.")] = None,
+    layer: Annotated[
+        int | None,
+        typer.Option(
+            help="Layer to steer; the run's emotion layer if omitted (the middle layer for bare vector files)."
+        ),
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Length of each continuation.")] = 64,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
