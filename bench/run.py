@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from emoaudit.activations import Pooling, capture, length_batches, pad_batch, tokenize
+from emoaudit.activations import Pooling, capture, length_batches, pad_batch, run_body, tokenize
 from emoaudit.generation import chat_prompt_ids, generate
 from emoaudit.loading import LoadedModel, load_model
 from emoaudit.spec import load_spec
@@ -42,10 +42,8 @@ def timed(fn: Any, repeats: int = 1) -> tuple[float, Any]:
 def raw_forward(lm: LoadedModel, sequences: list[list[int]], max_batch_tokens: int = 8192) -> None:
     """The limit: the model body over the same length-sorted batches, no hooks, no LM head."""
     pad = int(lm.tokenizer.pad_token_id)
-    with torch.inference_mode():
-        for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
-            ids, mask = pad_batch([sequences[i] for i in batch], pad, "right")
-            lm.stream.body(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False)
+    for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
+        run_body(lm, *pad_batch([sequences[i] for i in batch], pad, "right"))
 
 
 def steering_vectors_extraction(lm: LoadedModel, spec: Any, batch_size: int) -> dict[str, dict[int, torch.Tensor]]:

@@ -132,10 +132,8 @@ def capture(
         with torch.inference_mode():
             for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
                 ids, mask = pad_batch([sequences[i] for i in batch], pad_id, pad_side)
-                ids, mask = ids.to(device), mask.to(device)
-                weights = pooling_weights(mask, start_all[batch].to(device), pooling)
-                positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-                lm.stream.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+                weights = pooling_weights(mask.to(device), start_all[batch].to(device), pooling)
+                run_body(lm, ids, mask)
                 out[batch] = torch.stack(pooled, dim=1).cpu()
                 out_norms[batch] = torch.stack(norms, dim=1).cpu()
                 if on_batch is not None:
@@ -144,6 +142,18 @@ def capture(
         for handle in handles:
             handle.remove()
     return Captured(out, out_norms)
+
+
+def run_body(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The model body (no LM head) over a padded batch, positions read from the mask: final-normed states."""
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        return lm.stream.body(
+            input_ids=ids.to(lm.device),
+            attention_mask=mask.to(lm.device),
+            position_ids=positions.to(lm.device),
+            use_cache=False,
+        ).last_hidden_state
 
 
 def tokenize(lm: LoadedModel, texts: Sequence[str], max_length: int = 512) -> list[list[int]]:

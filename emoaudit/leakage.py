@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from langdetect import DetectorFactory, LangDetectException, detect_langs
 
-from emoaudit.activations import pad_batch
+from emoaudit.activations import pad_batch, run_body
 from emoaudit.extraction import EmotionVectors
 from emoaudit.generation import chat_prompt_ids
 from emoaudit.layers import block_output
@@ -149,14 +149,7 @@ def last_prompt_states(lm: LoadedModel, prompts: Sequence[Sequence[int]], layer:
 
     handle = lm.stream.blocks[layer].register_forward_hook(hook)
     try:
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            lm.stream.body(
-                input_ids=ids.to(lm.device),
-                attention_mask=mask.to(lm.device),
-                position_ids=positions.to(lm.device),
-                use_cache=False,
-            )
+        run_body(lm, ids, mask)
     finally:
         handle.remove()
     return captured[0]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emoaudit.activations import pad_batch
+from emoaudit.activations import pad_batch, run_body
 from emoaudit.generation import chat_prompt_ids, generate
 from emoaudit.layers import block_output
 from emoaudit.loading import LoadedModel
@@ -65,18 +65,12 @@ def continuation_nll(
     for start in range(0, len(todo), max_batch):
         batch = todo[start : start + max_batch]
         ids, mask = pad_batch([list(prompts[i]) + list(continuations[i]) for i in batch], pad_id, "right")
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         rows = torch.cat([torch.full((len(continuations[i]),), r) for r, i in enumerate(batch)])
         cols = torch.cat(
             [torch.arange(len(prompts[i]) - 1, len(prompts[i]) - 1 + len(continuations[i])) for i in batch]
         )
+        hidden = run_body(lm, ids, mask)
         with torch.inference_mode():
-            hidden = lm.stream.body(
-                input_ids=ids.to(lm.device),
-                attention_mask=mask.to(lm.device),
-                position_ids=positions.to(lm.device),
-                use_cache=False,
-            ).last_hidden_state
             logits = _final_logits(lm, hidden[rows.to(lm.device), cols.to(lm.device)])
             token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[rows, cols + 1].to(lm.device)[:, None])[:, 0]
         token_lp = token_lp.cpu()
@@ -111,14 +105,8 @@ def next_token_kl(
 
 def _next_token_logprobs(lm: LoadedModel, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
     ids, mask = pad_batch(prompts, int(lm.tokenizer.pad_token_id), "left")
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    hidden = run_body(lm, ids, mask)
     with torch.inference_mode():
-        hidden = lm.stream.body(
-            input_ids=ids.to(lm.device),
-            attention_mask=mask.to(lm.device),
-            position_ids=positions.to(lm.device),
-            use_cache=False,
-        ).last_hidden_state
         return torch.log_softmax(_final_logits(lm, hidden[:, -1]), dim=-1)
 
 
