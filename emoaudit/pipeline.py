@@ -237,7 +237,7 @@ def extraction_stage(run: Run) -> dict[str, Any]:
     for method in METHODS:
         analyses[method]["heldout"] = heldout_curves(held, vectors[method], spec)
         analyses[method]["at_emotion_layer"] = at_layer(acts[method], vectors[method], spec, layer, profile, seed)
-    comparison = compare_at_layer(acts, vectors, spec, layer, profile, seed)
+    comparison = compare_at_layer(analyses, vectors, layer)
     return {
         "layer_convention": LAYER_CONVENTION,
         "n_layers": n_layers,
@@ -538,18 +538,10 @@ def at_layer(
 
 
 def compare_at_layer(
-    acts: dict[str, Activations],
-    vectors: dict[str, EmotionVectors],
-    spec: AuditSpec,
-    layer: int,
-    profile: Profile,
-    seed: int,
+    analyses: dict[str, dict[str, Any]], vectors: dict[str, EmotionVectors], layer: int
 ) -> dict[str, Any]:
-    margins = []
-    for method in METHODS:
-        x_all, y = _emotion_samples(acts[method], spec)
-        scores = centroid_scores(x_all[:, layer].astype(np.float64), y, profile.cv_folds, seed)
-        margins.append(per_class_mean(scores.margins, y, len(spec.emotions)))
+    """The two methods at the emotion layer, on the per-emotion margins `at_layer` already measured."""
+    margins = [np.array(analyses[m]["at_emotion_layer"]["per_emotion_margin"]) for m in METHODS]
     result = compare_methods(
         (METHODS[0], METHODS[1]),
         (margins[0], margins[1]),
