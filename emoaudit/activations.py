@@ -6,7 +6,8 @@ not depend on the batch it lands in or on which side the batch is padded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -142,6 +143,68 @@ def capture(
         for handle in handles:
             handle.remove()
     return Captured(out, out_norms)
+
+
+class GenerationReader:
+    """Pools every block's output over generated tokens while `generate` writes them: no second pass.
+
+    With a KV cache, each decoding step feeds the model the token sampled at the step before, so the
+    residual stream of generated token t is computed at step t + 1. A reader therefore wants one token
+    more generated than kept: generate max_new_tokens + 1 and keep max_new_tokens, and every kept token
+    has been read. A row stops counting at its first end-of-text token, as the kept text does.
+    """
+
+    def __init__(self, lm: LoadedModel, n_sequences: int, eos_ids: set[int]) -> None:
+        self._lm = lm
+        self._eos = torch.tensor(sorted(eos_ids), device=lm.device)
+        shape = (n_sequences, lm.stream.n_layers)
+        self.sums = torch.zeros((*shape, lm.identity.hidden_size), dtype=torch.float32)
+        self.norm_sums = torch.zeros(shape, dtype=torch.float32)
+        self.counts = torch.zeros(n_sequences, dtype=torch.long)
+
+    @contextmanager
+    def batch(self, rows: list[int]) -> Iterator[None]:
+        """Read the generation of these sequences (in this order) while the context is open."""
+        n_layers = self._lm.stream.n_layers
+        hidden = self._lm.identity.hidden_size
+        device = self._lm.device
+        sums = torch.zeros((len(rows), n_layers, hidden), dtype=torch.float32, device=device)
+        norm_sums = torch.zeros((len(rows), n_layers), dtype=torch.float32, device=device)
+        live = torch.ones(len(rows), dtype=torch.bool, device=device)
+        counts = torch.zeros(len(rows), dtype=torch.long, device=device)
+        calls = [0]
+
+        def read_inputs(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            calls[0] += 1
+            if calls[0] > 1:  # the first call reads the prompt, which is not generated text
+                live.logical_and_(~torch.isin(args[0][:, -1], self._eos))
+                counts.add_(live)
+
+        def hook_for(layer: int) -> Callable[..., None]:
+            def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
+                if calls[0] > 1:
+                    states = block_output(output)[:, -1].float() * live[:, None]  # type: ignore[arg-type]
+                    sums[:, layer] += states
+                    norm_sums[:, layer] += torch.linalg.vector_norm(states, dim=-1)
+
+            return hook
+
+        embeddings = self._lm.model.get_input_embeddings()
+        handles = [embeddings.register_forward_pre_hook(read_inputs)]
+        handles += [block.register_forward_hook(hook_for(i)) for i, block in enumerate(self._lm.stream.blocks)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.sums[rows] = sums.cpu()
+        self.norm_sums[rows] = norm_sums.cpu()
+        self.counts[rows] = counts.cpu()
+
+    def captured(self, rows: Sequence[int]) -> Captured:
+        """Means over the read tokens of these sequences; each must have at least one."""
+        counts = self.counts[list(rows)].clamp(min=1).float()
+        return Captured(self.sums[list(rows)] / counts[:, None, None], self.norm_sums[list(rows)] / counts[:, None])
 
 
 def run_body(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

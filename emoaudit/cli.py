@@ -64,7 +64,10 @@ ModelArg = Annotated[
 ]
 DeviceOpt = Annotated[Device, typer.Option(help="Where the model runs.")]
 DTypeOpt = Annotated[
-    DType, typer.Option(help="Weights and activations dtype; auto is float32 on CPU, bfloat16 on CUDA.")
+    DType,
+    typer.Option(
+        help="Weights and activations dtype; auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32."
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permutations.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]

@@ -21,9 +21,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from emoaudit import __version__
-from emoaudit.activations import Pooling, capture, tokenize
+from emoaudit.activations import GenerationReader, Pooling, capture, tokenize
 from emoaudit.errors import EmoauditError
-from emoaudit.generation import chat_prompt_ids, generate
+from emoaudit.generation import chat_prompt_ids, eos_ids, generate
 from emoaudit.layers import LAYER_CONVENTION
 from emoaudit.loading import LoadedModel
 from emoaudit.spec import AuditSpec, Profile
@@ -132,25 +132,26 @@ def generation_activations(
 ) -> Activations:
     labels, prompts = generation_prompts(spec, profile)
     prompt_ids = [chat_prompt_ids(lm, p) for p in prompts]
-    new_ids = generate(
+    reader = GenerationReader(lm, len(prompts), eos_ids(lm))
+    written = generate(
         lm,
         prompt_ids,
-        profile.max_new_tokens,
+        profile.max_new_tokens + 1,  # the last token is never fed back: read the ones before it
         seed,
         temperature=float(spec.generation["temperature"]),
         top_p=float(spec.generation["top_p"]),
         max_batch_tokens=max_batch_tokens,
         on_batch=on_batch,
+        batch_context=reader.batch,
     )
+    new_ids = [ids[: profile.max_new_tokens] for ids in written]
     kept = [i for i, ids in enumerate(new_ids) if len(ids) >= _MIN_GENERATED_TOKENS]
     missing = sorted({labels[i] for i in range(len(labels))} - {labels[i] for i in kept})
     if missing:
         raise EmoauditError(
             f"the model wrote (almost) nothing for: {', '.join(missing)}; generation-based extraction needs text"
         )
-    sequences = [prompt_ids[i] + new_ids[i] for i in kept]
-    starts = [len(prompt_ids[i]) for i in kept]
-    captured = capture(lm, sequences, Pooling("mean"), starts, max_batch_tokens=max_batch_tokens)
+    captured = reader.captured(kept)
     texts = [lm.tokenizer.decode(new_ids[i], skip_special_tokens=True) for i in kept]
     return Activations(
         "generation",

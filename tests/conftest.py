@@ -105,13 +105,13 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 
 @pytest.fixture(scope="session")
 def tiny_llama(tiny_dir: Callable[[str], Path]) -> LoadedModel:
-    return load_model(str(tiny_dir("llama")), device="cpu")
+    return load_model(str(tiny_dir("llama")), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def smollm2() -> LoadedModel:
-    """The real SmolLM2-135M-Instruct, pulled through pip and converted on first use."""
-    return load_model("smollm2-135m", device="cpu")
+    """The real SmolLM2-135M-Instruct, pulled through pip and converted on first use; float32 for exact comparisons."""
+    return load_model("smollm2-135m", device="cpu", dtype="float32")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

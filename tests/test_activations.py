@@ -3,8 +3,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emoaudit.activations import Pooling, capture, length_batches, pad_batch, pooling_weights, tokenize
+from emoaudit.activations import (
+    GenerationReader,
+    Pooling,
+    capture,
+    length_batches,
+    pad_batch,
+    pooling_weights,
+    tokenize,
+)
 from emoaudit.errors import EmoauditError
+from emoaudit.generation import chat_prompt_ids, eos_ids, generate
 from emoaudit.loading import LoadedModel
 
 TEXTS = [
@@ -99,3 +108,41 @@ def test_capture_matches_hidden_states_and_pools_from_start(tiny_llama: LoadedMo
     torch.testing.assert_close(last[0], hidden[1][0, -1], rtol=1e-4, atol=1e-5)
     per_sequence_start = capture(lm, [seq, seq], starts=[0, 6]).means
     torch.testing.assert_close(per_sequence_start[1, 0], hidden[1][0, 6:].mean(dim=0), rtol=1e-4, atol=1e-5)
+
+
+def _reading_during_generation(lm: LoadedModel, stop_at: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts = [chat_prompt_ids(lm, p) for p in ["The sea", "A much longer prompt about the old harbour", "He"]]
+    keep = 8
+    temperature = 0.9 if stop_at is None else 0.0
+    if stop_at is not None:  # a token the model writes mid-way ends its text: rows stop at different steps
+        stop = generate(lm, prompts, keep, seed=0, temperature=temperature, top_p=1.0)[0][stop_at]
+        monkeypatch.setattr(lm.model.generation_config, "eos_token_id", sorted(eos_ids(lm) | {stop}))
+    reader = GenerationReader(lm, len(prompts), eos_ids(lm))
+    # A small token budget puts each prompt in a batch of its own: rows must land where they belong.
+    written = generate(
+        lm, prompts, keep + 1, 5, temperature=temperature, top_p=0.95, max_batch_tokens=40, batch_context=reader.batch
+    )
+    kept = [ids[:keep] for ids in written]
+    assert reader.counts.tolist() == [len(ids) for ids in kept]
+    if stop_at is not None:
+        assert min(len(ids) for ids in kept) < keep
+    rows = [i for i, ids in enumerate(kept) if ids]
+    second = capture(
+        lm, [prompts[i] + kept[i] for i in rows], Pooling("mean"), [len(prompts[i]) for i in rows], pad_side="left"
+    )
+    read = reader.captured(rows)
+    torch.testing.assert_close(read.means, second.means, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(read.token_norms, second.token_norms, rtol=1e-3, atol=1e-4)
+
+
+def test_reading_during_generation_matches_a_second_pass_tiny(
+    tiny_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _reading_during_generation(tiny_llama, 2, monkeypatch)
+
+
+@pytest.mark.real
+def test_reading_during_generation_matches_a_second_pass_smollm2(
+    smollm2: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _reading_during_generation(smollm2, None, monkeypatch)

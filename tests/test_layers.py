@@ -12,7 +12,7 @@ from tests.conftest import TINY_FAMILIES, TINY_SIZES
 
 @pytest.mark.parametrize("model_type", sorted(TINY_FAMILIES))
 def test_every_family_exposes_blocks_norm_and_unembedding(tiny_dir: Callable[[str], Path], model_type: str) -> None:
-    lm = load_model(str(tiny_dir(model_type)), device="cpu")
+    lm = load_model(str(tiny_dir(model_type)), device="cpu", dtype="float32")
     stream = lm.stream
     assert stream.n_layers == lm.identity.n_layers == 3
     assert lm.identity.hidden_size == TINY_SIZES["hidden_size"]

@@ -8,8 +8,10 @@ import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from emoaudit import registry
+from emoaudit.activations import capture, tokenize
 from emoaudit.errors import EmoauditError
 from emoaudit.loading import LoadedModel, load_model, resolve
+from emoaudit.spec import load_spec
 from tests.conftest import run_cli
 
 
@@ -115,3 +117,27 @@ def test_models_list_shows_cache_state(smollm2: LoadedModel) -> None:
     assert proc.returncode == 0
     row = next(line for line in proc.stdout.splitlines() if "smollm2-135m" in line)
     assert "yes" in row
+
+
+@pytest.mark.real
+def test_bfloat16_copy_is_the_float32_weights_cast_and_reads_alike(smollm2: LoadedModel) -> None:
+    narrow = load_model("smollm2-135m", device="cpu", dtype="bfloat16")
+    assert narrow.identity.sha256 == smollm2.identity.sha256 and narrow.identity.dtype == "bfloat16"
+    sha = smollm2.identity.sha256 or ""
+    copy = registry.cache_dir() / "converted" / f"{sha[:16]}-bfloat16" / "model.safetensors"
+    exact = registry.cache_dir() / "converted" / sha[:16] / "model.safetensors"
+    assert copy.stat().st_size < 0.55 * exact.stat().st_size
+    wide = dict(smollm2.model.named_parameters())
+    for name, param in narrow.model.named_parameters():
+        assert torch.equal(param, wide[name].to(torch.bfloat16)), name
+    # What emoaudit computes from them: per-emotion mean activations agree at every layer.
+    spec = load_spec()
+    labels = ["happy", "afraid", "calm", "neutral"]
+    texts = [t for label in labels for t in spec.passages[label][:6]]
+    means = [
+        capture(lm, tokenize(lm, texts)).means.view(len(labels), 6, lm.stream.n_layers, -1).mean(dim=1)
+        for lm in (smollm2, narrow)
+    ]
+    centred = [m - m.mean(dim=0) for m in means]
+    cosine = torch.nn.functional.cosine_similarity(centred[0], centred[1], dim=-1)
+    assert float(cosine.min()) > 0.99, cosine.min(dim=0)
