@@ -72,7 +72,9 @@ def continuation_nll(
         hidden = run_body(lm, ids, mask)
         with torch.inference_mode():
             logits = _final_logits(lm, hidden[rows.to(lm.device), cols.to(lm.device)])
-            token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[rows, cols + 1].to(lm.device)[:, None])[:, 0]
+            # log p(target) = logit(target) - logsumexp: no second vocabulary-wide tensor for a log_softmax
+            targets = logits.gather(-1, ids[rows, cols + 1].to(lm.device)[:, None])[:, 0]
+            token_lp = targets - torch.logsumexp(logits, dim=-1)
         token_lp = token_lp.cpu()
         for r, i in enumerate(batch):
             out[i] = float(-token_lp[rows == r].mean())
