@@ -6,6 +6,8 @@ thing for every model; the grid itself is calibrated per model (see `calibrate`)
 
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,32 +54,53 @@ def steering_deltas(directions: torch.Tensor, strengths: Sequence[float], mean_n
 
 
 def continuation_nll(
-    lm: LoadedModel, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], max_batch: int = 16
+    lm: LoadedModel, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], max_batch: int = 32
 ) -> list[float | None]:
     """Mean negative log-likelihood per continuation token under the (unsteered) model; None when empty.
 
-    The unembedding runs only at the positions that predict continuation tokens, never over the whole
-    vocabulary at every prompt position.
+    A sweep writes many continuations of few prompts: each distinct prompt runs once and its KV cache
+    is shared by its continuations, which then run alone. The unembedding runs only at the positions
+    that predict continuation tokens, never over the whole vocabulary at every prompt position.
     """
     out: list[float | None] = [None] * len(prompts)
-    todo = [i for i, c in enumerate(continuations) if c]
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for i, continuation in enumerate(continuations):
+        if continuation:
+            by_prompt.setdefault(tuple(prompts[i]), []).append(i)
     pad_id = int(lm.tokenizer.pad_token_id)
-    for start in range(0, len(todo), max_batch):
-        batch = todo[start : start + max_batch]
-        ids, mask = pad_batch([list(prompts[i]) + list(continuations[i]) for i in batch], pad_id, "right")
-        rows = torch.cat([torch.full((len(continuations[i]),), r) for r, i in enumerate(batch)])
-        cols = torch.cat(
-            [torch.arange(len(prompts[i]) - 1, len(prompts[i]) - 1 + len(continuations[i])) for i in batch]
-        )
-        hidden = run_body(lm, ids, mask)
+    device = lm.device
+    # transformers 5.24 renamed the forward's and the output's `past_key_values` to `cache`
+    cache_keyword = "cache" if "cache" in inspect.signature(lm.stream.body.forward).parameters else "past_key_values"
+    for prompt, members in by_prompt.items():
         with torch.inference_mode():
-            logits = _final_logits(lm, hidden[rows.to(lm.device), cols.to(lm.device)])
-            # log p(target) = logit(target) - logsumexp: no second vocabulary-wide tensor for a log_softmax
-            targets = logits.gather(-1, ids[rows, cols + 1].to(lm.device)[:, None])[:, 0]
-            token_lp = targets - torch.logsumexp(logits, dim=-1)
-        token_lp = token_lp.cpu()
-        for r, i in enumerate(batch):
-            out[i] = float(-token_lp[rows == r].mean())
+            prefix = lm.stream.body(input_ids=torch.tensor([prompt], device=device), use_cache=True)
+            shared = getattr(prefix, cache_keyword)
+            first = torch.log_softmax(_final_logits(lm, prefix.last_hidden_state[0, -1:]), dim=-1)  # token 0
+        for start in range(0, len(members), max_batch):
+            batch = members[start : start + max_batch]
+            ids, mask = pad_batch([continuations[i] for i in batch], pad_id, "right")
+            ids, mask = ids.to(device), mask.to(device)
+            cache = copy.deepcopy(shared)
+            cache.batch_repeat_interleave(len(batch))
+            width = ids.shape[1]
+            with torch.inference_mode():
+                hidden = lm.stream.body(
+                    input_ids=ids,
+                    attention_mask=torch.cat([torch.ones_like(ids[:, :1]).expand(-1, len(prompt)), mask], dim=1),
+                    position_ids=(len(prompt) + torch.arange(width, device=device)).expand(len(batch), -1),
+                    use_cache=True,
+                    **{cache_keyword: cache},
+                ).last_hidden_state
+                # token j > 0 is predicted at position j - 1 of the continuation
+                rows, cols = torch.nonzero(mask[:, 1:], as_tuple=True)
+                logits = _final_logits(lm, hidden[rows, cols])
+                rest = logits.gather(-1, ids[rows, cols + 1][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+                firsts = first[0, ids[:, 0]]
+            totals = firsts.cpu().double().clone()
+            totals.index_add_(0, rows.cpu(), rest.cpu().double())
+            lengths = mask.sum(dim=1).cpu()
+            for r, i in enumerate(batch):
+                out[i] = float(-totals[r] / lengths[r])
     return out
 
 

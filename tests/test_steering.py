@@ -1,11 +1,15 @@
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from emoaudit.generation import chat_prompt_ids
-from emoaudit.loading import LoadedModel
+from emoaudit.loading import LoadedModel, load_model
 from emoaudit.regimes import Thresholds, classify, distinct_n, repeat_share, shape
 from emoaudit.steering import calibrate, continuation_nll, next_token_kl, steering, steering_deltas
+from tests.conftest import TINY_FAMILIES
 
 THRESHOLDS = Thresholds(
     distinct2_min=0.5, repeat_share_max=0.4, perplexity_ratio_max=8.0, judge_margin=0.02, min_tokens=8
@@ -63,16 +67,24 @@ def test_kl_grows_with_strength_and_calibration_lands_between_probes(tiny_llama:
     assert 0.25 <= result.unit_strength <= 4.0
 
 
-def test_continuation_nll_matches_a_direct_computation(tiny_llama: LoadedModel) -> None:
-    lm = tiny_llama
-    prompt = lm.tokenizer("The sea was", add_special_tokens=True)["input_ids"]
-    cont = lm.tokenizer(" grey and cold.", add_special_tokens=False)["input_ids"]
-    short = lm.tokenizer(" ok", add_special_tokens=False)["input_ids"]
-    nll = continuation_nll(lm, [prompt, prompt, prompt], [cont, [], short])
-    with torch.inference_mode():
-        lp = torch.log_softmax(lm.model(input_ids=torch.tensor([prompt + cont])).logits[0], -1)
-    direct = -np.mean([lp[len(prompt) - 1 + i, t].item() for i, t in enumerate(cont)])
-    assert nll[0] == pytest.approx(direct, rel=1e-4) and nll[1] is None and nll[2] is not None
+@pytest.mark.parametrize("model_type", sorted(TINY_FAMILIES))
+def test_continuation_nll_matches_a_direct_computation(tiny_dir: Callable[[str], Path], model_type: str) -> None:
+    lm = load_model(str(tiny_dir(model_type)), device="cpu", dtype="float32")
+    tok = lm.tokenizer
+    prompts = [tok("The sea was", add_special_tokens=True)["input_ids"], tok("She opened the letter")["input_ids"]]
+    long = " and then the train leaves at nine from platform four, and he slammed the door so hard"  # > a window
+    endings = [" grey and cold.", "", " ok", " read it twice, and laughed out loud.", long]
+    rows = [(p, tok(e, add_special_tokens=False)["input_ids"]) for e in endings for p in prompts]
+    # max_batch 3: the shared prompt states serve several batches of uneven continuations
+    nll = continuation_nll(lm, [p for p, _ in rows], [c for _, c in rows], max_batch=3)
+    for (prompt, cont), value in zip(rows, nll, strict=True):
+        if not cont:
+            assert value is None
+            continue
+        with torch.inference_mode():
+            lp = torch.log_softmax(lm.model(input_ids=torch.tensor([prompt + cont])).logits[0].double(), -1)
+        direct = -np.mean([lp[len(prompt) - 1 + i, t].item() for i, t in enumerate(cont)])
+        assert value == pytest.approx(direct, rel=1e-4, abs=1e-5), (prompt, cont)
 
 
 def words(text: str) -> list[str]:
