@@ -93,8 +93,7 @@ def continuation_nll(
                 ).last_hidden_state
                 # token j > 0 is predicted at position j - 1 of the continuation
                 rows, cols = torch.nonzero(mask[:, 1:], as_tuple=True)
-                logits = _final_logits(lm, hidden[rows, cols])
-                rest = logits.gather(-1, ids[rows, cols + 1][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+                rest = _target_logprobs(lm, hidden[rows, cols], ids[rows, cols + 1])
                 firsts = first[0, ids[:, 0]]
             totals = firsts.cpu().double().clone()
             totals.index_add_(0, rows.cpu(), rest.cpu().double())
@@ -102,6 +101,16 @@ def continuation_nll(
             for r, i in enumerate(batch):
                 out[i] = float(-totals[r] / lengths[r])
     return out
+
+
+def _target_logprobs(lm: LoadedModel, normed: torch.Tensor, targets: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """log p(target) at each position, a chunk of positions at a time: vocabulary-wide logits stay small."""
+    out = []
+    for start in range(0, len(targets), chunk):
+        logits = _final_logits(lm, normed[start : start + chunk])
+        picked = logits.gather(-1, targets[start : start + chunk, None])[:, 0]
+        out.append(picked - torch.logsumexp(logits, dim=-1))
+    return torch.cat(out) if out else torch.zeros(0, device=normed.device)
 
 
 def _final_logits(lm: LoadedModel, normed: torch.Tensor) -> torch.Tensor:
