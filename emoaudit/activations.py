@@ -25,8 +25,7 @@ class Pooling:
     """Which tokens of a sequence enter its activation.
 
     `mean` averages the real tokens from `start` on (counted among real tokens, so padding never
-    shifts it); a per-sequence start, e.g. the first generated token, is given to `capture` instead.
-    `last` takes the last real token.
+    shifts it). `last` takes the last real token.
     """
 
     kind: Literal["mean", "last"] = "mean"
@@ -44,15 +43,14 @@ class Pooling:
         return f"mean:{self.start}" if self.kind == "mean" and self.start else self.kind
 
 
-def pooling_weights(mask: torch.Tensor, starts: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+def pooling_weights(mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
     """Per-token weights [batch, tokens] that sum to one over the pooled real tokens of each row."""
     mask = mask.bool()
     position = mask.long().cumsum(dim=1) - 1  # index among real tokens, whichever side pads
     if pooling.kind == "last":
         selected = mask & (position == mask.sum(dim=1, keepdim=True) - 1)
     else:
-        first = torch.clamp(starts, min=pooling.start).unsqueeze(1)
-        selected = mask & (position >= first)
+        selected = mask & (position >= pooling.start)
     counts = selected.sum(dim=1, keepdim=True)
     if bool((counts == 0).any()):
         raise EmoauditError("a sequence has no tokens left to pool: its start lies beyond its end")
@@ -95,7 +93,6 @@ def capture(
     lm: LoadedModel,
     sequences: Sequence[Sequence[int]],
     pooling: Pooling = Pooling(),
-    starts: Sequence[int] | None = None,
     *,
     max_batch_tokens: int = 8192,
     pad_side: PadSide = "right",
@@ -103,15 +100,13 @@ def capture(
 ) -> Captured:
     """Pooled residual stream after every decoder block, float32 on the CPU.
 
-    Runs the model body only (no LM head). `starts[i]` is the first token of sequence i that may
-    enter a mean (e.g. where generated text begins); `on_batch` is told how many sequences finished.
+    Runs the model body only (no LM head); `on_batch` is told how many sequences finished.
     """
     if not sequences:
         raise EmoauditError("nothing to capture: no sequences")
     n_layers, hidden = lm.stream.n_layers, lm.identity.hidden_size
     out = torch.empty((len(sequences), n_layers, hidden), dtype=torch.float32)
     out_norms = torch.empty((len(sequences), n_layers), dtype=torch.float32)
-    start_all = torch.tensor(list(starts) if starts is not None else [0] * len(sequences))
     pad_id = int(lm.tokenizer.pad_token_id)
     device = lm.device
     pooled: list[torch.Tensor] = [torch.empty(0)] * n_layers
@@ -133,7 +128,7 @@ def capture(
         with torch.inference_mode():
             for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
                 ids, mask = pad_batch([sequences[i] for i in batch], pad_id, pad_side)
-                weights = pooling_weights(mask.to(device), start_all[batch].to(device), pooling)
+                weights = pooling_weights(mask.to(device), pooling)
                 run_body(lm, ids, mask)
                 out[batch] = torch.stack(pooled, dim=1).cpu()
                 out_norms[batch] = torch.stack(norms, dim=1).cpu()

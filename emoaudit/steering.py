@@ -95,7 +95,7 @@ def continuation_nll(
                 rows, cols = torch.nonzero(mask[:, 1:], as_tuple=True)
                 rest = _target_logprobs(lm, hidden[rows, cols], ids[rows, cols + 1])
                 firsts = first[0, ids[:, 0]]
-            totals = firsts.cpu().double().clone()
+            totals = firsts.cpu().double()  # a copy: float32 in
             totals.index_add_(0, rows.cpu(), rest.cpu().double())
             lengths = mask.sum(dim=1).cpu()
             for r, i in enumerate(batch):
