@@ -83,6 +83,7 @@ class Run:
     spec: AuditSpec
     profile: Profile
     console: Console
+    runtime_rss_bytes: int | None = None  # resident memory before the model was loaded
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -121,7 +122,8 @@ def audit(
     spec = load_spec(options.spec_path)
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
-    run = Run(options, _load(options, console), spec, profile, console)
+    runtime_rss = _rss_high_water()
+    run = Run(options, _load(options, console), spec, profile, console, runtime_rss)
     _claim_output(run)
     compute: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "extraction": lambda done: extraction_stage(run),
@@ -593,6 +595,7 @@ def _results(run: Run, stages: dict[str, Any], started: datetime, complete: bool
         },
         "stages": stages,
         "timings": {k: round(v, 3) for k, v in run.timings.items()},
+        "resources": _memory(run),
         "environment": {
             "emoaudit": __version__,
             "torch": torch.__version__,
@@ -604,3 +607,20 @@ def _results(run: Run, stages: dict[str, Any], started: datetime, complete: bool
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _memory(run: Run) -> dict[str, int | None]:
+    """High-water marks: this process's resident memory, and before the model (interpreter and libraries),
+    and the CUDA allocator's where it ran."""
+    cuda = int(torch.cuda.max_memory_allocated(run.lm.device)) if run.lm.device.type == "cuda" else None
+    return {"peak_rss_bytes": _rss_high_water(), "runtime_rss_bytes": run.runtime_rss_bytes, "peak_cuda_bytes": cuda}
+
+
+def _rss_high_water() -> int | None:
+    """This process's peak resident memory so far; None where the platform does not tell."""
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
+    # Linux counts ru_maxrss in KiB, macOS in bytes.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024)
