@@ -32,11 +32,17 @@ class Judge:
     _tokenizer: object
     _prototypes: np.ndarray | None  # [labels, dim] unit centroids, for the zero-shot kind
     _columns: list[int | None] | None  # classifier output index per label, for the classifier kind
-    batch_size: int = 64
+    # Small batches of texts of like length: little padding, and a transient peak of about 40 MB where
+    # unsorted batches of 64 took 160 MB, at the same speed (600 steering outputs, CPU).
+    batch_size: int = 16
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        rows = [self._batch_scores(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)]
-        return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.labels)))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._batch_scores([texts[i] for i in rows])
+        return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.labels[i] for i in np.nanargmax(self.scores(texts), axis=1)]

@@ -37,3 +37,14 @@ def test_judge_is_validated_on_heldout_sentences_it_never_saw(judge) -> None:
     # 21-way, chance is under 5%: the judge must be far better than chance to mean anything.
     assert result.accuracy > 0.3 and result.top3 > result.accuracy
     assert np.isfinite(list(result.per_label.values())).all()
+
+
+@pytest.mark.real
+def test_judge_scores_do_not_depend_on_batching_or_order(judge) -> None:
+    """Texts are scored in length-sorted batches: each row must still be that text's own score."""
+    texts = [t for label in ("happy", "angry", "neutral") for t in SPEC.heldout[label]][:40]
+    texts = [texts[0] * 3, *texts[1:]]  # one long text among short ones
+    batched = judge.scores(texts)
+    one_by_one = np.concatenate([judge.scores([t]) for t in texts])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(judge.scores(texts[::-1]), batched[::-1], atol=1e-5)
