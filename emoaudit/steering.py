@@ -104,14 +104,17 @@ def continuation_nll(
 
 
 def _target_logprobs(lm: LoadedModel, normed: torch.Tensor, targets: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """log p(target) at each position, a chunk of positions at a time: vocabulary-wide logits stay small
-    (64 positions: as fast as 256 on a CPU, with 70 MB less at the peak of a standard sweep)."""
-    out = []
+    """log p(target) at each position, a chunk of positions at a time: vocabulary-wide logits stay small.
+
+    Results go into one tensor made up front: appended per chunk, small tensors landed in the holes the
+    logits left, and the heap grew by some 200 MB over a standard sweep's scoring (SmolLM2, CPU).
+    """
+    out = torch.empty(len(targets), device=normed.device)
     for start in range(0, len(targets), chunk):
         logits = _final_logits(lm, normed[start : start + chunk])
         picked = logits.gather(-1, targets[start : start + chunk, None])[:, 0]
-        out.append(picked - torch.logsumexp(logits, dim=-1))
-    return torch.cat(out) if out else torch.zeros(0, device=normed.device)
+        out[start : start + chunk] = picked - torch.logsumexp(logits, dim=-1)
+    return out
 
 
 def _final_logits(lm: LoadedModel, normed: torch.Tensor) -> torch.Tensor:
