@@ -618,9 +618,15 @@ def _memory(run: Run) -> dict[str, int | None]:
 
 def _rss_high_water() -> int | None:
     """This process's peak resident memory so far; None where the platform does not tell."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        # Linux: VmHWM is this process image's own; ru_maxrss would carry a parent's peak over fork and exec.
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     try:
         import resource  # POSIX only
     except ImportError:
         return None
-    # Linux counts ru_maxrss in KiB, macOS in bytes.
+    # ru_maxrss is in bytes on macOS, KiB elsewhere.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024)
