@@ -85,6 +85,7 @@ class Run:
     console: Console
     runtime_rss_bytes: int | None = None  # resident memory before the model was loaded
     timings: dict[str, float] = field(default_factory=dict)
+    reused_memory: list[dict[str, int | None]] = field(default_factory=list)  # of the runs that made reused stages
 
     @property
     def out(self) -> Path:
@@ -181,11 +182,14 @@ def _stage(run: Run, name: str, compute: Callable[[], dict[str, Any]]) -> dict[s
         run.console.print(f"{name}: done in an earlier run, reusing {path}")
         result = json.loads(path.read_text(encoding="utf-8"))
         run.timings.update(result.get("timings", {}))
+        if "resources" in result:
+            run.reused_memory.append(result["resources"])
         return result
     before = set(run.timings)
     with run.timed(name):
         result = compute()
     result["timings"] = {k: v for k, v in run.timings.items() if k not in before}
+    result["resources"] = _memory(run)
     write_json(path, result)
     return result
 
@@ -595,7 +599,8 @@ def _results(run: Run, stages: dict[str, Any], started: datetime, complete: bool
         },
         "stages": stages,
         "timings": {k: round(v, 3) for k, v in run.timings.items()},
-        "resources": _memory(run),
+        # A resumed audit's peak is that of whichever run, this one or one that made a reused stage, went highest.
+        "resources": max([_memory(run), *run.reused_memory], key=lambda m: m["peak_rss_bytes"] or 0),
         "environment": {
             "emoaudit": __version__,
             "torch": torch.__version__,
