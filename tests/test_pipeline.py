@@ -1,8 +1,8 @@
 """`emoaudit scan`, `extract` and `steer` end to end on the real SmolLM2, through the command line."""
 
 import json
-import os
 import math
+import os
 import re
 import subprocess
 import sys
