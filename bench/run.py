@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from emoaudit.activations import Pooling, capture, length_batches, pad_batch, run_body, tokenize
+from emoaudit.activations import READ_BATCH_TOKENS, Pooling, capture, length_batches, pad_batch, run_body, tokenize
 from emoaudit.generation import chat_prompt_ids, generate
 from emoaudit.loading import LoadedModel, load_model
 from emoaudit.spec import load_spec
@@ -42,10 +42,10 @@ def timed(fn: Any, repeats: int = 1) -> tuple[float, Any]:
     return best, result
 
 
-def raw_forward(lm: LoadedModel, sequences: list[list[int]], max_batch_tokens: int = 8192) -> None:
+def raw_forward(lm: LoadedModel, sequences: list[list[int]]) -> None:
     """The limit: the model body over the same length-sorted batches, no hooks, no LM head."""
     pad = int(lm.tokenizer.pad_token_id)
-    for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
+    for batch in length_batches([len(s) for s in sequences], READ_BATCH_TOKENS):
         run_body(lm, *pad_batch([sequences[i] for i in batch], pad, "right"))
 
 

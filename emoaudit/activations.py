@@ -16,8 +16,14 @@ import torch
 from emoaudit.errors import EmoauditError
 from emoaudit.layers import block_output
 from emoaudit.loading import LoadedModel
+from emoaudit.memory import release_free_memory
 
 PadSide = Literal["left", "right"]
+
+# Tokens per batch of a forward pass over whole texts. On a 2-core CPU 4096 ran faster than 8192
+# (SmolLM2: 2900-3200 against 2200-2400 tokens/s, the activations staying in cache) and halves a
+# batch's transient memory.
+READ_BATCH_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ def capture(
     sequences: Sequence[Sequence[int]],
     pooling: Pooling = Pooling(),
     *,
-    max_batch_tokens: int = 8192,
+    max_batch_tokens: int = READ_BATCH_TOKENS,
     pad_side: PadSide = "right",
     on_batch: Callable[[int], None] | None = None,
 ) -> Captured:
@@ -132,6 +138,7 @@ def capture(
                 run_body(lm, ids, mask)
                 out[batch] = torch.stack(pooled, dim=1).cpu()
                 out_norms[batch] = torch.stack(norms, dim=1).cpu()
+                release_free_memory()
                 if on_batch is not None:
                     on_batch(len(batch))
     finally:

@@ -128,7 +128,6 @@ def generation_activations(
     profile: Profile,
     seed: int,
     on_batch: Callable[[int], None] | None = None,
-    max_batch_tokens: int = 8192,
 ) -> Activations:
     labels, prompts = generation_prompts(spec, profile)
     prompt_ids = [chat_prompt_ids(lm, p) for p in prompts]
@@ -140,7 +139,6 @@ def generation_activations(
         seed,
         temperature=float(spec.generation["temperature"]),
         top_p=float(spec.generation["top_p"]),
-        max_batch_tokens=max_batch_tokens,
         on_batch=on_batch,
         batch_context=reader.batch,
     )

@@ -10,8 +10,13 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from emoaudit.activations import length_batches, pad_batch
 from emoaudit.loading import LoadedModel
+from emoaudit.memory import release_free_memory
 
 BatchContext = Callable[[list[int]], AbstractContextManager[object]]
+
+# Prompt plus new tokens per batch. The KV cache is most of what a batch holds (23 kB a token on
+# SmolLM2); against 8192, 6144 lowered a standard scan's peak by ~100 MB for 15% more generation time.
+GENERATION_BATCH_TOKENS = 6144
 
 
 def chat_prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
@@ -33,7 +38,7 @@ def generate(
     *,
     temperature: float,
     top_p: float,
-    max_batch_tokens: int = 8192,
+    max_batch_tokens: int = GENERATION_BATCH_TOKENS,
     on_batch: Callable[[int], None] | None = None,
     batch_context: BatchContext | None = None,
 ) -> list[list[int]]:
@@ -69,6 +74,7 @@ def generate(
             generated = out[row, ids.shape[1] :].tolist()
             cut = next((k for k, t in enumerate(generated) if t in eos), len(generated))
             results[i] = generated[:cut]
+        release_free_memory()  # the batch's KV cache, before the next batch's shape fragments the heap
         if on_batch is not None:
             on_batch(len(batch))
     return results

@@ -41,6 +41,7 @@ from emoaudit.judge import load_judge, validate
 from emoaudit.leakage import LeakageConfig, annotate, assess
 from emoaudit.layers import LAYER_CONVENTION
 from emoaudit.loading import LoadedModel, load_model
+from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.separation import (
     centroid_scores,
     choose_layer,
@@ -123,7 +124,7 @@ def audit(
     spec = load_spec(options.spec_path)
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
-    runtime_rss = _rss_high_water()
+    runtime_rss = rss_high_water()
     run = Run(options, _load(options, console), spec, profile, console, runtime_rss)
     _claim_output(run)
     compute: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -188,6 +189,7 @@ def _stage(run: Run, name: str, compute: Callable[[], dict[str, Any]]) -> dict[s
     before = set(run.timings)
     with run.timed(name):
         result = compute()
+    release_free_memory()  # what the stage freed, before the next one runs on top of it
     result["timings"] = {k: v for k, v in run.timings.items() if k not in before}
     result["resources"] = _memory(run)
     write_json(path, result)
@@ -618,20 +620,4 @@ def _memory(run: Run) -> dict[str, int | None]:
     """High-water marks: this process's resident memory, and before the model (interpreter and libraries),
     and the CUDA allocator's where it ran."""
     cuda = int(torch.cuda.max_memory_allocated(run.lm.device)) if run.lm.device.type == "cuda" else None
-    return {"peak_rss_bytes": _rss_high_water(), "runtime_rss_bytes": run.runtime_rss_bytes, "peak_cuda_bytes": cuda}
-
-
-def _rss_high_water() -> int | None:
-    """This process's peak resident memory so far; None where the platform does not tell."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        # Linux: VmHWM is this process image's own; ru_maxrss would carry a parent's peak over fork and exec.
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    try:
-        import resource  # POSIX only
-    except ImportError:
-        return None
-    # ru_maxrss is in bytes on macOS, KiB elsewhere.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024)
+    return {"peak_rss_bytes": rss_high_water(), "runtime_rss_bytes": run.runtime_rss_bytes, "peak_cuda_bytes": cuda}

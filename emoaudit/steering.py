@@ -19,6 +19,7 @@ from emoaudit.activations import pad_batch, run_body
 from emoaudit.generation import chat_prompt_ids, generate
 from emoaudit.layers import block_output
 from emoaudit.loading import LoadedModel
+from emoaudit.memory import release_free_memory
 from emoaudit.regimes import REGIMES, Thresholds, classify, perplexity_ratio, shape
 
 
@@ -100,6 +101,7 @@ def continuation_nll(
             lengths = mask.sum(dim=1).cpu()
             for r, i in enumerate(batch):
                 out[i] = float(-totals[r] / lengths[r])
+            release_free_memory()
     return out
 
 
