@@ -23,11 +23,14 @@ from typing import Any
 
 import torch
 
-from emoaudit.activations import READ_BATCH_TOKENS, Pooling, capture, length_batches, pad_batch, run_body, tokenize
-from emoaudit.generation import chat_prompt_ids, generate
-from emoaudit.loading import LoadedModel, load_model
+from emoaudit.capture.pooling import Pooling
+from emoaudit.capture.reading import READ_BATCH_TOKENS, capture
+from emoaudit.model.generation import generate
+from emoaudit.model.hooks import add_to_blocks
+from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.runtime import chat_prompt_ids, length_batches, pad_batch, run_body, tokenize
 from emoaudit.spec import load_spec
-from emoaudit.steering import steering, steering_deltas
+from emoaudit.vectors import unit_deltas
 
 
 def timed(fn: Any, repeats: int = 1) -> tuple[float, Any]:
@@ -103,11 +106,11 @@ def peer_figures(lm: LoadedModel, spec: Any, ours: dict[str, torch.Tensor], n_la
 
 def generation_ratio(lm: LoadedModel, spec: Any, tokens: int) -> dict[str, float]:
     prompts = [chat_prompt_ids(lm, sc.prompt) for sc in spec.scenarios] * 2
-    deltas = steering_deltas(torch.randn(len(prompts), lm.identity.hidden_size), [0.3] * len(prompts), 10.0)
+    deltas = unit_deltas(torch.randn(len(prompts), lm.identity.hidden_size), [0.3] * len(prompts), 10.0)
     layer = lm.stream.n_layers // 2
 
     def run(steered: bool) -> int:
-        context = (lambda batch: steering(lm, [layer], deltas[batch])) if steered else None
+        context = (lambda batch: add_to_blocks(lm.stream, [layer], deltas[batch])) if steered else None
         out = generate(lm, prompts, tokens, 0, temperature=0.0, top_p=1.0, batch_context=context)
         return sum(len(o) for o in out)
 

@@ -15,7 +15,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from emoaudit.loading import LoadedModel, load_model
+from emoaudit.model.load import LoadedModel, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 # Kept between local runs so real models are pulled and converted once; CI starts empty.

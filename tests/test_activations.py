@@ -3,19 +3,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emoaudit.activations import (
-    GenerationReader,
-    Pooling,
-    capture,
-    length_batches,
-    pad_batch,
-    pooling_weights,
-    tokenize,
-)
+from emoaudit.capture.generation_reader import GenerationReader
+from emoaudit.capture.pooling import Pooling, pooling_weights
+from emoaudit.capture.reading import capture
+from emoaudit.model.runtime import length_batches, pad_batch, tokenize
 from emoaudit.errors import EmoauditError
-from emoaudit.generation import chat_prompt_ids, eos_ids, generate
-from emoaudit.layers import block_output
-from emoaudit.loading import LoadedModel
+from emoaudit.model.generation import generate
+from emoaudit.model.runtime import chat_prompt_ids, eos_ids
+from emoaudit.model.hooks import block_output
+from emoaudit.model.load import LoadedModel
 
 TEXTS = [
     "A short one.",

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from emoaudit.extraction import Activations, compute_vectors, generation_prompts, load_vectors, save_vectors
-from emoaudit.generation import chat_prompt_ids, generate
+from emoaudit.capture.activations import Activations
+from emoaudit.capture.stimuli import generation_prompts
+from emoaudit.vectors import EmotionVectors
+from emoaudit.model.generation import generate
+from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.errors import EmoauditError
-from emoaudit.loading import LoadedModel
+from emoaudit.model.load import LoadedModel
 from emoaudit.spec import load_spec
 
 SPEC = load_spec()
@@ -31,7 +34,7 @@ def fake_activations(n_per_label: int = 4, n_layers: int = 3, hidden: int = 16, 
 
 def test_vectors_are_means_minus_the_mean_over_emotions() -> None:
     acts = fake_activations()
-    vecs = compute_vectors(acts, SPEC, denoise_variance=0.0)
+    vecs = EmotionVectors.from_activations(acts, SPEC.emotion_names, SPEC.reference, 0.0)
     means = torch.stack([acts.of(e).mean(dim=0) for e in SPEC.emotion_names])
     torch.testing.assert_close(vecs.vectors, means - means.mean(dim=0))
     torch.testing.assert_close(vecs.versus_reference, means - acts.of("neutral").mean(dim=0))
@@ -46,8 +49,8 @@ def test_denoising_removes_the_leading_neutral_directions() -> None:
     generator = torch.Generator().manual_seed(0)
     noise = torch.randn(len(acts.labels), 1, 1, generator=generator) * 50 * direction  # one huge shared direction
     acts.values += noise
-    raw = compute_vectors(acts, SPEC, denoise_variance=0.0)
-    vecs = compute_vectors(acts, SPEC, denoise_variance=0.5)
+    raw = EmotionVectors.from_activations(acts, SPEC.emotion_names, SPEC.reference, 0.0)
+    vecs = EmotionVectors.from_activations(acts, SPEC.emotion_names, SPEC.reference, 0.5)
     assert all(k >= 1 for k in vecs.removed_components)
     assert vecs.vectors[..., 0].abs().max() < 0.01 * raw.vectors[..., 0].abs().max()
     # Directions the neutral texts do not vary along are left alone.
@@ -55,10 +58,10 @@ def test_denoising_removes_the_leading_neutral_directions() -> None:
 
 
 def test_vector_files_round_trip_with_their_conventions(tmp_path: Path) -> None:
-    vecs = compute_vectors(fake_activations(), SPEC, denoise_variance=0.5)
+    vecs = EmotionVectors.from_activations(fake_activations(), SPEC.emotion_names, SPEC.reference, 0.5)
     path = tmp_path / "vectors" / "comprehension.safetensors"
-    save_vectors(vecs, {"reference": "tiny"}, path, SPEC.sha256)
-    loaded, meta = load_vectors(path)
+    vecs.save(path, {"reference": "tiny"}, SPEC.sha256)
+    loaded, meta = EmotionVectors.load_with_metadata(path)
     torch.testing.assert_close(loaded.vectors, vecs.vectors)
     torch.testing.assert_close(loaded.mean_norm, vecs.mean_norm)
     assert loaded.emotions == SPEC.emotion_names and loaded.removed_components == vecs.removed_components
@@ -70,7 +73,7 @@ def test_vector_files_round_trip_with_their_conventions(tmp_path: Path) -> None:
         assert sorted(f.keys()) == sorted(SPEC.emotion_names)
         assert f.get_tensor("happy").shape == (3, 16)
     with pytest.raises(EmoauditError):
-        load_vectors(tmp_path / "missing.safetensors")
+        EmotionVectors.load_with_metadata(tmp_path / "missing.safetensors")
 
 
 def test_generation_prompts_vary_templates_and_topics() -> None:

@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emoaudit.generation import NucleusSampler
+from emoaudit.model.generation import NucleusSampler
 
 
 def _nucleus(probs: list[float], top_p: float) -> set[int]:

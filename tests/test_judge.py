@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emoaudit.judge import load_judge, validate
+from emoaudit.steering.judge import load_judge, validate
 from emoaudit.spec import load_spec
 
 SPEC = load_spec()

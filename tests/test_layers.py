@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from emoaudit.errors import EmoauditError
-from emoaudit.layers import block_output, check_supported, residual_stream
-from emoaudit.loading import LoadedModel, load_model
+from emoaudit.model.architectures import check_supported, residual_stream
+from emoaudit.model.hooks import block_output
+from emoaudit.model.load import LoadedModel, load_model
 from tests.conftest import TINY_FAMILIES, TINY_SIZES
 
 

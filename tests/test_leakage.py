@@ -1,17 +1,17 @@
 import pytest
 import torch
 
-from emoaudit.leakage import (
+from emoaudit.leakage.lens import read_lens
+from emoaudit.leakage.scripts import (
     detect_language,
     foreign_share,
     foreign_spans,
-    lens_logits,
-    read_lens,
     script_of,
     script_shares,
     token_script,
 )
-from emoaudit.loading import LoadedModel
+from emoaudit.model.logits import lens_logits
+from emoaudit.model.load import LoadedModel
 
 
 def test_scripts_of_mixed_hand_made_strings() -> None:

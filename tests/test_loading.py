@@ -7,10 +7,11 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from emoaudit import registry
-from emoaudit.activations import capture, tokenize
+from emoaudit.model import registry
+from emoaudit.capture.reading import capture
+from emoaudit.model.runtime import tokenize
 from emoaudit.errors import EmoauditError
-from emoaudit.loading import LoadedModel, load_model, resolve
+from emoaudit.model.load import LoadedModel, load_model, resolve
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
 

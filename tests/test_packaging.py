@@ -35,7 +35,7 @@ def test_wheel_ships_audits_and_templates(tmp_path: Path) -> None:
         timeout=600,
     )
     probe = (
-        "import emoaudit.spec as s, emoaudit.registry as r; spec = s.load_spec(); "
+        "import emoaudit.spec as s, emoaudit.model.registry as r; spec = s.load_spec(); "
         "print(s.__file__); print(len(spec.emotions), sorted(r.load_registry()))"
     )
     proc = subprocess.run(

@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from emoaudit.loading import LoadedModel, load_model
+from emoaudit.model.load import LoadedModel, load_model
 from tests.conftest import run_cli
-from emoaudit.results import read_results
+from emoaudit.audit.results import read_results
 
 
 @pytest.mark.real
@@ -98,8 +98,8 @@ def test_steering_sweep_is_judged_and_its_perplexity_ratios_recompute(
     tolerance = 1e-3 if dtype == "float32" else 0.05
     lm = smollm2 if dtype == "float32" else load_model("smollm2-135m", device="cpu", dtype=dtype)
     tok = lm.tokenizer
-    from emoaudit.generation import chat_prompt_ids
-    from emoaudit.steering import continuation_nll
+    from emoaudit.model.runtime import chat_prompt_ids
+    from emoaudit.steering.perplexity import continuation_nll
 
     for sample in [s for s in samples if s["emotion"]][::7]:
         base = baselines[sample["scenario"]]

@@ -12,9 +12,9 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 
-from emoaudit.gating import Check, evaluate, exit_status, junit_xml, load_policy
-from emoaudit.report import render
-from emoaudit.results import read_results, schema
+from emoaudit.report.gating import Check, evaluate, exit_status, junit_xml, load_policy
+from emoaudit.report.render import render
+from emoaudit.audit.results import read_results, schema
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
 

@@ -3,17 +3,12 @@
 import numpy as np
 import pytest
 
-from emoaudit import baselines
-from emoaudit.comparison import affect_alignment, cohens_d, compare_methods
-from emoaudit.evaluation import heldout_score
-from emoaudit.separation import (
-    centroid_scores,
-    choose_layer,
-    cosine_floor,
-    fisher_ratio,
-    mean_pairwise_cosine,
-    probe_accuracy,
-)
+from emoaudit.analysis import baselines
+from emoaudit.analysis.methods import affect_alignment, cohens_d, compare_methods
+from emoaudit.analysis.heldout import heldout_score
+from emoaudit.analysis.geometry import cosine_floor, mean_pairwise_cosine
+from emoaudit.analysis.separation import centroid_scores, fisher_ratio, probe_accuracy
+from emoaudit.analysis.sweep import choose_layer
 
 N_CLASSES, PER_CLASS, HIDDEN, N_LAYERS, PLANTED = 8, 12, 48, 7, 4
 

@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from emoaudit.generation import chat_prompt_ids
-from emoaudit.loading import LoadedModel, load_model
-from emoaudit.regimes import Thresholds, classify, distinct_n, repeat_share, shape
-from emoaudit.steering import calibrate, continuation_nll, next_token_kl, steering, steering_deltas
+from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.steering.regimes import Thresholds, classify, distinct_n, repeat_share, shape
+from emoaudit.model.hooks import add_to_blocks
+from emoaudit.steering.calibration import calibrate, next_token_kl
+from emoaudit.steering.perplexity import continuation_nll
+from emoaudit.vectors import unit_deltas
 from tests.conftest import TINY_FAMILIES
 
 THRESHOLDS = Thresholds(
@@ -27,12 +30,12 @@ def test_hook_is_removed_cleanly_and_zero_changes_nothing(tiny_llama: LoadedMode
     before = logits(lm, "The sea was grey.")
     hooks_before = [dict(block._forward_hooks) for block in lm.stream.blocks]  # transformers keeps its own
     direction = torch.randn(lm.identity.hidden_size)
-    with steering(lm, [1], steering_deltas(direction[None], [0.0], 10.0)[0]):
+    with add_to_blocks(lm.stream, [1], unit_deltas(direction[None], [0.0], 10.0)[0]):
         torch.testing.assert_close(logits(lm, "The sea was grey."), before)
-    with steering(lm, [1], steering_deltas(direction[None], [2.0], 10.0)[0]):
+    with add_to_blocks(lm.stream, [1], unit_deltas(direction[None], [2.0], 10.0)[0]):
         assert not torch.allclose(logits(lm, "The sea was grey."), before)
     torch.testing.assert_close(logits(lm, "The sea was grey."), before)
-    with pytest.raises(RuntimeError), steering(lm, [0, 2], direction):
+    with pytest.raises(RuntimeError), add_to_blocks(lm.stream, [0, 2], direction):
         raise RuntimeError("a failure inside the block still removes the hooks")
     torch.testing.assert_close(logits(lm, "The sea was grey."), before)
     assert [dict(block._forward_hooks) for block in lm.stream.blocks] == hooks_before
@@ -42,15 +45,15 @@ def test_per_row_deltas_steer_only_their_row(tiny_llama: LoadedModel) -> None:
     lm = tiny_llama
     ids = lm.tokenizer(["The sea was grey.", "The sea was grey."], return_tensors="pt")
     direction = torch.randn(lm.identity.hidden_size)
-    deltas = steering_deltas(torch.stack([direction, direction]), [0.0, 3.0], 10.0)
-    with torch.inference_mode(), steering(lm, [1], deltas):
+    deltas = unit_deltas(torch.stack([direction, direction]), [0.0, 3.0], 10.0)
+    with torch.inference_mode(), add_to_blocks(lm.stream, [1], deltas):
         out = lm.model(**ids).logits
     torch.testing.assert_close(out[0], logits(lm, "The sea was grey.")[0])
     assert not torch.allclose(out[1], out[0])
 
 
 def test_deltas_have_the_requested_norm() -> None:
-    deltas = steering_deltas(torch.randn(3, 16), [0.5, 1.0, -2.0], 40.0)
+    deltas = unit_deltas(torch.randn(3, 16), [0.5, 1.0, -2.0], 40.0)
     torch.testing.assert_close(deltas.norm(dim=-1), torch.tensor([20.0, 40.0, 80.0]))
 
 
@@ -59,8 +62,7 @@ def test_kl_grows_with_strength_and_calibration_lands_between_probes(tiny_llama:
     prompts = [chat_prompt_ids(lm, p) for p in ["The sea", "A letter arrived"]]
     direction = torch.randn(1, lm.identity.hidden_size)
     kls = [
-        next_token_kl(lm, prompts, 1, steering_deltas(direction.repeat(2, 1), [s, s], 1.0)).mean()
-        for s in (0.0, 1.0, 4.0)
+        next_token_kl(lm, prompts, 1, unit_deltas(direction.repeat(2, 1), [s, s], 1.0)).mean() for s in (0.0, 1.0, 4.0)
     ]
     assert kls[0] == pytest.approx(0.0, abs=1e-6) and kls[0] < kls[1] < kls[2]
     result = calibrate(lm, prompts, 1, direction, 1.0, target_kl=float(kls[1]), probe_strengths=[0.25, 1.0, 4.0])

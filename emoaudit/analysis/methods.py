@@ -1,0 +1,76 @@
+"""Comparing the two extraction methods (generation against comprehension), and the vectors' geometry
+against reference affect ratings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+from emoaudit.analysis.geometry import centred_pc_scores, cosine_matrix, unit
+
+
+@dataclass(frozen=True)
+class MethodComparison:
+    """Per-emotion separation of method A against method B at one layer."""
+
+    method_a: str
+    method_b: str
+    mean_a: float
+    mean_b: float
+    mann_whitney_u: float
+    mann_whitney_p: float
+    cohens_d: float  # positive when A separates better
+    similarity_spearman: float  # between the two methods' emotion-similarity matrices
+    similarity_spearman_p: float
+    vector_cosine_mean: float  # same emotion, A's vector against B's
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
+    pooled = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else 0.0
+
+
+def compare_methods(
+    names: tuple[str, str], separation: tuple[np.ndarray, np.ndarray], vectors: tuple[np.ndarray, np.ndarray]
+) -> MethodComparison:
+    """`separation`: one value per emotion for each method; `vectors`: [emotions, hidden] for each."""
+    a, b = separation
+    test = stats.mannwhitneyu(a, b, alternative="two-sided")
+    upper = np.triu_indices(len(vectors[0]), k=1)
+    rho = stats.spearmanr(cosine_matrix(vectors[0])[upper], cosine_matrix(vectors[1])[upper])
+    unit_a, unit_b = unit(vectors[0]), unit(vectors[1])
+    return MethodComparison(
+        method_a=names[0],
+        method_b=names[1],
+        mean_a=float(a.mean()),
+        mean_b=float(b.mean()),
+        mann_whitney_u=float(test.statistic),
+        mann_whitney_p=float(test.pvalue),
+        cohens_d=cohens_d(a, b),
+        similarity_spearman=float(rho.statistic),
+        similarity_spearman_p=float(rho.pvalue),
+        vector_cosine_mean=float((unit_a * unit_b).sum(axis=1).mean()),
+    )
+
+
+def affect_alignment(
+    vectors: np.ndarray, ratings: dict[str, np.ndarray], components: int = 3
+) -> dict[str, dict[str, float]]:
+    """For each rating (valence, arousal): the leading principal component of the vectors that tracks it best.
+
+    Returns the component's index (1-based), Pearson r (its sign says the direction) and the share
+    of the vectors' variance that component explains.
+    """
+    scores, explained = centred_pc_scores(vectors - vectors.mean(axis=0), components)
+    k = scores.shape[1]
+    out = {}
+    for name, rating in ratings.items():
+        rs = [float(np.corrcoef(scores[:, i], rating)[0, 1]) for i in range(k)]
+        best = int(np.argmax(np.abs(rs)))
+        out[name] = {"component": best + 1, "r": rs[best], "explained_variance": float(explained[best])}
+    return out

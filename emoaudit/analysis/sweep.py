@@ -1,0 +1,169 @@
+"""The layer sweep: separation and its baselines at every layer for each method, the rule that picks
+the emotion layer, and what is measured at that layer (held-out scores, the method comparison)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emoaudit.analysis import baselines
+from emoaudit.analysis.geometry import class_means, cosine_floor, cosine_matrix, mean_pairwise_cosine, pc_scores
+from emoaudit.analysis.heldout import heldout_score
+from emoaudit.analysis.methods import affect_alignment, compare_methods
+from emoaudit.analysis.separation import centroid_scores, fisher_ratio, probe_accuracy
+from emoaudit.capture.activations import Activations
+from emoaudit.capture.stimuli import METHODS
+from emoaudit.spec import AuditSpec, Profile
+from emoaudit.vectors import EmotionVectors
+
+
+def smooth(curve: np.ndarray, width: int) -> np.ndarray:
+    """Moving average with the window shrunk at the ends, so every layer keeps a value."""
+    half = max(width, 1) // 2
+    return np.array([curve[max(0, i - half) : i + half + 1].mean() for i in range(len(curve))])
+
+
+def choose_layer(score: np.ndarray, width: int) -> int:
+    """The layer, final block excluded, whose smoothed baseline-corrected separation is highest."""
+    return int(np.argmax(smooth(score, width)[:-1]))
+
+
+def layer_score(
+    x: np.ndarray, y: np.ndarray, permutations: int, seed: int
+) -> tuple[float, baselines.FisherNull, float]:
+    """(Fisher ratio, its shuffled-label null, the layer score log(ratio / null mean)) of one layer's [n, hidden]."""
+    fisher = fisher_ratio(x, y)
+    null = baselines.fisher_null(x, y, permutations, seed)
+    return fisher, null, float(np.log(fisher / null.mean))
+
+
+def analyse_method(
+    acts: Activations, vectors: EmotionVectors, spec: AuditSpec, profile: Profile, seed: int, tick: Callable[[], None]
+) -> dict[str, Any]:
+    """Separation curves and their baselines over every layer for one method."""
+    x_all, y = emotion_samples(acts, spec)
+    reference = acts.of(spec.reference).numpy()
+    emotions = spec.emotion_names
+    analysis = spec.analysis
+    curves: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "cosine_mean",
+            "raw_cosine_mean",
+            "reference_cosine",
+            "similarity_above_reference",
+            "probe_accuracy",
+            "probe_accuracy_shuffled",
+            "centroid_accuracy",
+            "random_direction_accuracy",
+            "random_direction_cosine",
+            "fisher_ratio",
+            "fisher_null_mean",
+            "fisher_p",
+            "score",
+        )
+    }
+    for layer in range(x_all.shape[1]):
+        x = x_all[:, layer].astype(np.float64)
+        raw_cos = mean_pairwise_cosine(class_means(x, y, len(emotions)))
+        ref_cos = baselines.reference_cosine(reference[:, layer].astype(np.float64))
+        fisher, null, score = layer_score(x, y, profile.permutations, seed)
+        rand_cos, rand_acc = baselines.random_directions(x, y, int(analysis["random_draws"]), profile.cv_folds, seed)
+        values = {
+            "cosine_mean": mean_pairwise_cosine(vectors.vectors[:, layer].numpy().astype(np.float64)),
+            "raw_cosine_mean": raw_cos,
+            "reference_cosine": ref_cos,
+            "similarity_above_reference": raw_cos - ref_cos,
+            "probe_accuracy": probe_accuracy(x, y, profile.cv_folds, int(analysis["probe_components"]), seed),
+            "probe_accuracy_shuffled": baselines.shuffled_probe_accuracy(
+                x, y, profile.cv_folds, int(analysis["probe_components"]), int(analysis["probe_shuffles"]), seed
+            ),
+            "centroid_accuracy": centroid_scores(x, y, profile.cv_folds, seed).accuracy,
+            "random_direction_accuracy": rand_acc,
+            "random_direction_cosine": rand_cos,
+            "fisher_ratio": fisher,
+            "fisher_null_mean": null.mean,
+            "fisher_p": null.p_value,
+            "score": score,
+        }
+        for key, value in values.items():
+            curves[key].append(float(value))
+        tick()
+    score = np.array(curves["score"])
+    chosen = choose_layer(score, int(analysis["layer_smoothing"]))
+    return {
+        "n_samples": int(len(acts.labels)),
+        "pooling": acts.pooling,
+        "cosine_floor": cosine_floor(len(emotions)),
+        "chance_accuracy": 1.0 / len(emotions),
+        "curves": curves,
+        "score": curves["score"],
+        "chosen_layer": chosen,
+        "chosen_relative_depth": chosen / max(len(score) - 1, 1),
+        "removed_neutral_components": vectors.removed_components,
+    }
+
+
+def heldout_curves(held: Activations, vectors: EmotionVectors, spec: AuditSpec) -> dict[str, list[float]]:
+    x_all, y = emotion_samples(held, spec)
+    valence = np.array([e.valence for e in spec.emotions])
+    scores = [
+        heldout_score(
+            x_all[:, layer].astype(np.float64), y, vectors.vectors[:, layer].numpy().astype(np.float64), valence
+        )
+        for layer in range(x_all.shape[1])
+    ]
+    return {
+        "accuracy": [s.accuracy for s in scores],
+        "top3": [s.top3 for s in scores],
+        "valence_auc": [s.valence_auc for s in scores],
+        "n_samples": int(len(y)),
+        "chance_accuracy": 1.0 / len(spec.emotions),
+    }
+
+
+def at_layer(
+    acts: Activations, vectors: EmotionVectors, spec: AuditSpec, layer: int, profile: Profile, seed: int
+) -> dict[str, Any]:
+    x_all, y = emotion_samples(acts, spec)
+    scores = centroid_scores(x_all[:, layer].astype(np.float64), y, profile.cv_folds, seed)
+    v = vectors.vectors[:, layer].numpy().astype(np.float64)
+    ratings = {
+        "valence": np.array([e.valence for e in spec.emotions]),
+        "arousal": np.array([e.arousal for e in spec.emotions]),
+    }
+    n = len(spec.emotions)
+    recall = [float((scores.predictions[y == c] == c).mean()) for c in range(n)]
+    return {
+        "layer": layer,
+        "per_emotion_margin": class_means(scores.margins, y, n).tolist(),
+        "per_emotion_recall": recall,
+        "similarity": cosine_matrix(v).round(4).tolist(),
+        "affect": affect_alignment(v, ratings),
+        "pc_scores": pc_scores(v, 2).round(4).tolist(),
+    }
+
+
+def compare_at_layer(
+    analyses: dict[str, dict[str, Any]], vectors: dict[str, EmotionVectors], layer: int
+) -> dict[str, Any]:
+    """The two methods at the emotion layer, on the per-emotion margins `at_layer` already measured."""
+    margins = [np.array(analyses[m]["at_emotion_layer"]["per_emotion_margin"]) for m in METHODS]
+    result = compare_methods(
+        (METHODS[0], METHODS[1]),
+        (margins[0], margins[1]),
+        (
+            vectors[METHODS[0]].vectors[:, layer].numpy().astype(np.float64),
+            vectors[METHODS[1]].vectors[:, layer].numpy().astype(np.float64),
+        ),
+    )
+    return {"layer": layer, "statistic": "per-emotion mean cross-validated centroid margin", **result.to_dict()}
+
+
+def emotion_samples(acts: Activations, spec: AuditSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Activations [n, layers, hidden] and class indices of the emotion samples (the reference left out)."""
+    index = {e: i for i, e in enumerate(spec.emotion_names)}
+    rows = [i for i, label in enumerate(acts.labels) if label in index]
+    return acts.values[rows].numpy(), np.array([index[acts.labels[i]] for i in rows])

@@ -1,0 +1,1 @@
+"""The audit: options, the run that resumes, its stages and the results document."""

@@ -1,0 +1,54 @@
+"""What the stages of one audit share: the loaded model, the specification, timings and outputs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from emoaudit.audit.options import AuditOptions
+from emoaudit.model.load import LoadedModel
+from emoaudit.spec import AuditSpec, Profile
+
+
+@dataclass
+class Run:
+    """What the stages share: the loaded model, the specification and where outputs go."""
+
+    options: AuditOptions
+    lm: LoadedModel
+    spec: AuditSpec
+    profile: Profile
+    console: Console
+    runtime_rss_bytes: int | None = None  # resident memory before the model was loaded
+    timings: dict[str, float] = field(default_factory=dict)
+    reused_memory: list[dict[str, int | None]] = field(default_factory=list)  # of the runs that made reused stages
+
+    @property
+    def out(self) -> Path:
+        return self.options.out
+
+    @property
+    def seed(self) -> int:
+        return self.options.seed
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )

@@ -1,0 +1,1 @@
+"""Reading the residual stream: pooled activations of read and generated text."""

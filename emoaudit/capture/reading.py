@@ -1,0 +1,75 @@
+"""Residual-stream capture: one batched forward pass reads every decoder block's output, pooled over tokens.
+
+Positions are read from the attention mask, never from padded offsets, so a text's activations do
+not depend on the batch it lands in or on which side the batch is padded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from emoaudit.capture.pooling import Pooling, pooling_weights
+from emoaudit.errors import EmoauditError
+from emoaudit.memory import release_free_memory
+from emoaudit.model.hooks import block_hooks
+from emoaudit.model.load import LoadedModel
+from emoaudit.model.runtime import PadSide, length_batches, pad_batch, pad_id, run_body
+
+# Tokens per batch of a forward pass over whole texts. On a 2-core CPU 4096 ran faster than 8192
+# (SmolLM2: 2900-3200 against 2200-2400 tokens/s, the activations staying in cache) and halves a
+# batch's transient memory.
+READ_BATCH_TOKENS = 4096
+MEAN_POOLING = Pooling()
+
+
+@dataclass(frozen=True)
+class Captured:
+    """Pooled activations [n, layers, hidden] and the mean L2 norm of the pooled tokens [n, layers]."""
+
+    means: torch.Tensor
+    token_norms: torch.Tensor
+
+
+def capture(
+    lm: LoadedModel,
+    sequences: Sequence[Sequence[int]],
+    pooling: Pooling = MEAN_POOLING,
+    *,
+    max_batch_tokens: int = READ_BATCH_TOKENS,
+    pad_side: PadSide = "right",
+    on_batch: Callable[[int], None] | None = None,
+) -> Captured:
+    """Pooled residual stream after every decoder block, float32 on the CPU.
+
+    Runs the model body only (no LM head); `on_batch` is told how many sequences finished. Raises
+    EmoauditError when there is nothing to read.
+    """
+    if not sequences:
+        raise EmoauditError("nothing to capture: no sequences")
+    n_layers, hidden = lm.stream.n_layers, lm.identity.hidden_size
+    out = torch.empty((len(sequences), n_layers, hidden), dtype=torch.float32)
+    out_norms = torch.empty((len(sequences), n_layers), dtype=torch.float32)
+    pooled: list[torch.Tensor] = [torch.empty(0)] * n_layers
+    norms: list[torch.Tensor] = [torch.empty(0)] * n_layers
+    weights = torch.empty(0)
+
+    def read(layer: int, hidden_states: torch.Tensor) -> None:
+        # In the model's dtype (accumulating in float32): no float32 copy of every hidden state.
+        w = weights.to(hidden_states.device)
+        pooled[layer] = torch.bmm(w.to(hidden_states.dtype).unsqueeze(1), hidden_states).squeeze(1).float()
+        norms[layer] = (w * torch.linalg.vector_norm(hidden_states, dim=-1).float()).sum(dim=1)
+
+    with block_hooks(lm.stream, {layer: read for layer in range(n_layers)}), torch.inference_mode():
+        for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
+            ids, mask = pad_batch([sequences[i] for i in batch], pad_id(lm), pad_side)
+            weights = pooling_weights(mask.to(lm.device), pooling)
+            run_body(lm, ids, mask)
+            out[batch] = torch.stack([p.cpu() for p in pooled], dim=1)
+            out_norms[batch] = torch.stack([n.cpu() for n in norms], dim=1)
+            release_free_memory()
+            if on_batch is not None:
+                on_batch(len(batch))
+    return Captured(out, out_norms)

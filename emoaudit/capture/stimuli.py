@@ -1,0 +1,106 @@
+"""Activations of the audit's texts: passages the model reads (comprehension), stories it writes
+(generation), and held-out sentences that score the vectors.
+
+* comprehension: the model reads passages we wrote; activations are pooled over each passage.
+* generation: the model writes a story for each emotion; activations are pooled over the tokens it
+  generated, never over the prompt that named the emotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from emoaudit.capture.activations import Activations
+from emoaudit.capture.generation_reader import GenerationReader
+from emoaudit.capture.pooling import Pooling
+from emoaudit.capture.reading import capture
+from emoaudit.errors import EmoauditError
+from emoaudit.model.generation import generate
+from emoaudit.model.load import LoadedModel
+from emoaudit.model.runtime import chat_prompt_ids, eos_ids, tokenize
+from emoaudit.spec import AuditSpec, Profile
+
+METHODS = ("comprehension", "generation")
+_MIN_GENERATED_TOKENS = 8
+
+
+def comprehension_activations(
+    lm: LoadedModel, spec: AuditSpec, profile: Profile, on_batch: Callable[[int], None] | None = None
+) -> Activations:
+    labels, texts = _passages(spec.passages, spec.labels, profile.passages_per_label)
+    captured = capture(lm, tokenize(lm, texts), Pooling.parse(spec.pooling), on_batch=on_batch)
+    return Activations(
+        "comprehension", labels, texts, captured.means, captured.token_norms, f"{spec.pooling} over the passage"
+    )
+
+
+def heldout_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
+    labels, texts = _passages(spec.heldout, spec.labels, None)
+    captured = capture(lm, tokenize(lm, texts), Pooling.parse(spec.pooling))
+    return Activations("heldout", labels, texts, captured.means, captured.token_norms, f"{spec.pooling} over the text")
+
+
+def generation_prompts(spec: AuditSpec, profile: Profile) -> tuple[list[str], list[str]]:
+    """(labels, prompts): templates and topics rotate so that no two stories share both."""
+    labels: list[str] = []
+    prompts: list[str] = []
+    for index, label in enumerate(spec.labels):
+        is_reference = label == spec.reference
+        templates = spec.reference_templates if is_reference else spec.emotion_templates
+        topics = spec.reference_topics if is_reference else spec.topics
+        for j in range(profile.stories_per_label):
+            template = templates[j % len(templates)]
+            topic = topics[(index * 5 + j * 3) % len(topics)]
+            labels.append(label)
+            prompts.append(template.format(emotion=label, topic=topic))
+    return labels, prompts
+
+
+def generation_activations(
+    lm: LoadedModel,
+    spec: AuditSpec,
+    profile: Profile,
+    seed: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> Activations:
+    labels, prompts = generation_prompts(spec, profile)
+    prompt_ids = [chat_prompt_ids(lm, p) for p in prompts]
+    reader = GenerationReader(lm, len(prompts), eos_ids(lm))
+    written = generate(
+        lm,
+        prompt_ids,
+        profile.max_new_tokens + 1,  # the last token is never fed back: read the ones before it
+        seed,
+        temperature=float(spec.generation["temperature"]),
+        top_p=float(spec.generation["top_p"]),
+        on_batch=on_batch,
+        batch_context=reader.batch,
+    )
+    new_ids = [ids[: profile.max_new_tokens] for ids in written]
+    kept = [i for i, ids in enumerate(new_ids) if len(ids) >= _MIN_GENERATED_TOKENS]
+    missing = sorted({labels[i] for i in range(len(labels))} - {labels[i] for i in kept})
+    if missing:
+        raise EmoauditError(
+            f"the model wrote (almost) nothing for: {', '.join(missing)}; generation-based extraction needs text"
+        )
+    captured = reader.captured(kept)
+    texts = [lm.tokenizer.decode(new_ids[i], skip_special_tokens=True) for i in kept]
+    return Activations(
+        "generation",
+        [labels[i] for i in kept],
+        texts,
+        captured.means,
+        captured.token_norms,
+        "mean over the generated tokens",
+        [prompts[i] for i in kept],
+    )
+
+
+def _passages(table: dict[str, list[str]], labels: list[str], per_label: int | None) -> tuple[list[str], list[str]]:
+    out_labels: list[str] = []
+    texts: list[str] = []
+    for label in labels:
+        chosen = table[label][:per_label]
+        out_labels += [label] * len(chosen)
+        texts += chosen
+    return out_labels, texts

@@ -1,0 +1,157 @@
+"""`emoaudit scan` and `emoaudit extract`: run the audit, print its summary, gate on its findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from emoaudit.cli.common import (
+    Device,
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    FailOn,
+    FailOnOpt,
+    JudgeOpt,
+    JUnitOpt,
+    ModelArg,
+    OutOpt,
+    PolicyOpt,
+    ProfileName,
+    ProfileOpt,
+    SeedOpt,
+    SpecOpt,
+    TrustOpt,
+    guard,
+    stderr_console,
+)
+
+
+def _audit(
+    stages: tuple[str, ...],
+    model: str,
+    out: Path,
+    profile: ProfileName,
+    seed: int,
+    device: Device,
+    dtype: DType,
+    spec: Path | None,
+    trust_remote_code: bool,
+    judge: str | None = None,
+    policy: Path | None = None,
+    fail_on: FailOn = FailOn.high,
+    junit: Path | None = None,
+) -> None:
+    from emoaudit.audit.options import AuditOptions
+    from emoaudit.audit.run import audit
+
+    options = AuditOptions(
+        model=model,
+        out=out,
+        profile=profile.value,
+        seed=seed,
+        device=device.value,
+        dtype=dtype.value,
+        spec_path=spec,
+        trust_remote_code=trust_remote_code,
+        judge=judge,
+        policy=policy,
+        stages=stages,
+    )
+    results, checks = guard(lambda: audit(options, stderr_console()))
+    _print_summary(results, out)
+    gate(checks, fail_on, junit, results["model"]["reference"])
+
+
+def gate(checks: list, fail_on: FailOn, junit: Path | None, model: str) -> None:
+    """Print the findings, write JUnit if asked, and exit 1 when a finding reaches --fail-on."""
+    from emoaudit.report.gating import exit_status, junit_xml
+    from emoaudit.storage import write_text
+
+    console = Console()
+    for check in checks:
+        if check.failed:
+            console.print(escape(f"finding [{check.severity}] {check.id}: {check.detail}"))
+    if junit is not None:
+        write_text(junit, junit_xml(checks, fail_on.value, model))
+    status = exit_status(checks, fail_on.value)
+    if status:
+        console.print(f"a finding reaches --fail-on {fail_on.value}: exit status 1")
+    raise typer.Exit(status)
+
+
+def _print_summary(results: dict, out: Path) -> None:
+    model = results["model"]
+    stage = results["stages"]["extraction"]
+    layer = stage["emotion_layer"]
+    console = Console()
+    console.print(
+        f"[bold]{model['reference']}[/] {model['architecture']}, {model['parameters'] / 1e6:.0f}M parameters, "
+        f"{model['n_layers']} layers, hidden {model['hidden_size']}, {model['dtype']} on {model['device']}"
+    )
+    console.print(
+        f"emotion layer: {layer['index']} of {model['n_layers']} (relative depth {layer['relative_depth']:.2f})"
+    )
+    table = Table()
+    for column in ("method", "best layer", "probe acc", "shuffled", "held-out acc", "valence AUC"):
+        table.add_column(column)
+    at = layer["index"]
+    for method, analysis in stage["methods"].items():
+        curves, held = analysis["curves"], analysis["heldout"]
+        table.add_row(
+            method,
+            str(analysis["chosen_layer"]),
+            f"{curves['probe_accuracy'][at]:.2f}",
+            f"{curves['probe_accuracy_shuffled'][at]:.2f}",
+            f"{held['accuracy'][at]:.2f}",
+            f"{held['valence_auc'][at]:.2f}",
+        )
+    console.print(table)
+    if "steering" in results["stages"]:
+        steering = results["stages"]["steering"]
+        summary = steering["summary"]
+        totals = ", ".join(f"{k} {v}" for k, v in summary["regime_totals"].items())
+        console.print(
+            f"steering at layer {steering['layer']}: {summary['trials']} trials, success rate "
+            f"{summary['success_rate']:.2f} (judge {steering['judge']['name']}, held-out accuracy "
+            f"{steering['judge']['validation']['accuracy']:.2f}); {totals}"
+        )
+    console.print(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}")
+
+
+def scan(
+    model: ModelArg,
+    out: OutOpt = Path("emoaudit-out"),
+    profile: ProfileOpt = ProfileName.standard,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    spec: SpecOpt = None,
+    trust_remote_code: TrustOpt = False,
+    judge: JudgeOpt = None,
+    policy: PolicyOpt = None,
+    fail_on: FailOnOpt = FailOn.high,
+    junit: JUnitOpt = None,
+) -> None:
+    """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
+    from emoaudit.audit.options import STAGES
+
+    _audit(STAGES, model, out, profile, seed, device, dtype, spec, trust_remote_code, judge, policy, fail_on, junit)
+
+
+def extract(
+    model: ModelArg,
+    out: OutOpt = Path("emoaudit-out"),
+    profile: ProfileOpt = ProfileName.standard,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    spec: SpecOpt = None,
+    trust_remote_code: TrustOpt = False,
+) -> None:
+    """Extract emotion vectors by both methods, sweep the layers and compare the methods."""
+    _audit(("extraction",), model, out, profile, seed, device, dtype, spec, trust_remote_code, fail_on=FailOn.never)

@@ -1,0 +1,1 @@
+"""Cross-lingual leakage: scripts and languages of steered text, and the logit lens."""

@@ -1,0 +1,75 @@
+"""GGUF files as transformers checkpoints: dequantised once into safetensors under the cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from safetensors.torch import save_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from emoaudit.errors import EmoauditError
+from emoaudit.model import registry
+from emoaudit.model.architectures import check_causal
+from emoaudit.storage import write_json
+
+_CONVERTED_MARKER = "emoaudit-converted.json"
+
+
+def converted_gguf(path: Path, sha256: str, dtype: torch.dtype, console: Console) -> Path:
+    """A safetensors copy of a GGUF model, made once: transformers' GGUF conversion takes tens of seconds.
+
+    The float32 copy holds the dequantised weights exactly. A copy in a narrower dtype is cast from it
+    once, so that loading maps the narrow file instead of reading all of float32 to cast it (3x the memory).
+    """
+    base = registry.cache_dir() / "converted" / sha256[:16]
+    name = str(dtype).removeprefix("torch.")
+    target = base if dtype == torch.float32 else base.with_name(f"{base.name}-{name}")
+    if (target / _CONVERTED_MARKER).is_file():
+        return target
+    if dtype != torch.float32:
+        exact = converted_gguf(path, sha256, torch.float32, console)
+        model = AutoModelForCausalLM.from_pretrained(exact, dtype=dtype, use_safetensors=True)
+        extras = [p for p in exact.iterdir() if p.name not in ("model.safetensors", _CONVERTED_MARKER)]
+        _write_converted(target, model, lambda tmp: [shutil.copy2(p, tmp / p.name) for p in extras], path, sha256)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with console.status(f"converting {path.name} to safetensors (once; later loads reuse it)"):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        except Exception as exc:  # the GGUF reader raises anything from ValueError to struct errors
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EmoauditError(f"cannot read GGUF file {path}: {type(exc).__name__}: {first_line[:200]}") from exc
+        check_causal(model.config, str(path))
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config  # the copy holds plain dequantised weights
+
+        def write_rest(tmp: Path) -> None:
+            model.config.save_pretrained(tmp)
+            model.generation_config.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
+        _write_converted(target, model, write_rest, path, sha256)
+    return target
+
+
+def _write_converted(
+    target: Path, model: PreTrainedModel, write_rest: Callable[[Path], object], source: Path, sha256: str
+) -> None:
+    """Weights, the files `write_rest` adds, and a marker, moved into place at once: a crash leaves no half copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        write_rest(tmp)
+        write_json(tmp / _CONVERTED_MARKER, {"source": str(source), "sha256": sha256})
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

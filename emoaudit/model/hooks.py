@@ -1,0 +1,84 @@
+"""Forward hooks on the residual stream: the one module that registers and removes them.
+
+Capture, the generation reader, steering and the logit lens are all built on `block_hooks` (and the
+generation reader on `input_ids_hook` too). Whatever happens inside the `with` block, every hook is
+removed on exit and the model is left exactly as it was. The design follows steering-vectors'
+`record_activations` and `SteeringVector.apply`: one primitive, contexts built on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from emoaudit.model.architectures import ResidualStream
+
+# Called with (layer, hidden states [batch, positions, hidden]) after a decoder block ran; a tensor it
+# returns replaces the block's hidden states, None leaves them as they are.
+BlockHook = Callable[[int, torch.Tensor], torch.Tensor | None]
+
+
+def block_output(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The hidden states a decoder block returned: a tensor in transformers >= 5, a tuple's head before."""
+    return output if isinstance(output, torch.Tensor) else output[0]
+
+
+@contextmanager
+def block_hooks(stream: ResidualStream, hooks: Mapping[int, BlockHook]) -> Iterator[None]:
+    """Run `hooks[layer]` on the output of decoder block `layer` for every layer named, while the block is open."""
+
+    def forward_hook(layer: int, fn: BlockHook) -> Callable[..., object]:
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor | tuple[torch.Tensor, ...]) -> object:
+            replaced = fn(layer, block_output(output))
+            if replaced is None:
+                return None
+            return replaced if isinstance(output, torch.Tensor) else (replaced, *output[1:])
+
+        return hook
+
+    handles = [stream.blocks[layer].register_forward_hook(forward_hook(layer, fn)) for layer, fn in hooks.items()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def input_ids_hook(model: nn.Module, fn: Callable[[torch.Tensor], None]) -> Iterator[None]:
+    """Show `fn` the token ids [batch, positions] of every forward pass, as they enter the input embeddings."""
+    embeddings = model.get_input_embeddings()  # type: ignore[operator]
+    handle = embeddings.register_forward_pre_hook(lambda _module, args: fn(args[0]))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def block_device(stream: ResidualStream, layer: int) -> tuple[torch.device, torch.dtype]:
+    """Where a block's weights live and in which dtype: what a tensor added to its output must match."""
+    param = next(stream.blocks[layer].parameters())
+    return param.device, param.dtype
+
+
+@contextmanager
+def add_to_blocks(stream: ResidualStream, layers: Sequence[int], delta: torch.Tensor) -> Iterator[None]:
+    """Add `delta` to the output of each block in `layers`, at every position, while the block is open.
+
+    `delta` is [hidden] (every row of a batch) or [batch, hidden] (one per row); it is placed on each
+    block's own device and dtype once, not at every token.
+    """
+    placed: dict[int, torch.Tensor] = {}
+    for layer in layers:
+        device, dtype = block_device(stream, layer)
+        d = delta.to(device=device, dtype=dtype)
+        placed[layer] = d[:, None, :] if d.dim() == 2 else d
+
+    def add(layer: int, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + placed[layer]
+
+    with block_hooks(stream, {layer: add for layer in layers}):
+        yield

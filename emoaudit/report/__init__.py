@@ -1,0 +1,1 @@
+"""Reporting: the release-gating policy and its findings, the HTML report, comparison of two audits."""

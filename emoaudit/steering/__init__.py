@@ -1,0 +1,1 @@
+"""Steering stress tests: calibration, steered trials, their judge, regimes and summary."""

@@ -1,0 +1,210 @@
+"""Emotion vectors as an object (after repeng's `ControlVector`): built from pooled activations, saved
+with the metadata that says how to use them, loaded back, and applied to a model.
+
+A vector is the mean activation of an emotion minus the mean over all emotions (and, as a second
+variant, minus the mean of the neutral reference), with the leading principal components of neutral
+activations projected out: the directions along which every text varies, emotional or not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from emoaudit import __version__
+from emoaudit.capture.activations import Activations
+from emoaudit.errors import EmoauditError
+from emoaudit.model.architectures import LAYER_CONVENTION, residual_stream
+from emoaudit.model.hooks import add_to_blocks
+from emoaudit.storage import write_with
+
+FORMAT = "emoaudit-vectors/1"
+
+
+def unit_deltas(directions: torch.Tensor, strengths: Sequence[float], mean_norm: float) -> torch.Tensor:
+    """[n, hidden] deltas: each direction [n, hidden] made a unit vector, scaled by its strength × the mean norm."""
+    unit = directions / directions.norm(dim=-1, keepdim=True)
+    return unit * torch.tensor(list(strengths), dtype=unit.dtype)[:, None] * mean_norm
+
+
+@dataclass
+class EmotionVectors:
+    """One vector per emotion and layer, in the raw residual space that steering adds to.
+
+    Strengths are in units of the layer's mean per-token residual norm: `delta(e, l, s)` is
+    s × mean_norm[l] × v/‖v‖, what `emoaudit steer --strength s` adds.
+    """
+
+    method: str
+    emotions: list[str]
+    vectors: torch.Tensor  # [emotions, layers, hidden]: mean minus the mean over emotions, denoised
+    versus_reference: torch.Tensor  # [emotions, layers, hidden]: mean minus the reference mean, denoised
+    grand_mean: torch.Tensor  # [layers, hidden]
+    reference_mean: torch.Tensor  # [layers, hidden]
+    mean_norm: torch.Tensor  # [layers]: mean per-token residual norm, the unit steering strengths are scaled by
+    removed_components: list[int]  # per layer, neutral principal components projected out
+    pooling: str
+    emotion_layer: int | None = None  # the layer the audit chose, where `steer` acts by default
+
+    @classmethod
+    def from_activations(
+        cls, acts: Activations, emotions: Sequence[str], reference: str, denoise_variance: float
+    ) -> EmotionVectors:
+        """Vectors of every layer from pooled activations [n, layers, hidden] (see the module docstring)."""
+        means = torch.stack([acts.of(e).mean(dim=0) for e in emotions])  # [E, L, H]
+        reference_acts = acts.of(reference)
+        reference_mean = reference_acts.mean(dim=0)
+        grand_mean = means.mean(dim=0)
+        bases, removed = _noise_bases(reference_acts, denoise_variance)
+        centred = _project_out(means - grand_mean, bases)
+        versus = _project_out(means - reference_mean, bases)
+        norms = acts.token_norms.mean(dim=0)  # [L]
+        return cls(
+            acts.method, list(emotions), centred, versus, grand_mean, reference_mean, norms, removed, acts.pooling
+        )
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def direction(self, emotion: str, layer: int) -> torch.Tensor:
+        """The raw vector [hidden] of an emotion at a layer; EmoauditError for an unknown emotion or layer."""
+        if emotion not in self.emotions:
+            raise EmoauditError(f"unknown emotion {emotion!r}; these vectors have: {', '.join(self.emotions)}")
+        if not 0 <= layer < self.n_layers:
+            raise EmoauditError(f"layer {layer} is outside 0..{self.n_layers - 1}")
+        return self.vectors[self.emotions.index(emotion), layer]
+
+    def delta(self, emotion: str, layer: int, strength: float) -> torch.Tensor:
+        """What steering adds [hidden]: strength × mean_norm[layer] × the unit direction."""
+        return unit_deltas(self.direction(emotion, layer)[None], [strength], float(self.mean_norm[layer]))[0]
+
+    def layer_or_default(self, layer: int | None) -> int:
+        if layer is not None:
+            return layer
+        if self.emotion_layer is None:
+            raise EmoauditError("these vectors record no emotion layer: pass layer=")
+        return self.emotion_layer
+
+    @contextmanager
+    def steer(self, model: nn.Module, emotion: str, strength: float, layer: int | None = None) -> Iterator[None]:
+        """Steer a transformers causal LM toward `emotion` while the block is open.
+
+        `model` is any supported `*ForCausalLM` object (plain transformers, no emoaudit loading);
+        `strength` is in the units of `emoaudit steer --strength`; `layer` defaults to the audit's
+        emotion layer. The hook is removed on exit, whatever happens inside, and the model is left as
+        it was. Raises EmoauditError for an unsupported model, a hidden size or layer count that is not
+        these vectors', an unknown emotion or layer.
+        """
+        stream = residual_stream(model)
+        hidden = int(self.vectors.shape[2])
+        if stream.n_layers != self.n_layers or model.get_output_embeddings().weight.shape[1] != hidden:  # type: ignore[operator]
+            raise EmoauditError(
+                f"these vectors are for a model of {self.n_layers} layers × {hidden}, "
+                f"not {stream.n_layers} layers × {model.get_output_embeddings().weight.shape[1]}"  # type: ignore[operator]
+            )
+        chosen = self.layer_or_default(layer)
+        with add_to_blocks(stream, [chosen], self.delta(emotion, chosen, strength)):
+            yield
+
+    def save(self, path: Path, identity: dict[str, object], spec_sha256: str) -> None:
+        """`path` holds one [layers, hidden] tensor per emotion; `<stem>.stats.safetensors` what using them needs."""
+        metadata = {
+            "format": FORMAT,
+            "emoaudit_version": __version__,
+            "method": self.method,
+            "pooling": self.pooling,
+            "emotions": json.dumps(self.emotions),
+            "operation": "add",
+            "hook_point": "residual stream: output of a decoder block (forward hook), every position",
+            "layer_index": LAYER_CONVENTION,
+            "emotion_layer": json.dumps(self.emotion_layer),
+            "variant": "mean activation of the emotion minus the mean over all emotions",
+            "normalisation": "none: raw residual units. Steer with strength * mean_norm[layer] * v / |v|; "
+            "mean_norm is in the stats file",
+            "denoising": json.dumps({"removed_neutral_components_per_layer": self.removed_components}),
+            "model": json.dumps(identity),
+            "audit_spec_sha256": spec_sha256,
+        }
+        tensors = {e: self.vectors[i].contiguous() for i, e in enumerate(self.emotions)}
+        stats = {"grand_mean": self.grand_mean, "reference_mean": self.reference_mean, "mean_norm": self.mean_norm}
+        stats |= {f"versus_reference.{e}": self.versus_reference[i] for i, e in enumerate(self.emotions)}
+        stats = {k: v.contiguous() for k, v in stats.items()}
+        write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        write_with(_stats_path(path), lambda tmp: save_file(stats, str(tmp), metadata={"vectors": path.name}))
+
+    @classmethod
+    def load(cls, path: Path | str) -> EmotionVectors:
+        """Vectors saved by `save` (a file, or an audit's output directory: its comprehension vectors)."""
+        return cls.load_with_metadata(path)[0]
+
+    @classmethod
+    def load_with_metadata(cls, path: Path | str) -> tuple[EmotionVectors, dict[str, str]]:
+        """Vectors and their metadata (operation, hook point, layer convention, model identity...)."""
+        path = Path(path)
+        if path.is_dir():
+            path = (path / "vectors" if (path / "vectors").is_dir() else path) / "comprehension.safetensors"
+        stats_path = _stats_path(path)
+        if not path.is_file() or not stats_path.is_file():
+            raise EmoauditError(f"no emoaudit vectors at {path} (and {stats_path.name})")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise EmoauditError(f"{path} is not an emoaudit vector file (format {meta.get('format')!r})")
+            emotions = json.loads(meta["emotions"])
+            vectors = torch.stack([f.get_tensor(e) for e in emotions])
+        with safe_open(str(stats_path), framework="pt") as f:
+            stats = {k: f.get_tensor(k) for k in f.keys()}
+        versus = torch.stack([stats[f"versus_reference.{e}"] for e in emotions])
+        removed = json.loads(meta["denoising"])["removed_neutral_components_per_layer"]
+        loaded = cls(
+            meta["method"],
+            emotions,
+            vectors,
+            versus,
+            stats["grand_mean"],
+            stats["reference_mean"],
+            stats["mean_norm"],
+            removed,
+            meta["pooling"],
+            json.loads(meta.get("emotion_layer", "null")),
+        )
+        return loaded, meta
+
+
+def _stats_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".stats.safetensors")
+
+
+def _noise_bases(reference: torch.Tensor, share: float) -> tuple[list[torch.Tensor], list[int]]:
+    """Per layer, the leading principal directions [hidden, k] of neutral activations that explain `share`."""
+    n, n_layers, hidden = reference.shape
+    bases, removed = [], []
+    for layer in range(n_layers):
+        if share <= 0 or n < 3:
+            bases.append(torch.zeros(hidden, 0))
+            removed.append(0)
+            continue
+        x = reference[:, layer].double()
+        _, s, vh = torch.linalg.svd(x - x.mean(dim=0), full_matrices=False)
+        explained = (s**2).cumsum(0) / (s**2).sum()
+        k = int((explained < share).sum().item()) + 1
+        bases.append(vh[:k].T.float())
+        removed.append(k)
+    return bases, removed
+
+
+def _project_out(vectors: torch.Tensor, bases: list[torch.Tensor]) -> torch.Tensor:
+    """Remove each layer's basis from [emotions, layers, hidden] vectors: v - U (U^T v)."""
+    out = vectors.clone()
+    for layer, u in enumerate(bases):
+        out[:, layer] -= (vectors[:, layer] @ u) @ u.T
+    return out
