@@ -21,10 +21,11 @@ from emoaudit.audit.stages import extraction_stage, leakage_stage, steering_stag
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.load import LoadedModel, load_model
-from emoaudit.report.gating import Check, evaluate, load_policy
+from emoaudit.export.manifest import AuditIdentity, write_manifest
+from emoaudit.report.gating import DEFAULT_POLICY, Check, evaluate, load_policy
 from emoaudit.report.render import write_report
 from emoaudit.spec import load_spec
-from emoaudit.storage import write_json
+from emoaudit.storage import sha256_file, write_json
 
 
 def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list[Check]]:
@@ -36,6 +37,7 @@ def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list
     spec = load_spec(options.spec_path)
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
+    policy_sha256 = sha256_file(options.policy or DEFAULT_POLICY)
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console), spec, profile, console, runtime_rss)
     claim_output(run)
@@ -54,6 +56,9 @@ def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list
     document["findings"] = [c.to_dict() for c in checks]
     write_json(run.out / "results.json", document)
     write_report(run.out / "report.html", document, checks, spec)
+    write_manifest(
+        run.out, AuditIdentity(run.lm.identity.reference, run.lm.identity.sha256, spec.sha256, policy_sha256)
+    )
     return document, checks
 
 

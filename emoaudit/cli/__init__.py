@@ -9,6 +9,7 @@ import typer
 
 from emoaudit import __version__
 from emoaudit.cli.audit import extract, scan
+from emoaudit.cli.exports import export_vectors, verify
 from emoaudit.cli.models import models_app
 from emoaudit.cli.report import compare, report
 from emoaudit.cli.steer import steer
@@ -20,8 +21,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models_app, name="models")
-for command in (scan, extract, steer, report, compare):
+for command in (scan, extract, steer, report, compare, verify):
     app.command()(command)
+app.command("export-vectors")(export_vectors)
 
 
 def _version(value: bool) -> None:

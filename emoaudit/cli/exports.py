@@ -1,0 +1,78 @@
+"""`emoaudit export-vectors` and `emoaudit verify`: an audit's outputs for other tools, and their integrity."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from emoaudit.cli.common import guard
+
+
+class VectorFormat(str, Enum):
+    gguf = "gguf"
+    safetensors = "safetensors"
+
+
+def export_vectors(
+    audit_out: Annotated[Path, typer.Argument(help="A scan's --out directory.")],
+    emotion: Annotated[str, typer.Option(help="The emotion whose vector to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The file to write.")],
+    format: Annotated[
+        VectorFormat, typer.Option(help="gguf: a llama.cpp control vector; safetensors: {layer: vector}.")
+    ] = VectorFormat.gguf,
+    method: Annotated[str, typer.Option(help="comprehension or generation vectors.")] = "comprehension",
+    layers: Annotated[
+        str | None, typer.Option(help="Comma-separated layers (emoaudit numbering); the emotion layer if omitted.")
+    ] = None,
+) -> None:
+    """Write one emotion's vector for llama.cpp (--control-vector-scaled FILE S) or steering-vectors, in the
+    units of `emoaudit steer --strength`."""
+    from emoaudit.export.control_vectors import export_gguf, export_safetensors
+    from emoaudit.vectors import EmotionVectors
+
+    def run() -> list[int]:
+        vectors, meta = EmotionVectors.load_with_metadata(_vector_file(audit_out, method))
+        chosen = _parse_layers(layers) if layers is not None else [vectors.layer_or_default(None)]
+        for layer in chosen:
+            vectors.direction(emotion, layer)  # an unknown emotion or layer is one line, before any file
+        if format is VectorFormat.gguf:
+            export_gguf(vectors, emotion, chosen, str(json.loads(meta["model"]).get("model_type", "")), out)
+        else:
+            export_safetensors(vectors, emotion, chosen, out)
+        return chosen
+
+    chosen = guard(run)
+    Console(soft_wrap=True).print(escape(f"{out}: {emotion} ({method}), layers {', '.join(map(str, chosen))}, {format.value}"))
+
+
+def verify(audit_out: Annotated[Path, typer.Argument(help="A scan's --out directory.")]) -> None:
+    """Check every file of an audit against its manifest; exit 1 naming the first that differs."""
+    from emoaudit.export.manifest import verify as verify_manifest
+
+    discrepancies = guard(lambda: verify_manifest(audit_out))
+    if discrepancies:
+        first = discrepancies[0]
+        more = f" (and {len(discrepancies) - 1} more)" if len(discrepancies) > 1 else ""
+        Console(soft_wrap=True).print(escape(f"{audit_out}: {first.path} {first.kind} since the manifest was written{more}"))
+        raise typer.Exit(1)
+    Console(soft_wrap=True).print(escape(f"{audit_out}: every file matches its manifest"))
+
+
+def _vector_file(audit_out: Path, method: str) -> Path:
+    folder = audit_out / "vectors" if (audit_out / "vectors").is_dir() else audit_out
+    return folder / f"{method}.safetensors"
+
+
+def _parse_layers(text: str) -> list[int]:
+    from emoaudit.errors import EmoauditError
+
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise EmoauditError(f"--layers takes comma-separated layer numbers, not {text!r}") from exc
