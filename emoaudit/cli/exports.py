@@ -48,7 +48,8 @@ def export_vectors(
         return chosen
 
     chosen = guard(run)
-    Console(soft_wrap=True).print(escape(f"{out}: {emotion} ({method}), layers {', '.join(map(str, chosen))}, {format.value}"))
+    layer_list = ", ".join(map(str, chosen))
+    _say(f"{out}: {emotion} ({method}), layers {layer_list}, {format.value}")
 
 
 def verify(audit_out: Annotated[Path, typer.Argument(help="A scan's --out directory.")]) -> None:
@@ -59,9 +60,14 @@ def verify(audit_out: Annotated[Path, typer.Argument(help="A scan's --out direct
     if discrepancies:
         first = discrepancies[0]
         more = f" (and {len(discrepancies) - 1} more)" if len(discrepancies) > 1 else ""
-        Console(soft_wrap=True).print(escape(f"{audit_out}: {first.path} {first.kind} since the manifest was written{more}"))
+        _say(f"{audit_out}: {first.path} {first.kind} since the manifest was written{more}")
         raise typer.Exit(1)
-    Console(soft_wrap=True).print(escape(f"{audit_out}: every file matches its manifest"))
+    _say(f"{audit_out}: every file matches its manifest")
+
+
+def _say(line: str) -> None:
+    """One unwrapped line on stdout (scripts read it), rich markup escaped."""
+    Console(soft_wrap=True).print(escape(line))
 
 
 def _vector_file(audit_out: Path, method: str) -> Path:
