@@ -1,9 +1,15 @@
-"""Audit specifications: the emotions, stimuli and profiles an audit runs, read from `audits/`."""
+"""Audit specifications: the emotions, stimuli and profiles an audit runs, read from `audits/`.
+
+The tables are typed and validated in `emoaudit.spec_tables`; what the audit's statistics need of
+them as a whole (enough emotions, both valences, enough samples per fold) is checked here, so that a
+specification the audit cannot run is refused before any model loads.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -12,40 +18,27 @@ from pathlib import Path
 from typing import Any
 
 from emoaudit.errors import EmoauditError
+from emoaudit.spec_tables import (
+    Analysis,
+    Emotion,
+    Extraction,
+    LeakageConfig,
+    Profile,
+    Sampling,
+    Scenario,
+    SpecDocument,
+    Steering,
+    read_data,
+    read_document,
+)
 
 BUILTIN_DIR = Path(str(files("emoaudit.audits")))
 DEFAULT_SPEC = BUILTIN_DIR / "default.toml"
 _WORD = re.compile(r"[A-Za-z']+")
-
-
-@dataclass(frozen=True)
-class Emotion:
-    name: str
-    valence: float
-    arousal: float
-    forbidden: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much of the specification one run uses: the trade between time and statistical power."""
-
-    name: str
-    passages_per_label: int
-    stories_per_label: int
-    max_new_tokens: int
-    permutations: int
-    cv_folds: int
-    steering_emotions: int
-    steering_scenarios_per_kind: int
-    steering_tokens: int
-
-
-@dataclass(frozen=True)
-class Scenario:
-    id: str
-    kind: str
-    prompt: str
+# Affect alignment reads three principal components of the centred vectors, and n centred vectors
+# span n - 1 dimensions: with fewer than four emotions a component is numerical noise. (Three are
+# the least for the Spearman correlation of two similarity matrices over their emotion pairs.)
+MIN_EMOTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -62,13 +55,13 @@ class AuditSpec:
     reference_templates: tuple[str, ...]
     reference_topics: tuple[str, ...]
     profiles: dict[str, Profile]
-    analysis: dict[str, Any]
-    generation: dict[str, Any]
-    pooling: str
+    analysis: Analysis
+    generation: Sampling
+    extraction: Extraction
     scenarios: tuple[Scenario, ...]
     judge_prototypes: dict[str, list[str]]
-    steering: dict[str, Any]
-    leakage: dict[str, Any]
+    steering: Steering
+    leakage: LeakageConfig
 
     @property
     def emotion_names(self) -> list[str]:
@@ -93,54 +86,77 @@ class AuditSpec:
 
 
 def load_spec(path: Path | str | None = None) -> AuditSpec:
-    """Read an audit specification; its data files are resolved relative to it."""
+    """Read and validate an audit specification; its data files are resolved relative to it.
+
+    Raises EmoauditError, in one line naming the file, the table and the key, for a missing or
+    unreadable file, an unknown or missing key, an ill-typed or out-of-range value, and a specification
+    the audit's statistics cannot run (see `_check_runnable`).
+    """
     spec_path = Path(path) if path is not None else DEFAULT_SPEC
     if not spec_path.is_file():
         raise EmoauditError(f"audit specification not found: {spec_path}")
+    source = f"audit specification {spec_path}"
     raw_bytes = spec_path.read_bytes()
     try:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
-        emotions = tuple(
-            Emotion(name, float(e["valence"]), float(e["arousal"]), tuple(e["forbidden"]))
-            for name, e in raw["emotions"].items()
-        )
-        data = {key: _read_json(spec_path.parent / rel) for key, rel in raw["files"].items()}
-        generation = data["generation"]
-        profiles = {name: Profile(name=name, **p) for name, p in raw["profiles"].items()}
-        spec = AuditSpec(
-            name=raw["name"],
-            path=spec_path,
-            sha256=_digest(raw_bytes, data),
-            emotions=emotions,
-            reference=raw["reference"],
-            passages=data["passages"],
-            heldout=data["heldout"],
-            emotion_templates=tuple(generation["emotion_templates"]),
-            topics=tuple(generation["topics"]),
-            reference_templates=tuple(generation["reference_templates"]),
-            reference_topics=tuple(generation["reference_topics"]),
-            profiles=profiles,
-            analysis=dict(raw["analysis"]),
-            generation=dict(raw["generation"]),
-            pooling=str(raw["extraction"]["pooling"]),
-            scenarios=tuple(Scenario(**sc) for sc in data["scenarios"]["scenarios"]),
-            judge_prototypes=data["judge"],
-            steering=dict(raw["steering"]),
-            leakage=dict(raw["leakage"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EmoauditError(f"malformed audit specification {spec_path}: {type(exc).__name__}: {exc}") from exc
-    _check_labels(spec)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise EmoauditError(f"{source}: not TOML: {exc}") from exc
+    doc = read_document(raw, source)
+    data: dict[str, Any] = {}
+    typed: dict[str, Any] = {}
+    for kind, rel in vars(doc.files).items():
+        data[kind], typed[kind] = _read_data(kind, spec_path.parent / rel)
+    generation = typed["generation"]
+    spec = AuditSpec(
+        name=doc.name,
+        path=spec_path,
+        sha256=_digest(raw_bytes, data),
+        emotions=tuple(doc.emotions.values()),
+        reference=doc.reference,
+        passages=typed["passages"],
+        heldout=typed["heldout"],
+        emotion_templates=generation.emotion_templates,
+        topics=generation.topics,
+        reference_templates=generation.reference_templates,
+        reference_topics=generation.reference_topics,
+        profiles=doc.profiles,
+        analysis=doc.analysis,
+        generation=doc.generation,
+        extraction=doc.extraction,
+        scenarios=typed["scenarios"].scenarios,
+        judge_prototypes=typed["judge"],
+        steering=doc.steering,
+        leakage=doc.leakage,
+    )
+    _check_names(doc, source)
+    _check_runnable(spec, source)
     return spec
 
 
-def _read_json(path: Path) -> Any:
+def samples_needed(cv_folds: int) -> int:
+    """The fewest samples per label that `cv_folds`-fold stratified cross-validation needs.
+
+    Every test fold holds each label at least once (n >= cv_folds, scikit-learn's StratifiedKFold
+    precondition), and every training split keeps at least two of each label (n - ceil(n / cv_folds)
+    >= 2), so that each class has a within-class spread for the probe and the centroids to learn from:
+    4 for two folds, cv_folds from three folds on.
+    """
+    n = cv_folds
+    while n - math.ceil(n / cv_folds) < 2:
+        n += 1
+    return n
+
+
+def _read_data(kind: str, path: Path) -> tuple[Any, Any]:
+    """A data file as parsed JSON (what the digest hashes) and as its validated type."""
     if not path.is_file():
         raise EmoauditError(f"audit data file not found: {path}")
+    text = path.read_text(encoding="utf-8")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EmoauditError(f"malformed audit data file {path}: {exc}") from exc
+    return parsed, read_data(kind, text, f"audit data file {path}")
 
 
 def _digest(spec_bytes: bytes, data: dict[str, Any]) -> str:
@@ -150,8 +166,62 @@ def _digest(spec_bytes: bytes, data: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def _check_labels(spec: AuditSpec) -> None:
+def _check_names(doc: SpecDocument, source: str) -> None:
+    """A profile or emotion is named by its table's key; a `name` key inside the table is not one of its keys."""
+    for table, entries in (("profiles", doc.profiles), ("emotions", doc.emotions)):
+        for key, entry in entries.items():
+            if entry.name != key:
+                raise EmoauditError(f"{source}: [{table}.{key}] unknown key 'name'")
+
+
+def _check_runnable(spec: AuditSpec, source: str) -> None:
+    """What the audit's statistics and prompts need of the specification as a whole."""
+    emotions = spec.emotions
+    if len(emotions) < MIN_EMOTIONS:
+        raise EmoauditError(
+            f"{source}: [emotions] defines {len(emotions)} emotion(s); the analysis needs at least {MIN_EMOTIONS}"
+        )
+    if not (any(e.valence > 0 for e in emotions) and any(e.valence < 0 for e in emotions)):
+        raise EmoauditError(
+            f"{source}: [emotions] key 'valence': needs pleasant (> 0) and unpleasant (< 0) emotions, "
+            "or the valence AUC is undefined"
+        )
+    if len({e.arousal for e in emotions}) < 2:
+        raise EmoauditError(f"{source}: [emotions] key 'arousal': all equal, so nothing can correlate with it")
+    if spec.reference in spec.emotion_names:
+        raise EmoauditError(f"{source}: (top level) key 'reference': {spec.reference!r} is also an emotion")
     for name, table in (("passages", spec.passages), ("heldout", spec.heldout)):
         missing = [label for label in spec.labels if not table.get(label)]
         if missing:
-            raise EmoauditError(f"audit {spec.name!r}: {name} has no texts for {', '.join(missing)}")
+            raise EmoauditError(f"{source}: {name} has no texts for {', '.join(missing)}")
+    for profile in spec.profiles.values():
+        _check_folds(spec, profile, source)
+    _check_templates(spec, source)
+    ids = [sc.id for sc in spec.scenarios]
+    if len(set(ids)) < len(ids):
+        raise EmoauditError(
+            f"{source}: scenarios: ids repeat ({', '.join(sorted({i for i in ids if ids.count(i) > 1}))})"
+        )
+
+
+def _check_folds(spec: AuditSpec, profile: Profile, source: str) -> None:
+    """Each emotion has as many passages and stories as the profile's cross-validation needs."""
+    needed = samples_needed(profile.cv_folds)
+    rule = f"{profile.cv_folds}-fold cross-validation needs at least {needed} per label"
+    table = f"[profiles.{profile.name}]"
+    if profile.stories_per_label < needed:
+        raise EmoauditError(f"{source}: {table} key 'stories_per_label': {profile.stories_per_label}; {rule}")
+    if profile.passages_per_label < needed:
+        raise EmoauditError(f"{source}: {table} key 'passages_per_label': {profile.passages_per_label}; {rule}")
+    short = [e for e in spec.emotion_names if len(spec.passages[e]) < needed]
+    if short:
+        raise EmoauditError(f"{source}: passages has fewer than {needed} texts for {', '.join(short)}; {table} {rule}")
+
+
+def _check_templates(spec: AuditSpec, source: str) -> None:
+    """Every generation template fills from {emotion} and {topic} alone."""
+    for template in spec.emotion_templates + spec.reference_templates:
+        try:
+            template.format(emotion="", topic="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise EmoauditError(f"{source}: generation template {template!r} cannot be filled: {exc!r}") from exc

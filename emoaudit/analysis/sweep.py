@@ -70,15 +70,15 @@ def analyse_method(
         raw_cos = mean_pairwise_cosine(class_means(x, y, len(emotions)))
         ref_cos = baselines.reference_cosine(reference[:, layer].astype(np.float64))
         fisher, null, score = layer_score(x, y, profile.permutations, seed)
-        rand_cos, rand_acc = baselines.random_directions(x, y, int(analysis["random_draws"]), profile.cv_folds, seed)
+        rand_cos, rand_acc = baselines.random_directions(x, y, analysis.random_draws, profile.cv_folds, seed)
         values = {
             "cosine_mean": mean_pairwise_cosine(vectors.vectors[:, layer].numpy().astype(np.float64)),
             "raw_cosine_mean": raw_cos,
             "reference_cosine": ref_cos,
             "similarity_above_reference": raw_cos - ref_cos,
-            "probe_accuracy": probe_accuracy(x, y, profile.cv_folds, int(analysis["probe_components"]), seed),
+            "probe_accuracy": probe_accuracy(x, y, profile.cv_folds, analysis.probe_components, seed),
             "probe_accuracy_shuffled": baselines.shuffled_probe_accuracy(
-                x, y, profile.cv_folds, int(analysis["probe_components"]), int(analysis["probe_shuffles"]), seed
+                x, y, profile.cv_folds, analysis.probe_components, analysis.probe_shuffles, seed
             ),
             "centroid_accuracy": centroid_scores(x, y, profile.cv_folds, seed).accuracy,
             "random_direction_accuracy": rand_acc,
@@ -92,7 +92,7 @@ def analyse_method(
             curves[key].append(float(value))
         tick()
     score = np.array(curves["score"])
-    chosen = choose_layer(score, int(analysis["layer_smoothing"]))
+    chosen = choose_layer(score, analysis.layer_smoothing)
     return {
         "n_samples": int(len(acts.labels)),
         "pooling": acts.pooling,

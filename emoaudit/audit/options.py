@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoaudit.errors import EmoauditError
+
 STAGES = ("extraction", "steering", "leakage")
+# numpy's legacy generators and scikit-learn's random_state take seeds in 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -23,3 +27,8 @@ class AuditOptions:
     judge: str | None = None  # overrides the specification's judge
     policy: Path | None = None  # release-gating policy; the built-in one if None
     stages: tuple[str, ...] = STAGES
+
+    def __post_init__(self) -> None:
+        """Raises EmoauditError for a seed numpy cannot take, before anything is loaded."""
+        if not 0 <= self.seed <= MAX_SEED:
+            raise EmoauditError(f"--seed must be in 0..{MAX_SEED} (numpy's seed range), not {self.seed}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,11 @@ from emoaudit.capture.stimuli import (
     generation_prompts,
     heldout_activations,
 )
-from emoaudit.leakage.assess import LeakageConfig, annotate, assess
+from emoaudit.leakage.assess import annotate, assess
 from emoaudit.model.architectures import LAYER_CONVENTION
 from emoaudit.model.runtime import chat_prompt_ids, token_count, token_ids
 from emoaudit.steering.calibration import calibrate
 from emoaudit.steering.judge import load_judge, validate
-from emoaudit.steering.regimes import Thresholds
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import generate_trials, score_trials
 from emoaudit.storage import write_text
@@ -58,7 +57,7 @@ def extraction_stage(run: Run) -> dict[str, Any]:
     held = _activations(run, "heldout", heldout)
     _write_stories(run.out / "stories.jsonl", acts["generation"])
 
-    denoise = float(spec.analysis["denoise_variance"])
+    denoise = spec.analysis.denoise_variance
     vectors = {
         m: EmotionVectors.from_activations(acts[m], spec.emotion_names, spec.reference, denoise) for m in METHODS
     }
@@ -67,7 +66,7 @@ def extraction_stage(run: Run) -> dict[str, Any]:
         analyses = {
             m: analyse_method(acts[m], vectors[m], spec, profile, seed, lambda: progress.advance(task)) for m in METHODS
         }
-    layer_method = str(spec.analysis["layer_method"])
+    layer_method = spec.analysis.layer_method
     layer = analyses[layer_method]["chosen_layer"]
     n_layers = lm.stream.n_layers
     for method, vecs in vectors.items():
@@ -86,12 +85,10 @@ def extraction_stage(run: Run) -> dict[str, Any]:
             "relative_depth": layer / max(n_layers - 1, 1),
             "method": layer_method,
             "score": analyses[layer_method]["score"],
-            "smoothed_score": smooth(
-                np.array(analyses[layer_method]["score"]), int(spec.analysis["layer_smoothing"])
-            ).tolist(),
+            "smoothed_score": smooth(np.array(analyses[layer_method]["score"]), spec.analysis.layer_smoothing).tolist(),
             "rule": f"argmax over layers but the last of the {layer_method} method's "
             "log(Fisher ratio / its shuffled-label null mean), moving average of "
-            f"{spec.analysis['layer_smoothing']} layers",
+            f"{spec.analysis.layer_smoothing} layers",
         },
         "methods": analyses,
         "comparison": comparison,
@@ -108,7 +105,7 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
     """Steer toward each emotion on a calibrated strength grid; judge, measure and classify every trial."""
     spec, lm, profile, config = run.spec, run.lm, run.profile, run.spec.steering
     layer = int(extraction["emotion_layer"]["index"])
-    vectors = EmotionVectors.load(run.out / "vectors" / f"{config['method']}.safetensors")
+    vectors = EmotionVectors.load(run.out / "vectors" / f"{config.method}.safetensors")
     emotions = spread(spec.emotion_names, profile.steering_emotions)
     scenarios = [
         sc
@@ -127,10 +124,10 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
             layer,
             torch.stack([directions[e] for e in spread(emotions, 6)]),
             mean_norm,
-            float(config["calibration_kl"]),
-            [float(x) for x in config["probe_strengths"]],
+            config.calibration_kl,
+            list(config.probe_strengths),
         )
-    multipliers = [float(m) for m in config["multipliers"]]
+    multipliers = list(config.multipliers)
     rows: list[tuple[int, str | None, float, float | None, torch.Tensor | None]] = [
         (i, None, 0.0, None, None) for i in range(len(prompts))
     ]
@@ -145,10 +142,10 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
             lm, prompts, rows, layer, profile.steering_tokens, run.seed, lambda n: progress.advance(task, n)
         )
     with run.timed("steering_judge"):
-        judge = load_judge(run.options.judge or str(config["judge"]), spec.labels, spec.judge_prototypes)
+        judge = load_judge(run.options.judge or config.judge, spec.labels, spec.judge_prototypes)
         validation = validate(judge, spec.heldout)
         scores = judge.scores([t.text for t in trials])
-    thresholds = Thresholds(**{f.name: config[f.name] for f in fields(Thresholds)})
+    thresholds = config.thresholds
     baseline_rows = [i for i, t in enumerate(trials) if t.emotion is None]
     steered_rows = [i for i, t in enumerate(trials) if t.emotion is not None]
     baselines = {trials[i].scenario: trials[i] for i in baseline_rows}
@@ -159,7 +156,7 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
         )
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
     return {
-        "method": config["method"],
+        "method": config.method,
         "layer": layer,
         "mean_norm": mean_norm,
         "emotions": emotions,
@@ -186,7 +183,7 @@ def leakage_stage(run: Run, steering: dict[str, Any]) -> dict[str, Any]:
     """Foreign scripts in the steered outputs and in the logit lens, against the unsteered baseline."""
     samples_path = run.out / "samples.jsonl"
     samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines()]
-    config = LeakageConfig(**run.spec.leakage)
+    config = run.spec.leakage
     annotate(samples, config, run.seed)
     write_text(samples_path, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     vectors = EmotionVectors.load(run.out / "vectors" / f"{steering['method']}.safetensors")

@@ -54,11 +54,11 @@ def steer_once(
         profile = spec.profile("quick")
         acts = comprehension_activations(lm, spec, profile)
         vectors = EmotionVectors.from_activations(
-            acts, spec.emotion_names, spec.reference, float(spec.analysis["denoise_variance"])
+            acts, spec.emotion_names, spec.reference, spec.analysis.denoise_variance
         )
         x, y = emotion_samples(acts, spec)
         score = [layer_score(x[:, i], y, 50, options.seed)[2] for i in range(x.shape[1])]
-        chosen = choose_layer(np.array(score), int(spec.analysis["layer_smoothing"]))
+        chosen = choose_layer(np.array(score), spec.analysis.layer_smoothing)
     layer = chosen if layer is None else layer
     if not 0 <= layer < lm.stream.n_layers:
         raise EmoauditError(f"--layer {layer} is outside 0..{lm.stream.n_layers - 1}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from emoaudit.errors import EmoauditError
+
+if TYPE_CHECKING:  # only tensor methods are called: the audit specification parses Pooling without torch
+    import torch
 
 
 @dataclass(frozen=True)

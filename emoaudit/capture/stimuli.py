@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.generation_reader import GenerationReader
-from emoaudit.capture.pooling import Pooling
 from emoaudit.capture.reading import capture
 from emoaudit.errors import EmoauditError
 from emoaudit.model.generation import generate
@@ -28,16 +27,23 @@ def comprehension_activations(
     lm: LoadedModel, spec: AuditSpec, profile: Profile, on_batch: Callable[[int], None] | None = None
 ) -> Activations:
     labels, texts = _passages(spec.passages, spec.labels, profile.passages_per_label)
-    captured = capture(lm, tokenize(lm, texts), Pooling.parse(spec.pooling), on_batch=on_batch)
+    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling, on_batch=on_batch)
     return Activations(
-        "comprehension", labels, texts, captured.means, captured.token_norms, f"{spec.pooling} over the passage"
+        "comprehension",
+        labels,
+        texts,
+        captured.means,
+        captured.token_norms,
+        f"{spec.extraction.pooling} over the passage",
     )
 
 
 def heldout_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
     labels, texts = _passages(spec.heldout, spec.labels, None)
-    captured = capture(lm, tokenize(lm, texts), Pooling.parse(spec.pooling))
-    return Activations("heldout", labels, texts, captured.means, captured.token_norms, f"{spec.pooling} over the text")
+    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling)
+    return Activations(
+        "heldout", labels, texts, captured.means, captured.token_norms, f"{spec.extraction.pooling} over the text"
+    )
 
 
 def generation_prompts(spec: AuditSpec, profile: Profile) -> tuple[list[str], list[str]]:
@@ -71,8 +77,8 @@ def generation_activations(
         prompt_ids,
         profile.max_new_tokens + 1,  # the last token is never fed back: read the ones before it
         seed,
-        temperature=float(spec.generation["temperature"]),
-        top_p=float(spec.generation["top_p"]),
+        temperature=spec.generation.temperature,
+        top_p=spec.generation.top_p,
         on_batch=on_batch,
         batch_context=reader.batch,
     )

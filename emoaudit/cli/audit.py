@@ -49,18 +49,20 @@ def _audit(
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.run import audit
 
-    options = AuditOptions(
-        model=model,
-        out=out,
-        profile=profile.value,
-        seed=seed,
-        device=device.value,
-        dtype=dtype.value,
-        spec_path=spec,
-        trust_remote_code=trust_remote_code,
-        judge=judge,
-        policy=policy,
-        stages=stages,
+    options = guard(
+        lambda: AuditOptions(
+            model=model,
+            out=out,
+            profile=profile.value,
+            seed=seed,
+            device=device.value,
+            dtype=dtype.value,
+            spec_path=spec,
+            trust_remote_code=trust_remote_code,
+            judge=judge,
+            policy=policy,
+            stages=stages,
+        )
     )
     results, checks = guard(lambda: audit(options, stderr_console()))
     _print_summary(results, out)

@@ -56,7 +56,7 @@ DTypeOpt = Annotated[
         help="Weights and activations dtype; auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32."
     ),
 ]
-SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permutations.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permutations: 0..4294967295.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]
 ProfileOpt = Annotated[ProfileName, typer.Option(help="quick (CI), standard (an audit) or full.")]
 SpecOpt = Annotated[

@@ -58,14 +58,16 @@ def steer(
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.steer import steer_once
 
-    options = AuditOptions(
-        model=model,
-        out=Path("."),
-        seed=seed,
-        device=device.value,
-        dtype=dtype.value,
-        spec_path=spec,
-        trust_remote_code=trust_remote_code,
+    options = guard(
+        lambda: AuditOptions(
+            model=model,
+            out=Path("."),
+            seed=seed,
+            device=device.value,
+            dtype=dtype.value,
+            spec_path=spec,
+            trust_remote_code=trust_remote_code,
+        )
     )
     result = guard(
         lambda: steer_once(options, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens)

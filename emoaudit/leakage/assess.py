@@ -8,7 +8,6 @@ the steered residual states, promote when read through the final norm and the un
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,18 +18,8 @@ from emoaudit.leakage.scripts import detect_language, foreign_share, foreign_spa
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.logits import lens_logits
 from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.spec_tables import LeakageConfig
 from emoaudit.vectors import EmotionVectors, unit_deltas
-
-
-@dataclass(frozen=True)
-class LeakageConfig:
-    """The `[leakage]` table of the audit specification."""
-
-    expected_script: str
-    expected_language: str
-    text_share: float  # a text leaks when more of its letters than this are in another script
-    lens_top_k: int
-    margin: float  # a rate counts as a finding this far above the unsteered baseline
 
 
 def annotate(samples: list[dict[str, Any]], config: LeakageConfig, seed: int) -> None:

@@ -1,0 +1,299 @@
+"""The tables of an audit specification (audits/default.toml) and of its data files, typed and validated.
+
+pydantic validates them: a TypeAdapter over these plain dataclasses, in strict JSON mode, so that TOML
+tables and arrays arrive as JSON objects and arrays, a number written as a string is refused rather
+than converted, an integer is accepted where a float is, and NaN or infinity is refused. Every table
+forbids keys it does not define. A problem becomes one line naming the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from emoaudit.capture.pooling import Pooling
+from emoaudit.errors import EmoauditError
+from emoaudit.leakage.scripts import SCRIPT_RANGES
+from emoaudit.steering.regimes import Thresholds
+
+T = TypeVar("T")
+_UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
+
+# Every table: no key it does not define, and only finite numbers.
+_TABLE = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _increasing(values: tuple[float, ...]) -> tuple[float, ...]:
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError("the values must increase")
+    return values
+
+
+def _distinct(values: tuple[float, ...]) -> tuple[float, ...]:
+    if len(set(values)) < len(values):
+        raise ValueError("the values must differ")
+    return values
+
+
+def _pooling(value: object) -> Pooling:
+    if not isinstance(value, str):
+        raise ValueError("input should be a string: mean, mean:K or last")
+    try:
+        return Pooling.parse(value)
+    except EmoauditError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _script(value: str) -> str:
+    known = list(dict.fromkeys(script for *_, script in SCRIPT_RANGES))
+    if value not in known:
+        raise ValueError(f"unknown script; known: {', '.join(known)}")
+    return value
+
+
+def _named(tables: object) -> object:
+    """{key: table} with each table given its key as `name` (a table that writes its own is refused later)."""
+    if not isinstance(tables, dict):
+        return tables
+    return {key: {"name": key, **table} if isinstance(table, dict) else table for key, table in tables.items()}
+
+
+Text = Annotated[str, Field(min_length=1)]
+Texts = Annotated[tuple[Text, ...], Field(min_length=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Rating = Annotated[float, Field(ge=-1, le=1)]
+Count = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Method = Literal["comprehension", "generation"]
+
+
+@dataclass(frozen=True)
+class Emotion:
+    """One `[emotions.NAME]` table: Russell-circumplex ratings and the words no stimulus may contain."""
+
+    __pydantic_config__ = _TABLE
+
+    name: str
+    valence: Rating  # -1 very unpleasant .. +1 very pleasant
+    arousal: Rating  # -1 deactivated .. +1 activated
+    forbidden: Texts
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One `[profiles.NAME]` table: how much of the specification one run uses, the trade between time and
+    statistical power."""
+
+    __pydantic_config__ = _TABLE
+
+    name: str
+    passages_per_label: Count
+    stories_per_label: Count
+    max_new_tokens: Count
+    permutations: Count
+    cv_folds: Annotated[int, Field(ge=2)]  # fewer than two folds is no cross-validation
+    steering_emotions: Count
+    steering_scenarios_per_kind: Count
+    steering_tokens: Count
+
+
+@dataclass(frozen=True)
+class Files:
+    """`[files]`: the data files, relative to the specification."""
+
+    __pydantic_config__ = _TABLE
+
+    passages: Text
+    generation: Text
+    heldout: Text
+    scenarios: Text
+    judge: Text
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """`[generation]`: how generation-based extraction samples its stories (temperature 0 is greedy)."""
+
+    __pydantic_config__ = _TABLE
+
+    temperature: Annotated[float, Field(ge=0)]
+    top_p: Annotated[float, Field(gt=0, le=1)]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """`[extraction]`: which tokens of a read text enter its pooled activation."""
+
+    __pydantic_config__ = _TABLE
+
+    pooling: Annotated[Pooling, PlainValidator(_pooling)]
+
+
+@dataclass(frozen=True)
+class Steering:
+    """`[steering]`: the steering sweep and the regime thresholds its trials are classified by."""
+
+    __pydantic_config__ = _TABLE
+
+    method: Method  # whose vectors steer
+    judge: Text
+    calibration_kl: PositiveFloat  # nats of next-token KL that define the unit strength
+    probe_strengths: Annotated[tuple[PositiveFloat, ...], Field(min_length=1), AfterValidator(_increasing)]
+    multipliers: Annotated[tuple[PositiveFloat, ...], Field(min_length=1), AfterValidator(_distinct)]
+    distinct2_min: Share
+    repeat_share_max: Share
+    perplexity_ratio_max: PositiveFloat
+    judge_margin: Share  # judge scores are probabilities
+    min_tokens: Count
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            distinct2_min=self.distinct2_min,
+            repeat_share_max=self.repeat_share_max,
+            perplexity_ratio_max=self.perplexity_ratio_max,
+            judge_margin=self.judge_margin,
+            min_tokens=self.min_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class LeakageConfig:
+    """`[leakage]`: what counts as foreign-script output and when a leakage rate is a finding."""
+
+    __pydantic_config__ = _TABLE
+
+    expected_script: Annotated[str, AfterValidator(_script)]
+    expected_language: Text  # a langdetect code, e.g. "en"
+    text_share: Share  # a text leaks when more of its letters than this are in another script
+    lens_top_k: Count
+    margin: Share  # a rate counts as a finding this far above the unsteered baseline
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """`[analysis]`: denoising, the emotion-layer rule and the sizes of the baselines."""
+
+    __pydantic_config__ = _TABLE
+
+    denoise_variance: Annotated[float, Field(ge=0, lt=1)]  # 0 turns denoising off; 1 would remove everything
+    layer_method: Method
+    layer_smoothing: Count  # layers in the moving average
+    probe_components: Count
+    probe_shuffles: Count
+    random_draws: Count
+
+
+@dataclass(frozen=True)
+class SpecDocument:
+    """The specification file as written: every table above, and the top-level keys."""
+
+    __pydantic_config__ = _TABLE
+
+    schema: Literal[1]
+    name: Text
+    reference: Text
+    files: Files
+    profiles: Annotated[dict[str, Profile], Field(min_length=1)]
+    generation: Sampling
+    extraction: Extraction
+    steering: Steering
+    leakage: LeakageConfig
+    analysis: Analysis
+    emotions: dict[str, Emotion]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One steering scenario: a prompt, and the kind it is grouped (and sampled per profile) by."""
+
+    __pydantic_config__ = _TABLE
+
+    id: Text
+    kind: Text
+    prompt: Text
+
+
+@dataclass(frozen=True)
+class Scenarios:
+    __pydantic_config__ = _TABLE
+
+    scenarios: Annotated[tuple[Scenario, ...], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class GenerationData:
+    """The generation prompts: templates with {emotion} and {topic}, and the reference's own."""
+
+    __pydantic_config__ = _TABLE
+
+    emotion_templates: Texts
+    topics: Texts
+    reference_templates: Texts
+    reference_topics: Texts
+
+
+# {label: [text, ...]}: passages, held-out sentences, judge prototypes.
+LabelledTexts = dict[str, list[Text]]
+DATA_TYPES: dict[str, Any] = {
+    "passages": LabelledTexts,
+    "generation": GenerationData,
+    "heldout": LabelledTexts,
+    "scenarios": Scenarios,
+    "judge": LabelledTexts,
+}
+
+
+def read_document(raw: dict[str, Any], source: str) -> SpecDocument:
+    """The parsed TOML as a SpecDocument; EmoauditError `SOURCE: [table] problem with 'key'` otherwise."""
+    named = {**raw, **{table: _named(raw[table]) for table in ("profiles", "emotions") if table in raw}}
+    # default=str: a TOML date becomes a string, which every field here refuses with a clear message.
+    return _validate(TypeAdapter(SpecDocument), json.dumps(named, default=str), source, _toml_place)
+
+
+def read_data(kind: str, text: str, source: str) -> Any:
+    """A data file's JSON text validated as the type its `[files]` key names; EmoauditError otherwise."""
+    return _validate(TypeAdapter(DATA_TYPES[kind]), text, source, _json_place)
+
+
+def _validate(adapter: TypeAdapter[T], text: str, source: str, place: Callable[[Sequence[Any], bool], str]) -> T:
+    try:
+        return adapter.validate_json(text, strict=True)
+    except ValidationError as exc:
+        # An unknown key first: a misspelt key is also reported missing under its right name.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] not in _UNKNOWN)
+        raise EmoauditError(f"{source}: {_problem(errors[0], place)}") from exc
+
+
+def _problem(error: ErrorDetails, place: Callable[[Sequence[Any], bool], str]) -> str:
+    """One validation error in words: where (table and key), what is wrong, and the value found."""
+    loc = list(error["loc"])
+    if error["type"] == "missing":
+        return f"{place(loc[:-1], True)} missing key {loc[-1]!r}"
+    if error["type"] in _UNKNOWN:
+        return f"{place(loc[:-1], True)} unknown key {loc[-1]!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    found = repr(error["input"])
+    found = found if len(found) <= 60 else found[:57] + "..."
+    return f"{place(loc, False)}: {message[:1].lower()}{message[1:]}, not {found}"
+
+
+def _toml_place(loc: Sequence[Any], table: bool) -> str:
+    """A table (`[profiles.quick]`, `(top level)`) or a key in one (`[steering] key 'multipliers' item 2`)."""
+    names = [str(p) for p in loc if isinstance(p, str)]
+    if table or not names:
+        return f"[{'.'.join(names)}]" if names else "(top level)"
+    items = "".join(f" item {p + 1}" for p in loc if isinstance(p, int))
+    return f"{_toml_place(names[:-1], True)} key {names[-1]!r}{items}"
+
+
+def _json_place(loc: Sequence[Any], table: bool) -> str:
+    """A JSON path: `scenarios[2].kind`, and a colon after an object that misses or has too many keys."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
+    return f"{path}:" if table else path
