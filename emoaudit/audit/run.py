@@ -16,6 +16,7 @@ from rich.console import Console
 
 from emoaudit.audit.context import Run
 from emoaudit.audit.options import STAGES, AuditOptions
+from emoaudit.audit.preflight import check_lengths, check_output
 from emoaudit.audit.results import memory, results_document
 from emoaudit.audit.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.errors import EmoauditError
@@ -36,8 +37,10 @@ def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list
     spec = load_spec(options.spec_path)
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
+    check_output(options.out)
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console), spec, profile, console, runtime_rss)
+    check_lengths(run.lm, spec, profile, options.stages)
     claim_output(run)
     done: dict[str, Any] = {}
     bodies: dict[str, Callable[[], dict[str, Any]]] = {
