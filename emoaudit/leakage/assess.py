@@ -29,6 +29,7 @@ class LeakageConfig:
     expected_script: str
     expected_language: str
     text_share: float  # a text leaks when more of its letters than this are in another script
+    min_letters: int  # texts with fewer letters get language "unknown"
     lens_top_k: int
     margin: float  # a rate counts as a finding this far above the unsteered baseline
 
@@ -36,7 +37,7 @@ class LeakageConfig:
 def annotate(samples: list[dict[str, Any]], config: LeakageConfig, seed: int) -> None:
     """Add each sample's language, script shares, foreign share and foreign spans under "leakage"."""
     for sample in samples:
-        detected, probability = detect_language(sample["text"], seed)
+        detected, probability = detect_language(sample["text"], seed, min_letters=config.min_letters)
         share = foreign_share(sample["text"], config.expected_script)
         sample["leakage"] = {
             "language": detected,
@@ -109,7 +110,12 @@ def assess(
         "layer": layer,
         "expected_script": script,
         "expected_language": config.expected_language,
-        "thresholds": {"text_share": config.text_share, "margin": config.margin, "lens_top_k": k},
+        "thresholds": {
+            "text_share": config.text_share,
+            "margin": config.margin,
+            "lens_top_k": k,
+            "min_letters": config.min_letters,
+        },
         "baseline": {
             "output_rate": base_rate,
             "lens_foreign_share": base_lens,
