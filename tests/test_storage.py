@@ -40,11 +40,14 @@ UMASK_SCRIPT = """
 import os, sys
 from pathlib import Path
 os.umask(int(sys.argv[1], 8))
+import torch
+from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 from emoaudit.model.gguf import _write_converted
-from emoaudit.storage import write_json
+from emoaudit.storage import write_json, write_with
 root = Path(sys.argv[2])
 write_json(root / "out" / "results.json", {"ok": True})
+write_with(root / "out" / "vectors.safetensors", lambda tmp: save_file({"v": torch.zeros(2)}, str(tmp)))
 model = AutoModelForCausalLM.from_pretrained(sys.argv[3])
 _write_converted(root / "cache" / "converted" / "0123", model, lambda tmp: None, Path("x.gguf"), "0123")
 """
@@ -59,7 +62,7 @@ def test_written_files_and_cache_entries_follow_the_umask(
     subprocess.run(args, check=True, cwd=REPO, capture_output=True)
     converted = tmp_path / "cache" / "converted" / "0123"
     assert (converted.stat().st_mode & 0o777) == directory
-    for item in [tmp_path / "out" / "results.json", *converted.iterdir()]:
+    for item in [*(tmp_path / "out").iterdir(), *converted.iterdir()]:
         assert (item.stat().st_mode & 0o777) == file, item
 
 
