@@ -28,7 +28,7 @@ from emoaudit.capture.reading import READ_BATCH_TOKENS, capture
 from emoaudit.model.generation import generate
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.load import LoadedModel, load_model
-from emoaudit.model.runtime import chat_prompt_ids, length_batches, pad_batch, run_body, tokenize
+from emoaudit.model.runtime import chat_prompt_ids, length_batches, pad_batch, pad_id, run_body, tokenize
 from emoaudit.spec import load_spec
 from emoaudit.vectors import unit_deltas
 
@@ -47,7 +47,7 @@ def timed(fn: Any, repeats: int = 1) -> tuple[float, Any]:
 
 def raw_forward(lm: LoadedModel, sequences: list[list[int]]) -> None:
     """The limit: the model body over the same length-sorted batches, no hooks, no LM head."""
-    pad = int(lm.tokenizer.pad_token_id)
+    pad = pad_id(lm)
     for batch in length_batches([len(s) for s in sequences], READ_BATCH_TOKENS):
         run_body(lm, *pad_batch([sequences[i] for i in batch], pad, "right"))
 

@@ -171,6 +171,7 @@ class LeakageConfig:
     expected_script: Annotated[str, AfterValidator(_script)]
     expected_language: Text  # a langdetect code, e.g. "en"
     text_share: Share  # a text leaks when more of its letters than this are in another script
+    min_letters: Count  # texts with fewer letters get language "unknown": langdetect guesses on less
     lens_top_k: Count
     margin: Share  # a rate counts as a finding this far above the unsteered baseline
 

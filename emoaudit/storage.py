@@ -1,4 +1,5 @@
-"""Files written so that an interruption never leaves a half-written result behind."""
+"""Files written so that an interruption never leaves a half-written result behind, readable by whoever
+the user's umask lets read them, and writable whatever bytes a recorded path holds."""
 
 from __future__ import annotations
 
@@ -14,27 +15,63 @@ from typing import Any
 _CHUNK = 1 << 20
 
 
+def umask() -> int:
+    """The process's umask. POSIX can only read it by setting it, so it is set back at once."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def share_like_umask(path: Path) -> None:
+    """Give a file or directory made owner-only (by tempfile, or by safetensors' own atomic write) the mode
+    open() and mkdir() would give it: 0666 or 0777 less the umask, so a shared, group-writable cache stays shared."""
+    mode = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, mode & ~umask())
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; it replaces `target` only if the block completes."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are meant to be shared
     try:
         yield Path(tmp)
+        share_like_umask(Path(tmp))  # after writing: safetensors replaces the file with an owner-only one
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+@contextmanager
+def utf8_view(path: Path) -> Iterator[Path]:
+    """`path`, or while the block runs a symbolic link to it under a UTF-8 name.
+
+    tokenizers and safetensors open only UTF-8 paths; a checkpoint in a directory named in Latin-1
+    (b"mod\\xe8le") is not one. What they map stays readable after the link is gone.
+    """
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        with tempfile.TemporaryDirectory(prefix="emoaudit-link-") as tmp:
+            link = Path(tmp) / "checkpoint"
+            link.symlink_to(path.absolute())
+            yield link
+    else:
+        yield path
+
+
 def write_text(target: Path, text: str) -> None:
+    """UTF-8 text. A lone surrogate, which UTF-8 cannot hold, is written as its escape `\\udcXX`: a path with a
+    non-UTF-8 byte (b"mod\\xe8le", which os.fsdecode reads as "mod\\udce8le") stays unambiguous. Inside a JSON
+    string that escape is JSON's own, so json.loads reads the same string back and os.fsencode the same bytes."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def write_json(target: Path, data: Any) -> None:
+    """JSON with non-ASCII text as itself (evidence in other scripts stays readable); see `write_text`."""
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 

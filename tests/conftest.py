@@ -36,8 +36,10 @@ TINY_FAMILIES: dict[str, dict[str, object]] = {
     "qwen2": {},
     "qwen3": {"head_dim": 8},
     "gemma": {"head_dim": 8},
-    "gemma2": {"head_dim": 8},
-    "gemma3_text": {"head_dim": 8, "sliding_window": 16},
+    # Soft-capping at about the size of a tiny model's logits, so that the cap bends them.
+    "gemma2": {"head_dim": 8, "final_logit_softcapping": 0.3},
+    "gemma3_text": {"head_dim": 8, "sliding_window": 16, "final_logit_softcapping": 0.3},
+    "granite": {"logits_scaling": 4.0},
     "phi3": {"pad_token_id": 0},
     "gpt_neox": {},
     "gpt2": {"n_embd": 32, "n_layer": 3, "n_head": 4, "n_positions": 256, "vocab_size": 384},

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from emoaudit.leakage.assess import LeakageConfig, annotate
 from emoaudit.leakage.lens import read_lens
 from emoaudit.leakage.scripts import (
     detect_language,
@@ -12,6 +13,7 @@ from emoaudit.leakage.scripts import (
 )
 from emoaudit.model.logits import lens_logits
 from emoaudit.model.load import LoadedModel
+from emoaudit.spec import load_spec
 
 
 def test_scripts_of_mixed_hand_made_strings() -> None:
@@ -45,6 +47,22 @@ def test_language_detection_is_seeded_and_repeatable() -> None:
     assert detect_language(chinese)[0].startswith("zh")
     assert detect_language(chinese) == detect_language(chinese)
     assert detect_language("")[0] == "unknown"
+
+
+@pytest.mark.parametrize("text", ["🎉\ufffd", "\ufffd", "1234 5678", "🎉🎉 42 !!", "   "])
+def test_a_text_without_letters_has_no_language(text: str) -> None:
+    """langdetect alone says "bn" at 1.00 for emoji and U+FFFD, "hi" for a lone U+FFFD."""
+    assert detect_language(text) == ("unknown", 0.0)
+
+
+def test_too_few_letters_to_tell_a_language_are_unknown() -> None:
+    config = LeakageConfig(**load_spec().leakage)
+    english = "The weather is lovely today and we are going for a long walk by the river."
+    samples = [{"text": t} for t in ("Ok sure, 👍 \ufffd", "Ja", english, "好的，谢谢！" * 10, "好的，谢谢！")]
+    annotate(samples, config, seed=0)
+    assert [s["leakage"]["language"] for s in samples] == ["unknown", "unknown", "en", "zh-cn", "unknown"]
+    assert samples[4]["leakage"]["leaks"]  # scripts, not languages, tell a leak: a short one still leaks
+    assert detect_language("Ok sure", min_letters=3)[0] != "unknown"  # the threshold is the specification's
 
 
 def test_token_script_takes_the_dominant_script() -> None:

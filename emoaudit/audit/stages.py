@@ -24,7 +24,7 @@ from emoaudit.capture.stimuli import (
 )
 from emoaudit.leakage.assess import annotate, assess
 from emoaudit.model.architectures import LAYER_CONVENTION
-from emoaudit.model.runtime import chat_prompt_ids, token_count, token_ids
+from emoaudit.model.runtime import chat_prompt_ids, read_limit, token_count, token_ids, truncated
 from emoaudit.steering.calibration import calibrate
 from emoaudit.steering.judge import load_judge, validate
 from emoaudit.steering.summary import summarise
@@ -97,6 +97,12 @@ def extraction_stage(run: Run) -> dict[str, Any]:
             "comprehension_read": token_count(lm, acts["comprehension"].texts),
             "generation_written": token_count(lm, acts["generation"].texts),
             "heldout_read": token_count(lm, held.texts),
+        },
+        # Read texts longer than the model's context (or than READ_MAX_TOKENS) are read up to it.
+        "truncated_texts": {
+            "comprehension": truncated(lm, acts["comprehension"].texts),
+            "heldout": truncated(lm, held.texts),
+            "max_tokens": read_limit(lm),
         },
     }
 

@@ -16,7 +16,7 @@ from emoaudit.capture.reading import capture
 from emoaudit.errors import EmoauditError
 from emoaudit.model.generation import generate
 from emoaudit.model.load import LoadedModel
-from emoaudit.model.runtime import chat_prompt_ids, eos_ids, tokenize
+from emoaudit.model.runtime import chat_prompt_ids, eos_ids, generated_text, tokenize
 from emoaudit.spec import AuditSpec, Profile
 
 METHODS = ("comprehension", "generation")
@@ -90,7 +90,7 @@ def generation_activations(
             f"the model wrote (almost) nothing for: {', '.join(missing)}; generation-based extraction needs text"
         )
     captured = reader.captured(kept)
-    texts = [lm.tokenizer.decode(new_ids[i], skip_special_tokens=True) for i in kept]
+    texts = [generated_text(lm, new_ids[i]) for i in kept]
     return Activations(
         "generation",
         [labels[i] for i in kept],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -42,6 +44,10 @@ def _main(
 
 
 def main() -> None:
+    # A path with a non-UTF-8 byte reaches Python as a lone surrogate, which a strict stdout cannot print:
+    # printed as its escape, as stderr already does.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     # transformers' own progress bars and advice would bury ours; errors still reach stderr.
     os.environ.setdefault("TQDM_DISABLE", "1")
     from huggingface_hub.utils import logging as hub_logging

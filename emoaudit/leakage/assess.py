@@ -25,7 +25,7 @@ from emoaudit.vectors import EmotionVectors, unit_deltas
 def annotate(samples: list[dict[str, Any]], config: LeakageConfig, seed: int) -> None:
     """Add each sample's language, script shares, foreign share and foreign spans under "leakage"."""
     for sample in samples:
-        detected, probability = detect_language(sample["text"], seed)
+        detected, probability = detect_language(sample["text"], seed, min_letters=config.min_letters)
         share = foreign_share(sample["text"], config.expected_script)
         sample["leakage"] = {
             "language": detected,
@@ -98,7 +98,12 @@ def assess(
         "layer": layer,
         "expected_script": script,
         "expected_language": config.expected_language,
-        "thresholds": {"text_share": config.text_share, "margin": config.margin, "lens_top_k": k},
+        "thresholds": {
+            "text_share": config.text_share,
+            "margin": config.margin,
+            "lens_top_k": k,
+            "min_letters": config.min_letters,
+        },
         "baseline": {
             "output_rate": base_rate,
             "lens_foreign_share": base_lens,

@@ -75,8 +75,15 @@ def foreign_spans(text: str, expected: str = "Latin", context: int = 12) -> list
     return list(dict.fromkeys(spans))
 
 
-def detect_language(text: str, seed: int = 0) -> tuple[str, float]:
-    """(language code, probability) by langdetect, seeded so that results repeat; ("unknown", 0) if it cannot tell."""
+def detect_language(text: str, seed: int = 0, *, min_letters: int = 1) -> tuple[str, float]:
+    """(language code, probability) by langdetect, seeded so that results repeat; ("unknown", 0) when it
+    cannot tell, or when the text has fewer than `min_letters` letters.
+
+    langdetect names a language for any input, with confidence: emoji and U+FFFD come out "bn" at 1.00,
+    a lone U+FFFD "hi". A text without letters has no language; a few letters are too few to tell one.
+    """
+    if sum(c.isalpha() for c in text) < max(min_letters, 1):
+        return "unknown", 0.0
     DetectorFactory.seed = seed  # langdetect's only way to make its sampling repeatable
     try:
         best = detect_langs(text)[0]

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.runtime import eos_ids, length_batches, pad_batch, pad_id
@@ -33,8 +34,10 @@ def generate(
 ) -> list[list[int]]:
     """New token ids per prompt, cut at the first end-of-text token; seeded sampling (greedy at temperature 0).
 
-    `batch_context(indices)` is entered around each batch's generation, e.g. to steer those rows.
+    `batch_context(indices)` is entered around each batch's generation, e.g. to steer those rows. Raises
+    EmoauditError, before anything runs, when a prompt and its new tokens do not fit the model's context.
     """
+    check_fits(lm, prompt_ids, max_new_tokens)
     eos = eos_ids(lm)
     results: list[list[int]] = [[] for _ in prompt_ids]
     lengths = [len(p) + max_new_tokens for p in prompt_ids]
@@ -67,6 +70,17 @@ def generate(
         if on_batch is not None:
             on_batch(len(batch))
     return results
+
+
+def check_fits(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int) -> None:
+    """EmoauditError unless the longest prompt plus `max_new_tokens` fits the model's context: past it,
+    learned position embeddings raise an IndexError and rotary ones run where the model never trained."""
+    longest = max((len(p) for p in prompt_ids), default=0)
+    if lm.context_length is not None and longest + max_new_tokens > lm.context_length:
+        raise EmoauditError(
+            f"{lm.identity.reference} holds {lm.context_length} positions; a prompt of {longest} tokens and "
+            f"{max_new_tokens} new ones do not fit (use a profile with fewer new tokens, or a longer-context model)"
+        )
 
 
 class NucleusSampler(LogitsProcessor):

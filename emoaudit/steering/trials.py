@@ -16,7 +16,7 @@ import torch
 from emoaudit.model.generation import generate
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.load import LoadedModel
-from emoaudit.model.runtime import chat_prompt_ids, token_ids
+from emoaudit.model.runtime import chat_prompt_ids, generated_text, token_ids
 from emoaudit.steering.perplexity import continuation_nll
 from emoaudit.steering.regimes import Thresholds, classify, perplexity_ratio, shape
 
@@ -69,7 +69,7 @@ def generate_trials(
         on_batch=on_batch,
         batch_context=lambda batch: add_to_blocks(lm.stream, [layer], deltas[batch]),
     )
-    texts = [lm.tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
+    texts = [generated_text(lm, ids) for ids in new_ids]
     # The NLL is of the text as stored, re-tokenised, so anyone can recompute it from samples.jsonl.
     text_ids = [token_ids(lm, t) for t in texts]
     nlls = continuation_nll(lm, [prompt_ids[r[0]] for r in rows], text_ids)

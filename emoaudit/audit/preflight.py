@@ -1,0 +1,39 @@
+"""What an audit checks once the model is loaded, before any stage reads or writes anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from emoaudit.audit.options import STAGES
+from emoaudit.capture.stimuli import generation_prompts
+from emoaudit.errors import EmoauditError
+from emoaudit.model.generation import check_fits
+from emoaudit.model.load import LoadedModel
+from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.spec import AuditSpec, Profile
+
+
+def check_lengths(lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tuple[str, ...] = STAGES) -> None:
+    """EmoauditError when the stories or the steered continuations the stages will write cannot fit the
+    model's context after their prompts (every scenario of the specification, whichever the profile steers).
+
+    Read texts never fail here: they are cut to fit, and the extraction stage counts the ones that were.
+    """
+    if "extraction" in stages:
+        _, prompts = generation_prompts(spec, profile)
+        # A story is generated one token longer than kept: the reader sees a token when it is fed back.
+        check_fits(lm, [chat_prompt_ids(lm, p) for p in prompts], profile.max_new_tokens + 1)
+    if "steering" in stages:
+        check_fits(lm, [chat_prompt_ids(lm, sc.prompt) for sc in spec.scenarios], profile.steering_tokens)
+
+
+def check_output(out: Path) -> None:
+    """EmoauditError for an output directory whose path is not UTF-8 (a Latin-1 name, b"r\\xe9sultats"):
+    safetensors writes activations and vectors there but cannot open them again to resume or to steer."""
+    try:
+        os.fsencode(out.absolute()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise EmoauditError(
+            f"--out {os.fsencode(out)!r} is not a UTF-8 path, and safetensors opens no other: choose another"
+        ) from None
