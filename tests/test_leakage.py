@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from emoaudit.leakage.assess import LeakageConfig, annotate
+from emoaudit.leakage.assess import annotate
 from emoaudit.leakage.lens import read_lens
 from emoaudit.leakage.scripts import (
     detect_language,
@@ -56,7 +56,7 @@ def test_a_text_without_letters_has_no_language(text: str) -> None:
 
 
 def test_too_few_letters_to_tell_a_language_are_unknown() -> None:
-    config = LeakageConfig(**load_spec().leakage)
+    config = load_spec().leakage
     english = "The weather is lovely today and we are going for a long walk by the river."
     samples = [{"text": t} for t in ("Ok sure, 👍 \ufffd", "Ja", english, "好的，谢谢！" * 10, "好的，谢谢！")]
     annotate(samples, config, seed=0)
