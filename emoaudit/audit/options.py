@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoaudit.steering.judge import Judge
+
 STAGES = ("extraction", "steering", "leakage")
 
 
@@ -20,6 +22,6 @@ class AuditOptions:
     dtype: str = "auto"
     spec_path: Path | None = None
     trust_remote_code: bool = False
-    judge: str | None = None  # overrides the specification's judge
+    judge: str | Judge | None = None  # overrides the specification's judge: a name, or a Judge object
     policy: Path | None = None  # release-gating policy; the built-in one if None
     stages: tuple[str, ...] = STAGES

@@ -24,6 +24,7 @@ from emoaudit.model.load import LoadedModel, load_model
 from emoaudit.report.gating import Check, evaluate, load_policy
 from emoaudit.report.render import write_report
 from emoaudit.spec import load_spec
+from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import write_json
 
 
@@ -36,6 +37,8 @@ def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list
     spec = load_spec(options.spec_path)
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
+    if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
+        check_judge(options.judge or str(spec.steering["judge"]), spec.emotion_names, spec.judge_prototypes)
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console), spec, profile, console, runtime_rss)
     claim_output(run)
