@@ -112,7 +112,10 @@ def steerable(
     vectors.emotion_layer = 1
     out = tmp_path_factory.mktemp("out")
     vectors.save(out / "vectors" / "comprehension.safetensors", lm.identity.to_dict(), TINY.sha256)
-    return emoaudit.EmotionVectors.load(out), AutoModelForCausalLM.from_pretrained(directory), lm.tokenizer
+    loaded = emoaudit.EmotionVectors.load(out)
+    from_file = emoaudit.EmotionVectors.load(out / "vectors" / "comprehension.safetensors")
+    assert loaded.emotion_layer == from_file.emotion_layer == 1 and loaded.vectors.equal(from_file.vectors)
+    return loaded, AutoModelForCausalLM.from_pretrained(directory), lm.tokenizer
 
 
 def greedy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str = PROMPT) -> list[int]:

@@ -124,6 +124,13 @@ def test_validation_works_on_any_judge() -> None:
     assert result.accuracy == 0.75 and result.top3 == 1.0
 
 
+def test_the_default_judge_needs_prototypes_of_every_emotion() -> None:
+    check_judge("minilm-l6-v2", SPEC.emotion_names, SPEC.judge_prototypes)
+    without = {label: texts for label, texts in SPEC.judge_prototypes.items() if label not in ("calm", "neutral")}
+    with pytest.raises(EmoauditError, match=r"'minilm-l6-v2' has no label for calm \("):
+        check_judge("minilm-l6-v2", SPEC.emotion_names, without)  # the reference may go without
+
+
 def test_a_classifier_without_the_audited_emotions_is_refused_from_its_config(tmp_path: Path) -> None:
     seven = tiny_classifier(tmp_path / "seven", SEVEN)
     (seven / "model.safetensors").unlink()  # the labels are read from the config alone
