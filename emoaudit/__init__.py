@@ -1,8 +1,39 @@
-"""emoaudit: audit the emotion representations of open-weight causal language models."""
+"""emoaudit: audit the emotion representations of open-weight causal language models.
 
+The Python API (see the README): `emoaudit.audit(model, profile=..., out=...)` runs an audit and returns
+its results and findings; `emoaudit.EmotionVectors.load(out)` gives its vectors, whose `steer` context
+steers any supported transformers model; `emoaudit.Judge` is the shape of a steering judge, and
+`emoaudit.FixedJudge` one without a model. Each is imported on first use (PEP 562), so that
+`import emoaudit` loads neither torch nor transformers.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("emoaudit")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+source"
+
+# name -> (module, attribute or None for the module itself). `audit` is the subpackage, made callable
+# there: a function of that name here would be replaced by the subpackage the first time it is imported.
+_LAZY = {
+    "audit": ("emoaudit.audit", None),
+    "EmotionVectors": ("emoaudit.vectors", "EmotionVectors"),
+    "Judge": ("emoaudit.steering.judge", "Judge"),
+    "FixedJudge": ("emoaudit.steering.judge", "FixedJudge"),
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'emoaudit' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoaudit.errors import EmoauditError
+from emoaudit.steering.judge import Judge
 
 STAGES = ("extraction", "steering", "leakage")
 # numpy's legacy generators and scikit-learn's random_state take seeds in 0..2**32 - 1.
@@ -24,7 +25,7 @@ class AuditOptions:
     dtype: str = "auto"
     spec_path: Path | None = None
     trust_remote_code: bool = False
-    judge: str | None = None  # overrides the specification's judge
+    judge: str | Judge | None = None  # overrides the specification's judge: a name, or a Judge object
     policy: Path | None = None  # release-gating policy; the built-in one if None
     stages: tuple[str, ...] = STAGES
 

@@ -26,6 +26,7 @@ from emoaudit.export.manifest import AuditIdentity, write_manifest
 from emoaudit.report.gating import DEFAULT_POLICY, Check, evaluate, load_policy
 from emoaudit.report.render import write_report
 from emoaudit.spec import load_spec
+from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import sha256_file, write_json
 
 
@@ -40,6 +41,8 @@ def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list
     policy = load_policy(options.policy)
     policy_sha256 = sha256_file(options.policy or DEFAULT_POLICY)
     check_output(options.out)
+    if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
+        check_judge(options.judge or spec.steering.judge, spec.emotion_names, spec.judge_prototypes)
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console), spec, profile, console, runtime_rss)
     check_lengths(run.lm, spec, profile, options.stages)

@@ -26,7 +26,8 @@ from emoaudit.leakage.assess import annotate, assess
 from emoaudit.model.architectures import LAYER_CONVENTION
 from emoaudit.model.runtime import chat_prompt_ids, read_limit, token_count, token_ids, truncated
 from emoaudit.steering.calibration import calibrate
-from emoaudit.steering.judge import load_judge, validate
+from emoaudit.steering.judge import validate
+from emoaudit.steering.judge_models import load_judge
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import generate_trials, score_trials
 from emoaudit.storage import write_text
@@ -148,7 +149,7 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
             lm, prompts, rows, layer, profile.steering_tokens, run.seed, lambda n: progress.advance(task, n)
         )
     with run.timed("steering_judge"):
-        judge = load_judge(run.options.judge or config.judge, spec.labels, spec.judge_prototypes)
+        judge = load_judge(run.options.judge or config.judge, spec.emotion_names, spec.reference, spec.judge_prototypes)
         validation = validate(judge, spec.heldout)
         scores = judge.scores([t.text for t in trials])
     thresholds = config.thresholds
@@ -158,7 +159,7 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
     tokenize = lambda text: token_ids(lm, text)  # noqa: E731
     for rows_of_kind in (baseline_rows, steered_rows):
         score_trials(
-            [trials[i] for i in rows_of_kind], baselines, scores[rows_of_kind], spec.labels, thresholds, tokenize
+            [trials[i] for i in rows_of_kind], baselines, scores[rows_of_kind], judge.labels, thresholds, tokenize
         )
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
     return {

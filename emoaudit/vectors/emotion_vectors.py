@@ -105,11 +105,11 @@ class EmotionVectors:
         these vectors', an unknown emotion or layer.
         """
         stream = residual_stream(model)
-        hidden = int(self.vectors.shape[2])
-        if stream.n_layers != self.n_layers or model.get_output_embeddings().weight.shape[1] != hidden:  # type: ignore[operator]
+        hidden, model_hidden = int(self.vectors.shape[2]), int(stream.unembed.weight.shape[1])
+        if (stream.n_layers, model_hidden) != (self.n_layers, hidden):
             raise EmoauditError(
                 f"these vectors are for a model of {self.n_layers} layers × {hidden}, "
-                f"not {stream.n_layers} layers × {model.get_output_embeddings().weight.shape[1]}"  # type: ignore[operator]
+                f"not {stream.n_layers} layers × {model_hidden}"
             )
         chosen = self.layer_or_default(layer)
         with add_to_blocks(stream, [chosen], self.delta(emotion, chosen, strength)):

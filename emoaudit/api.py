@@ -1,0 +1,44 @@
+"""The Python API: one audit as one function call, for notebooks and scripts.
+
+`emoaudit.audit(...)` is this function (the package `emoaudit.audit` is callable); `emoaudit.EmotionVectors`
+loads an audit's vectors and steers any supported transformers model with them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from emoaudit.report.gating import Check
+    from emoaudit.steering.judge import Judge
+
+
+def audit(
+    model: str,
+    profile: str = "standard",
+    out: str | Path = "emoaudit-out",
+    *,
+    judge: str | Judge | None = None,
+    console: Console | None = None,
+    **options: Any,
+) -> tuple[dict[str, Any], list[Check]]:
+    """Audit `model` as `emoaudit scan` does; return the results document and the findings.
+
+    `model` is what `scan` takes (offline alias, .gguf file, checkpoint directory, Hugging Face ID);
+    `out` is written and resumed as `scan --out` is. `judge` is a judge's name as `--judge` takes, or any
+    object with the `emoaudit.Judge` shape (`FixedJudge`, your own classifier). `options` are the other
+    fields of `AuditOptions`: seed, device, dtype, spec_path, trust_remote_code, policy, stages.
+    Progress goes to `console` (stderr if None). Nothing is gated here: the findings are returned, each with
+    its severity and `failed`. Raises EmoauditError for bad input, TypeError for an unknown option.
+    """
+    from rich.console import Console
+
+    from emoaudit.audit.options import AuditOptions
+    from emoaudit.audit.run import audit as run_audit
+
+    paths = {key: Path(options[key]) for key in ("spec_path", "policy") if options.get(key) is not None}
+    settings = AuditOptions(model=model, out=Path(out), profile=profile, judge=judge, **(options | paths))
+    return run_audit(settings, console or Console(stderr=True))

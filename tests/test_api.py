@@ -1,0 +1,204 @@
+"""The Python API: `emoaudit.audit` (a whole audit of a tiny random model) and `EmotionVectors.steer`
+on plain transformers models, tiny and (marked real) SmolLM2."""
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+import emoaudit
+from emoaudit.audit.options import STAGES
+from emoaudit.audit.results import read_results
+from emoaudit.capture.stimuli import comprehension_activations
+from emoaudit.errors import EmoauditError
+from emoaudit.model import registry
+from emoaudit.model.architectures import residual_stream
+from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.spec import load_spec
+from emoaudit.steering.regimes import REGIMES
+from emoaudit.vectors import EmotionVectors
+from tests.conftest import TINY_SIZES, build_tiny
+
+TINY_SPEC_PATH = Path(__file__).parent / "data" / "tiny-audit.toml"
+TINY = load_spec(TINY_SPEC_PATH)
+PROMPT = "The sea was grey and"
+
+
+def eos_free_tiny(directory: Path) -> Path:
+    """A tiny random GPT-NeoX that never ends a text, so that every story reaches the length generation-based
+    extraction needs: feature 0 of its final normed state is a constant 1 (LayerNorm weight 0, bias 1), and
+    the EOS row of its unembedding weighs that feature -30, so the EOS logit sits ~30 below the others."""
+    build_tiny("gpt_neox", directory)
+    model = AutoModelForCausalLM.from_pretrained(directory)
+    with torch.no_grad():
+        norm = model.gpt_neox.final_layer_norm
+        norm.weight[0], norm.bias[0] = 0.0, 1.0
+        model.get_output_embeddings().weight[model.config.eos_token_id, 0] = -30.0
+    model.save_pretrained(directory)
+    return directory
+
+
+def test_import_loads_nothing_heavy_and_the_api_is_lazy() -> None:
+    code = (
+        "import sys, emoaudit; assert callable(emoaudit.audit); "
+        "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+    assert emoaudit.EmotionVectors is EmotionVectors and {"audit", "EmotionVectors", "FixedJudge"} <= set(dir(emoaudit))
+    with pytest.raises(AttributeError):
+        _ = emoaudit.no_such_thing
+    with pytest.raises(TypeError, match="colour"):
+        emoaudit.audit("smollm2-135m", colour="red")
+
+
+def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) -> None:
+    model = eos_free_tiny(tmp_path / "model")
+    out = tmp_path / "out"
+    judge = emoaudit.FixedJudge({e.name: e.forbidden for e in TINY.emotions} | {TINY.reference: ()})
+    options = dict(judge=judge, spec_path=str(TINY_SPEC_PATH), device="cpu", dtype="float32", seed=3)
+    log = io.StringIO()
+    results, findings = emoaudit.audit(str(model), "tiny", out, console=Console(file=log), **options)
+
+    document = read_results(out / "results.json")  # validates against the JSON Schema
+    assert document == json.loads(json.dumps(results))
+    assert document["complete"] is True and list(document["stages"]) == list(STAGES)
+    assert all((out / "stages" / f"{stage}.json").is_file() for stage in STAGES)
+    assert [f["id"] for f in document["findings"]] == [c.id for c in findings] and findings
+    assert (out / "report.html").read_text(encoding="utf-8").count("fixed-keywords") >= 1
+
+    profile = TINY.profile("tiny")
+    stories = (out / "stories.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(stories) == len(TINY.labels) * profile.stories_per_label  # no story ended early
+    steering = document["stages"]["steering"]
+    assert steering["judge"]["name"] == "fixed-keywords" and steering["judge"]["validation"]["n"] == sum(
+        map(len, TINY.heldout.values())
+    )
+    scenarios = len({sc.kind for sc in TINY.scenarios}) * profile.steering_scenarios_per_kind
+    steered = scenarios * profile.steering_emotions * len(TINY.steering.multipliers)
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(samples) == scenarios + steered and steering["summary"]["trials"] == steered
+    assert {s["emotion"] for s in samples} == {None, *steering["emotions"]}
+    assert all(list(s["judge"]) == TINY.labels and "leakage" in s for s in samples)
+    assert {s["regime"] for s in samples if s["emotion"]} <= set(REGIMES)
+    vectors = emoaudit.EmotionVectors.load(out)
+    assert vectors.emotions == TINY.emotion_names
+    assert vectors.emotion_layer == document["stages"]["extraction"]["emotion_layer"]["index"]
+
+    log = io.StringIO()
+    again, _ = emoaudit.audit(str(model), "tiny", out, console=Console(file=log), **options)
+    assert "resuming the audit" in log.getvalue()
+    assert all(f"{stage}: done in an earlier run" in log.getvalue() for stage in STAGES)
+    assert again["stages"] == document["stages"] and again["timings"] == document["timings"]
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def steerable(
+    request: pytest.FixtureRequest, tiny_dir: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[EmotionVectors, PreTrainedModel, PreTrainedTokenizerBase]:
+    """Vectors an audit would save for a tiny model (layer 1 its emotion layer), loaded back from its OUT
+    directory, and the model as plain transformers loads it."""
+    directory = tiny_dir(request.param)
+    lm = load_model(str(directory), device="cpu", dtype="float32")
+    acts = comprehension_activations(lm, TINY, TINY.profile("tiny"))
+    vectors = EmotionVectors.from_activations(acts, TINY.emotion_names, TINY.reference, 0.5)
+    vectors.emotion_layer = 1
+    out = tmp_path_factory.mktemp("out")
+    vectors.save(out / "vectors" / "comprehension.safetensors", lm.identity.to_dict(), TINY.sha256)
+    loaded = emoaudit.EmotionVectors.load(out)
+    from_file = emoaudit.EmotionVectors.load(out / "vectors" / "comprehension.safetensors")
+    assert loaded.emotion_layer == from_file.emotion_layer == 1 and loaded.vectors.equal(from_file.vectors)
+    return loaded, AutoModelForCausalLM.from_pretrained(directory), lm.tokenizer
+
+
+def greedy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str = PROMPT) -> list[int]:
+    ids = tokenizer(prompt, return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    return out[0, ids["input_ids"].shape[1] :].tolist()
+
+
+def test_steering_a_plain_transformers_model_leaves_it_as_it_was(steerable) -> None:
+    vectors, model, tokenizer = steerable
+    before = greedy(model, tokenizer)
+    hooks = [dict(block._forward_hooks) for block in residual_stream(model).blocks]
+    with vectors.steer(model, "calm", 0.0):
+        assert greedy(model, tokenizer) == before
+    with vectors.steer(model, "calm", 8.0):
+        steered = greedy(model, tokenizer)
+    assert steered != before
+    with vectors.steer(model, "calm", 8.0, layer=vectors.emotion_layer):
+        assert greedy(model, tokenizer) == steered  # the layer defaults to the emotion layer in the file
+    assert greedy(model, tokenizer) == before
+    with pytest.raises(RuntimeError), vectors.steer(model, "sad", 8.0):
+        raise RuntimeError("a failure inside the block still unsteers the model")
+    assert greedy(model, tokenizer) == before
+    assert [dict(block._forward_hooks) for block in residual_stream(model).blocks] == hooks
+
+
+def test_steering_strength_is_in_units_of_the_layers_mean_norm(steerable) -> None:
+    """What reaches the next block is the emotion layer's output plus strength × mean_norm × the unit vector."""
+    vectors, model, tokenizer = steerable
+    layer = vectors.emotion_layer
+    seen: list[torch.Tensor] = []
+    handle = (
+        residual_stream(model)
+        .blocks[layer + 1]
+        .register_forward_pre_hook(
+            lambda _m, args, kwargs: seen.append((args[0] if args else kwargs["hidden_states"]).clone()),
+            with_kwargs=True,
+        )
+    )
+    ids = tokenizer(PROMPT, return_tensors="pt")
+    with torch.inference_mode():
+        model(**ids)
+        with vectors.steer(model, "angry", 0.5):
+            model(**ids)
+    handle.remove()
+    added = seen[1] - seen[0]
+    direction = vectors.direction("angry", layer)
+    expected = 0.5 * float(vectors.mean_norm[layer]) * direction / direction.norm()
+    torch.testing.assert_close(added, expected.expand_as(added), atol=1e-5, rtol=1e-4)
+
+
+def test_vectors_of_another_model_shape_are_refused(steerable, tiny_llama: LoadedModel) -> None:
+    vectors, _, _ = steerable
+    for change, shape in (({"hidden_size": 64}, "3 layers × 64"), ({"num_hidden_layers": 4}, "4 layers × 32")):
+        other = AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **{**TINY_SIZES, **change}))
+        with pytest.raises(EmoauditError, match=f"for a model of 3 layers × 32, not {shape}"):
+            with vectors.steer(other, "calm", 1.0):
+                pass
+    with pytest.raises(EmoauditError, match="unknown emotion"):
+        with vectors.steer(tiny_llama.model, "smug", 1.0):
+            pass
+
+
+@pytest.mark.real
+def test_a_notebook_user_steers_smollm2_with_an_audits_vectors(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]], smollm2: LoadedModel
+) -> None:
+    out, proc = quick_run
+    assert proc.returncode == 0, proc.stderr
+    checkpoint = registry.cache_dir() / "converted" / smollm2.identity.sha256[:16]  # what the alias converts to
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    vectors = emoaudit.EmotionVectors.load(out)
+    messages = [{"role": "user", "content": "Describe the sea in two sentences."}]
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+    def generate() -> list[int]:
+        return model.generate(**ids, max_new_tokens=24, do_sample=False)[0].tolist()
+
+    before = generate()
+    with vectors.steer(model, "calm", 0.0):
+        assert generate() == before
+    with vectors.steer(model, "calm", 4.0):
+        steered = generate()
+    assert steered != before
+    assert generate() == before
