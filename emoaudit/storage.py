@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from emoaudit.errors import EmoauditError
+
 _CHUNK = 1 << 20
 
 
@@ -30,12 +32,30 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 def write_text(target: Path, text: str) -> None:
+    """Atomically write `text` as UTF-8.
+
+    A str from the operating system can hold lone surrogates (a path with a byte that is not UTF-8,
+    read with surrogateescape), which UTF-8 cannot encode; they are written as the escape `\\udcff`,
+    which in a JSON string reads back as the same str.
+    """
     with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def write_json(target: Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def check_writable(target: Path) -> None:
+    """Raise EmoauditError unless a file could be written at `target` (its missing folders created), so that
+    a bad output path is known before an audit runs rather than after."""
+    if target.is_dir():
+        raise EmoauditError(f"cannot write {target}: it is a directory")
+    folder = next(p for p in target.absolute().parents if p.exists())
+    if not folder.is_dir():
+        raise EmoauditError(f"cannot write {target}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise EmoauditError(f"cannot write {target}: {folder} is not writable")
 
 
 def write_with(target: Path, writer: Callable[[Path], None]) -> None:
