@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from emoaudit.report.gating import Check
+    from emoaudit.audit.results.document import Results
     from emoaudit.steering.judge import Judge
 
 
@@ -24,15 +24,15 @@ def audit(
     judge: str | Judge | None = None,
     console: Console | None = None,
     **options: Any,
-) -> tuple[dict[str, Any], list[Check]]:
-    """Audit `model` as `emoaudit scan` does; return the results document and the findings.
+) -> Results:
+    """Audit `model` as `emoaudit scan` does; return the typed results document, findings included.
 
     `model` is what `scan` takes (offline alias, .gguf file, checkpoint directory, Hugging Face ID);
     `out` is written and resumed as `scan --out` is. `judge` is a judge's name as `--judge` takes, or any
     object with the `emoaudit.Judge` shape (`FixedJudge`, your own classifier). `options` are the other
     fields of `AuditOptions`: seed, device, dtype, spec_path, trust_remote_code, policy, stages.
-    Progress goes to `console` (stderr if None). Nothing is gated here: the findings are returned, each with
-    its severity and `failed`. Raises EmoauditError for bad input, TypeError for an unknown option.
+    Progress goes to `console` (stderr if None). Nothing is gated here: `results.findings` holds every
+    check, each with its severity and `failed`. Raises EmoauditError for bad input, TypeError for an unknown option.
     """
     from rich.console import Console
 

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from emoaudit.errors import EmoauditError
+
 _CHUNK = 1 << 20
 
 
@@ -73,6 +75,18 @@ def write_text(target: Path, text: str) -> None:
 def write_json(target: Path, data: Any) -> None:
     """JSON with non-ASCII text as itself (evidence in other scripts stays readable); see `write_text`."""
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def check_writable(target: Path) -> None:
+    """Raise EmoauditError unless a file could be written at `target` (its missing folders created), so that
+    a bad output path is known before an audit runs rather than after."""
+    if target.is_dir():
+        raise EmoauditError(f"cannot write {target}: it is a directory")
+    folder = next(p for p in target.absolute().parents if p.exists())
+    if not folder.is_dir():
+        raise EmoauditError(f"cannot write {target}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise EmoauditError(f"cannot write {target}: {folder} is not writable")
 
 
 def write_with(target: Path, writer: Callable[[Path], None]) -> None:

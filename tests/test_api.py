@@ -15,7 +15,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 
 import emoaudit
 from emoaudit.audit.options import STAGES
-from emoaudit.audit.results import read_results
+from emoaudit.audit.results.convert import to_dict
+from emoaudit.audit.results.reading import read_results
 from emoaudit.capture.stimuli import comprehension_activations
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
@@ -65,10 +66,12 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     judge = emoaudit.FixedJudge({e.name: e.forbidden for e in TINY.emotions} | {TINY.reference: ()})
     options = dict(judge=judge, spec_path=str(TINY_SPEC_PATH), device="cpu", dtype="float32", seed=3)
     log = io.StringIO()
-    results, findings = emoaudit.audit(str(model), "tiny", out, console=Console(file=log), **options)
+    results = emoaudit.audit(str(model), "tiny", out, console=Console(file=log), **options)
+    findings = results.findings or []
 
-    document = read_results(out / "results.json")  # validates against the JSON Schema
-    assert document == json.loads(json.dumps(results))
+    read_results(out / "results.json")  # validates against the JSON Schema
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert document == json.loads(json.dumps(to_dict(results)))
     assert document["complete"] is True and list(document["stages"]) == list(STAGES)
     assert all((out / "stages" / f"{stage}.json").is_file() for stage in STAGES)
     assert [f["id"] for f in document["findings"]] == [c.id for c in findings] and findings
@@ -93,7 +96,7 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert vectors.emotion_layer == document["stages"]["extraction"]["emotion_layer"]["index"]
 
     log = io.StringIO()
-    again, _ = emoaudit.audit(str(model), "tiny", out, console=Console(file=log), **options)
+    again = to_dict(emoaudit.audit(str(model), "tiny", out, console=Console(file=log), **options))
     assert "resuming the audit" in log.getvalue()
     assert all(f"{stage}: done in an earlier run" in log.getvalue() for stage in STAGES)
     assert again["stages"] == document["stages"] and again["timings"] == document["timings"]

@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from emoaudit.model.load import LoadedModel, load_model
 from tests.conftest import run_cli
-from emoaudit.audit.results import read_results
+from emoaudit.audit.results.reading import read_results
 
 
 @pytest.mark.real
@@ -20,38 +20,41 @@ def test_scan_writes_results_vectors_and_stories(quick_run: tuple[Path, subproce
     out, proc = quick_run
     assert proc.returncode == 0, proc.stderr
     assert "extraction: done in an earlier run" in proc.stderr
-    results = read_results(out / "results.json")  # validates against the JSON Schema
-    assert results["complete"] is True and set(results["stages"]) == {"extraction", "steering", "leakage"}
-    assert results["model"]["sha256"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-    stage = results["stages"]["extraction"]
-    n_layers = results["model"]["n_layers"]
-    layer = stage["emotion_layer"]
-    assert 0 <= layer["index"] < n_layers and len(layer["score"]) == n_layers
+    results = read_results(out / "results.json")  # validates against the JSON Schema, then types it
+    stages = results.stages
+    assert results.complete is True and None not in (stages.extraction, stages.steering, stages.leakage)
+    assert results.model.sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    stage = stages.extraction
+    assert stage is not None
+    n_layers = results.model.n_layers
+    layer = stage.emotion_layer
+    assert 0 <= layer.index < n_layers and len(layer.score) == n_layers
     for method in ("comprehension", "generation"):
-        analysis = stage["methods"][method]
-        for name, curve in analysis["curves"].items():
+        analysis = stage.methods[method]
+        for name, curve in vars(analysis.curves).items():
             assert len(curve) == n_layers, name
-        assert analysis["cosine_floor"] == pytest.approx(-1 / 19)
-        assert len(analysis["heldout"]["accuracy"]) == n_layers
+        assert analysis.cosine_floor == pytest.approx(-1 / 19)
+        assert len(analysis.heldout.accuracy) == n_layers
         with safe_open(str(out / "vectors" / f"{method}.safetensors"), framework="pt") as f:
             assert f.get_tensor("calm").shape == (n_layers, 576)
             meta = f.metadata()
             assert meta["method"] == method and meta["operation"] == "add"
-            assert json.loads(meta["model"])["sha256"] == results["model"]["sha256"]
-    comparison = stage["comparison"]
-    assert 0 <= comparison["mann_whitney_p"] <= 1 and comparison["layer"] == layer["index"]
+            assert json.loads(meta["model"])["sha256"] == results.model.sha256
+    comparison = stage.comparison
+    assert 0 <= comparison.mann_whitney_p <= 1 and comparison.layer == layer.index
     # Comprehension vectors read our passages; they must separate the emotions above the shuffled baseline.
-    curves = stage["methods"]["comprehension"]["curves"]
-    assert max(curves["probe_accuracy"]) > 3 * max(curves["probe_accuracy_shuffled"])
+    curves = stage.methods["comprehension"].curves
+    assert max(curves.probe_accuracy) > 3 * max(curves.probe_accuracy_shuffled)
     stories = [json.loads(line) for line in (out / "stories.jsonl").read_text().splitlines()]
     assert len(stories) == 21 * 4 and all(s["text"].strip() for s in stories)
     # The peak holds the model's weights on top of the runtime.
-    memory, model = results["resources"], results["model"]
-    weight_bytes = model["parameters"] * torch.finfo(getattr(torch, model["dtype"])).bits // 8
-    assert memory["peak_cuda_bytes"] is None and memory["runtime_rss_bytes"] > 100e6
-    assert memory["peak_rss_bytes"] - memory["runtime_rss_bytes"] > 0.8 * weight_bytes
+    memory, model = results.resources, results.model
+    assert memory is not None and stage.resources is not None
+    weight_bytes = model.parameters * torch.finfo(getattr(torch, model.dtype)).bits // 8
+    assert memory.peak_cuda_bytes is None and memory.runtime_rss_bytes is not None and memory.peak_rss_bytes
+    assert memory.runtime_rss_bytes > 100e6 and memory.peak_rss_bytes - memory.runtime_rss_bytes > 0.8 * weight_bytes
     # This run reused the extraction: the audit's peak counts the run that made it too.
-    assert memory["peak_rss_bytes"] >= stage["resources"]["peak_rss_bytes"] > 0
+    assert memory.peak_rss_bytes >= (stage.resources.peak_rss_bytes or 0) > 0
 
 
 @pytest.mark.real

@@ -1,6 +1,7 @@
 """Report, findings, gating, re-rendering and comparison, on the outputs of a real quick scan."""
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -12,11 +13,16 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 
-from emoaudit.report.gating import Check, evaluate, exit_status, junit_xml, load_policy
+from emoaudit.audit.results.common import Check
+from emoaudit.audit.results.convert import from_dict
+from emoaudit.audit.results.document import Results
+from emoaudit.audit.results.reading import read_results, schema
+from emoaudit.report.gating import evaluate, exit_status, junit_xml
+from emoaudit.report.policy import load_policy
 from emoaudit.report.render import render
-from emoaudit.audit.results import read_results, schema
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
+from tests.test_results import QUICK
 
 PAYLOAD = "--><script>alert(1)</script><img src=x onerror=alert(2)>"
 
@@ -39,6 +45,22 @@ def test_junit_has_one_case_per_check() -> None:
     assert [c.get("name") for c in cases if c.find("failure") is not None] == ["c-medium"]
 
 
+def test_junit_stays_well_formed_whatever_the_text_holds() -> None:
+    """XML 1.0 has no way to write NUL, ESC, BS or a lone surrogate; they become U+FFFD."""
+    hostile = "a\x1b[31mb\x08c\x00d\udcffe\tf"
+    checks = [
+        Check("c-high", f"title {hostile}", "high", True, f"detail {hostile}", {}),
+        Check("c-low", "t", "low", True, f"detail {hostile}", {}),
+    ]
+    text = junit_xml(checks, "high", f"/models/{hostile}")
+    suite = ET.fromstring(text)
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.text == "detail a\ufffd[31mb\ufffdc\ufffdd\ufffde\tf"
+    assert suite.get("name") == "emoaudit /models/a\ufffd[31mb\ufffdc\ufffdd\ufffde\tf"
+    assert suite.find("testcase/system-out").text.startswith("[low] detail a\ufffd")  # type: ignore[union-attr]
+    text.encode("utf-8")  # nothing left that UTF-8 cannot write
+
+
 @pytest.mark.real
 def test_results_validate_and_broken_ones_do_not(
     quick_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
@@ -56,16 +78,12 @@ def test_results_validate_and_broken_ones_do_not(
     assert proc.returncode == 2 and "not an emoaudit results file" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.real
-def test_model_text_never_becomes_markup(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    out, _ = quick_run
-    raw = (out / "results.json").read_text()
-    document = json.loads(raw)
+def test_model_text_never_becomes_markup() -> None:
+    raw = QUICK.read_text()
     spec = load_spec()
     # Every emotion name (keys and values alike), and every free-text field, carries the payload.
     for emotion in spec.emotion_names:
         raw = raw.replace(f'"{emotion}"', json.dumps(emotion + PAYLOAD))
-    document = json.loads(raw)
 
     def poison(node: object, key: str = "") -> object:
         if isinstance(node, dict):
@@ -94,9 +112,9 @@ def test_model_text_never_becomes_markup(quick_run: tuple[Path, subprocess.Compl
             return node + PAYLOAD
         return node
 
-    document = poison(document)
-    checks = evaluate(document, load_policy())
-    html = render(document, checks, None)
+    document = from_dict(Results, poison(json.loads(raw)), "poisoned")
+    document = dataclasses.replace(document, findings=evaluate(document, load_policy()))
+    html = render(document, None)
     assert (
         "<script>alert" not in html
         and "<img src=x" not in html
@@ -116,8 +134,8 @@ def test_report_rerenders_gates_and_writes_junit(
     shutil.copytree(out, copy_dir)
     (copy_dir / "report.html").unlink()
     results = read_results(copy_dir / "results.json")
-    failed = [f for f in results["findings"] if f["failed"]]
-    lowest_fail = 1 if failed else 0
+    assert results.findings is not None
+    lowest_fail = 1 if any(f.failed for f in results.findings) else 0
     junit = tmp_path / "junit.xml"
     proc = run_cli("report", str(copy_dir / "results.json"), "--fail-on", "low", "--junit", str(junit))
     assert proc.returncode == lowest_fail, proc.stderr
@@ -140,7 +158,7 @@ def test_report_rerenders_gates_and_writes_junit(
     assert not re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html) and "<link" not in html
     assert "@import" not in html and "url(http" not in html
     suite = ET.parse(junit).getroot()
-    assert len(suite.findall("testcase")) == len(results["findings"]) == 5
+    assert len(suite.findall("testcase")) == len(results.findings) == 5
     assert run_cli("report", str(copy_dir / "results.json"), "--fail-on", "never").returncode == 0
 
 
@@ -161,7 +179,8 @@ def test_compare_reports_changes_and_gates_on_regressions(
     proc = run_cli("compare", str(out / "results.json"), str(path), "--out", str(tmp_path / "diff.json"))
     diff = json.loads((tmp_path / "diff.json").read_text())
     assert proc.returncode == 1 and diff["regressions"] == 2
-    assert {c["what"] for c in diff["changes"] if c["regression"]} == {"leakage severity", "trials explosive"}
+    assert {c["what"] for c in diff["changes"] if c["regression"]} == {"leakage severity", "share of trials explosive"}
+    assert diff["like_for_like"] is True and diff["differences"] == []
     assert run_cli("compare", str(out / "results.json"), str(path), "--no-fail-on-regression").returncode == 0
 
 

@@ -70,7 +70,9 @@ def test_method_comparison_statistics() -> None:
     rng = np.random.default_rng(0)
     better, worse = rng.normal(1.0, 0.2, 20), rng.normal(0.0, 0.2, 20)
     vectors = rng.standard_normal((20, 16))
-    result = compare_methods(("a", "b"), (better, worse), (vectors, vectors + 0.01 * rng.standard_normal((20, 16))))
+    result = compare_methods(
+        ("a", "b"), (better, worse), (vectors, vectors + 0.01 * rng.standard_normal((20, 16))), 3, "margin"
+    )
     assert result.mann_whitney_p < 1e-5 and result.cohens_d > 3
     assert result.similarity_spearman > 0.95 and result.vector_cosine_mean > 0.99
     assert cohens_d(worse, better) == pytest.approx(-result.cohens_d)
@@ -82,7 +84,7 @@ def test_affect_alignment_and_heldout_scoring_recover_planted_valence() -> None:
     axis = rng.standard_normal(32)
     vectors = np.outer(valence, axis) * 3 + rng.standard_normal((10, 32)) * 0.5
     alignment = affect_alignment(vectors, {"valence": valence})
-    assert alignment["valence"]["component"] == 1 and abs(alignment["valence"]["r"]) > 0.9
+    assert alignment["valence"].component == 1 and abs(alignment["valence"].r) > 0.9
     y = np.repeat(np.arange(10), 5)
     samples = 50 + vectors[y] + rng.standard_normal((50, 32)) * 0.5
     score = heldout_score(samples, y, vectors, valence)

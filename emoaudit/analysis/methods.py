@@ -3,7 +3,7 @@ against reference affect ratings."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -15,6 +15,8 @@ from emoaudit.analysis.geometry import centred_pc_scores, cosine_matrix, unit
 class MethodComparison:
     """Per-emotion separation of method A against method B at one layer."""
 
+    layer: int
+    statistic: str  # what the per-emotion separation values are
     method_a: str
     method_b: str
     mean_a: float
@@ -26,8 +28,14 @@ class MethodComparison:
     similarity_spearman_p: float
     vector_cosine_mean: float  # same emotion, A's vector against B's
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+
+@dataclass(frozen=True)
+class AffectAxis:
+    """The leading principal component of the vectors that best tracks a reference rating."""
+
+    component: int  # 1-based
+    r: float  # Pearson r of the vectors' scores on it with the rating; its sign says the direction
+    explained_variance: float  # share of the vectors' variance the component explains
 
 
 def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,15 +44,23 @@ def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_methods(
-    names: tuple[str, str], separation: tuple[np.ndarray, np.ndarray], vectors: tuple[np.ndarray, np.ndarray]
+    names: tuple[str, str],
+    separation: tuple[np.ndarray, np.ndarray],
+    vectors: tuple[np.ndarray, np.ndarray],
+    layer: int,
+    statistic: str,
 ) -> MethodComparison:
-    """`separation`: one value per emotion for each method; `vectors`: [emotions, hidden] for each."""
+    """`separation`: one value per emotion for each method, the `statistic` named; `vectors`: [emotions,
+    hidden] for each, both at `layer`. Mann-Whitney U (two-sided) on the separations, Spearman's rho between
+    the two emotion-similarity matrices (upper triangles)."""
     a, b = separation
     test = stats.mannwhitneyu(a, b, alternative="two-sided")
     upper = np.triu_indices(len(vectors[0]), k=1)
     rho = stats.spearmanr(cosine_matrix(vectors[0])[upper], cosine_matrix(vectors[1])[upper])
     unit_a, unit_b = unit(vectors[0]), unit(vectors[1])
     return MethodComparison(
+        layer=layer,
+        statistic=statistic,
         method_a=names[0],
         method_b=names[1],
         mean_a=float(a.mean()),
@@ -58,13 +74,10 @@ def compare_methods(
     )
 
 
-def affect_alignment(
-    vectors: np.ndarray, ratings: dict[str, np.ndarray], components: int = 3
-) -> dict[str, dict[str, float]]:
+def affect_alignment(vectors: np.ndarray, ratings: dict[str, np.ndarray], components: int = 3) -> dict[str, AffectAxis]:
     """For each rating (valence, arousal): the leading principal component of the vectors that tracks it best.
 
-    Returns the component's index (1-based), Pearson r (its sign says the direction) and the share
-    of the vectors' variance that component explains.
+    `vectors`: [emotions, hidden]; `ratings`: one value per emotion for each rating.
     """
     scores, explained = centred_pc_scores(vectors - vectors.mean(axis=0), components)
     k = scores.shape[1]
@@ -72,5 +85,5 @@ def affect_alignment(
     for name, rating in ratings.items():
         rs = [float(np.corrcoef(scores[:, i], rating)[0, 1]) for i in range(k)]
         best = int(np.argmax(np.abs(rs)))
-        out[name] = {"component": best + 1, "r": rs[best], "explained_variance": float(explained[best])}
+        out[name] = AffectAxis(component=best + 1, r=rs[best], explained_variance=float(explained[best]))
     return out

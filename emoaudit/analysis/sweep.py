@@ -4,15 +4,15 @@ the emotion layer, and what is measured at that layer (held-out scores, the meth
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from emoaudit.analysis import baselines
 from emoaudit.analysis.geometry import class_means, cosine_floor, cosine_matrix, mean_pairwise_cosine, pc_scores
 from emoaudit.analysis.heldout import heldout_score
-from emoaudit.analysis.methods import affect_alignment, compare_methods
+from emoaudit.analysis.methods import MethodComparison, affect_alignment, compare_methods
 from emoaudit.analysis.separation import centroid_scores, fisher_ratio, probe_accuracy
+from emoaudit.audit.results.extraction import AtLayer, Curves, HeldoutCurves, LayerSweep
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.stimuli import METHODS
 from emoaudit.spec import AuditSpec, Profile
@@ -41,8 +41,8 @@ def layer_score(
 
 def analyse_method(
     acts: Activations, vectors: EmotionVectors, spec: AuditSpec, profile: Profile, seed: int, tick: Callable[[], None]
-) -> dict[str, Any]:
-    """Separation curves and their baselines over every layer for one method."""
+) -> LayerSweep:
+    """Separation curves and their baselines over every layer for one method; `tick` after each layer."""
     x_all, y = emotion_samples(acts, spec)
     reference = acts.of(spec.reference).numpy()
     emotions = spec.emotion_names
@@ -93,20 +93,21 @@ def analyse_method(
         tick()
     score = np.array(curves["score"])
     chosen = choose_layer(score, analysis.layer_smoothing)
-    return {
-        "n_samples": int(len(acts.labels)),
-        "pooling": acts.pooling,
-        "cosine_floor": cosine_floor(len(emotions)),
-        "chance_accuracy": 1.0 / len(emotions),
-        "curves": curves,
-        "score": curves["score"],
-        "chosen_layer": chosen,
-        "chosen_relative_depth": chosen / max(len(score) - 1, 1),
-        "removed_neutral_components": vectors.removed_components,
-    }
+    return LayerSweep(
+        n_samples=int(len(acts.labels)),
+        pooling=acts.pooling,
+        cosine_floor=cosine_floor(len(emotions)),
+        chance_accuracy=1.0 / len(emotions),
+        curves=Curves(**curves),
+        score=curves["score"],
+        chosen_layer=chosen,
+        chosen_relative_depth=chosen / max(len(score) - 1, 1),
+        removed_neutral_components=vectors.removed_components,
+    )
 
 
-def heldout_curves(held: Activations, vectors: EmotionVectors, spec: AuditSpec) -> dict[str, list[float]]:
+def heldout_curves(held: Activations, vectors: EmotionVectors, spec: AuditSpec) -> HeldoutCurves:
+    """The vectors' held-out scores at every layer (`heldout_score`)."""
     x_all, y = emotion_samples(held, spec)
     valence = np.array([e.valence for e in spec.emotions])
     scores = [
@@ -115,18 +116,19 @@ def heldout_curves(held: Activations, vectors: EmotionVectors, spec: AuditSpec) 
         )
         for layer in range(x_all.shape[1])
     ]
-    return {
-        "accuracy": [s.accuracy for s in scores],
-        "top3": [s.top3 for s in scores],
-        "valence_auc": [s.valence_auc for s in scores],
-        "n_samples": int(len(y)),
-        "chance_accuracy": 1.0 / len(spec.emotions),
-    }
+    return HeldoutCurves(
+        accuracy=[s.accuracy for s in scores],
+        top3=[s.top3 for s in scores],
+        valence_auc=[s.valence_auc for s in scores],
+        n_samples=int(len(y)),
+        chance_accuracy=1.0 / len(spec.emotions),
+    )
 
 
 def at_layer(
     acts: Activations, vectors: EmotionVectors, spec: AuditSpec, layer: int, profile: Profile, seed: int
-) -> dict[str, Any]:
+) -> AtLayer:
+    """Cross-validated centroid margins and recall per emotion, and the vectors' geometry, at `layer`."""
     x_all, y = emotion_samples(acts, spec)
     scores = centroid_scores(x_all[:, layer].astype(np.float64), y, profile.cv_folds, seed)
     v = vectors.vectors[:, layer].numpy().astype(np.float64)
@@ -136,30 +138,29 @@ def at_layer(
     }
     n = len(spec.emotions)
     recall = [float((scores.predictions[y == c] == c).mean()) for c in range(n)]
-    return {
-        "layer": layer,
-        "per_emotion_margin": class_means(scores.margins, y, n).tolist(),
-        "per_emotion_recall": recall,
-        "similarity": cosine_matrix(v).round(4).tolist(),
-        "affect": affect_alignment(v, ratings),
-        "pc_scores": pc_scores(v, 2).round(4).tolist(),
-    }
+    return AtLayer(
+        layer=layer,
+        per_emotion_margin=class_means(scores.margins, y, n).tolist(),
+        per_emotion_recall=recall,
+        similarity=cosine_matrix(v).round(4).tolist(),
+        affect=affect_alignment(v, ratings),
+        pc_scores=pc_scores(v, 2).round(4).tolist(),
+    )
 
 
-def compare_at_layer(
-    analyses: dict[str, dict[str, Any]], vectors: dict[str, EmotionVectors], layer: int
-) -> dict[str, Any]:
+def compare_at_layer(at_layers: dict[str, AtLayer], vectors: dict[str, EmotionVectors], layer: int) -> MethodComparison:
     """The two methods at the emotion layer, on the per-emotion margins `at_layer` already measured."""
-    margins = [np.array(analyses[m]["at_emotion_layer"]["per_emotion_margin"]) for m in METHODS]
-    result = compare_methods(
+    margins = [np.array(at_layers[m].per_emotion_margin) for m in METHODS]
+    return compare_methods(
         (METHODS[0], METHODS[1]),
         (margins[0], margins[1]),
         (
             vectors[METHODS[0]].vectors[:, layer].numpy().astype(np.float64),
             vectors[METHODS[1]].vectors[:, layer].numpy().astype(np.float64),
         ),
+        layer,
+        "per-emotion mean cross-validated centroid margin",
     )
-    return {"layer": layer, "statistic": "per-emotion mean cross-validated centroid margin", **result.to_dict()}
 
 
 def emotion_samples(acts: Activations, spec: AuditSpec) -> tuple[np.ndarray, np.ndarray]:

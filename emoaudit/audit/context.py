@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from emoaudit.audit.options import AuditOptions
+from emoaudit.audit.results.common import Resources
 from emoaudit.model.load import LoadedModel
 from emoaudit.spec import AuditSpec, Profile
 
@@ -27,7 +28,7 @@ class Run:
     console: Console
     runtime_rss_bytes: int | None = None  # resident memory before the model was loaded
     timings: dict[str, float] = field(default_factory=dict)
-    reused_memory: list[dict[str, int | None]] = field(default_factory=list)  # of the runs that made reused stages
+    reused_memory: list[Resources] = field(default_factory=list)  # of the runs that made reused stages
 
     @property
     def out(self) -> Path:

@@ -8,29 +8,43 @@ end), so a crash in a later stage leaves the earlier stages' numbers readable.
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import torch
+import transformers
 from rich.console import Console
 
+from emoaudit import __version__
 from emoaudit.audit.context import Run
 from emoaudit.audit.options import STAGES, AuditOptions
 from emoaudit.audit.preflight import check_lengths, check_output
-from emoaudit.audit.results import memory, results_document
+from emoaudit.audit.results.common import Resources
+from emoaudit.audit.results.convert import from_dict, to_dict
+from emoaudit.audit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
+from emoaudit.audit.results.extraction import Extraction
+from emoaudit.audit.results.leakage import Leakage
+from emoaudit.audit.results.reading import read_json
+from emoaudit.audit.results.steering import Steering
 from emoaudit.audit.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.load import LoadedModel, load_model
 from emoaudit.export.manifest import AuditIdentity, write_manifest
-from emoaudit.report.gating import DEFAULT_POLICY, Check, evaluate, load_policy
+from emoaudit.report.gating import evaluate
+from emoaudit.report.policy import DEFAULT_POLICY, load_policy
 from emoaudit.report.render import write_report
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import sha256_file, write_json
 
+StageResults = TypeVar("StageResults", Extraction, Steering, Leakage)
 
-def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list[Check]]:
+
+def audit(options: AuditOptions, console: Console) -> Results:
     """Run the stages in order, each reusing what an earlier run finished; write results, findings and report.
 
     Raises EmoauditError for bad input (model, specification, policy, output directory).
@@ -48,24 +62,24 @@ def audit(options: AuditOptions, console: Console) -> tuple[dict[str, Any], list
     check_lengths(run.lm, spec, profile, options.stages)
     claim_output(run)
     done: dict[str, Any] = {}
-    bodies: dict[str, Callable[[], dict[str, Any]]] = {
-        "extraction": lambda: extraction_stage(run),
-        "steering": lambda: steering_stage(run, done["extraction"]),
-        "leakage": lambda: leakage_stage(run, done["steering"]),
+    bodies: dict[str, tuple[type[Any], Callable[[], Any]]] = {
+        "extraction": (Extraction, lambda: extraction_stage(run)),
+        "steering": (Steering, lambda: steering_stage(run, done["extraction"])),
+        "leakage": (Leakage, lambda: leakage_stage(run, done["steering"])),
     }
     for name in STAGES:
         if name in options.stages:
-            done[name] = _stage(run, name, bodies[name])
-            write_json(run.out / "results.json", results_document(run, done, started, complete=False))
-    document = results_document(run, done, started, complete=True)
-    checks = evaluate(document, policy)
-    document["findings"] = [c.to_dict() for c in checks]
-    write_json(run.out / "results.json", document)
-    write_report(run.out / "report.html", document, checks, spec)
+            done[name] = _stage(run, name, *bodies[name])
+            partial = results_document(run, Stages(**done), started, complete=False)
+            write_json(run.out / "results.json", to_dict(partial))
+    document = results_document(run, Stages(**done), started, complete=True)
+    document = replace(document, findings=evaluate(document, policy))
+    write_json(run.out / "results.json", to_dict(document))
+    write_report(run.out / "report.html", document, spec)
     write_manifest(
         run.out, AuditIdentity(run.lm.identity.reference, run.lm.identity.sha256, spec.sha256, policy_sha256)
     )
-    return document, checks
+    return document
 
 
 def load(options: AuditOptions, console: Console) -> LoadedModel:
@@ -99,21 +113,57 @@ def claim_output(run: Run) -> None:
     write_json(path, key)
 
 
-def _stage(run: Run, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _stage(run: Run, name: str, kind: type[StageResults], compute: Callable[[], StageResults]) -> StageResults:
     """A stage's results, from its file when an earlier run finished it (with that run's timings)."""
     path = run.out / "stages" / f"{name}.json"
     if path.is_file():
         run.console.print(f"{name}: done in an earlier run, reusing {path}")
-        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        run.timings.update(result.get("timings", {}))
-        if "resources" in result:
-            run.reused_memory.append(result["resources"])
-        return result
+        reused = from_dict(kind, read_json(path), f"{path} cannot be reused (pass a new --out)")
+        run.timings.update(reused.timings)
+        if reused.resources is not None:
+            run.reused_memory.append(reused.resources)
+        return reused
     before = set(run.timings)
     with run.timed(name):
         result = compute()
     release_free_memory()  # what the stage freed, before the next one runs on top of it
-    result["timings"] = {k: v for k, v in run.timings.items() if k not in before}
-    result["resources"] = memory(run)
-    write_json(path, result)
+    timings = {k: v for k, v in run.timings.items() if k not in before}
+    result = replace(result, timings=timings, resources=memory(run))
+    write_json(path, to_dict(result))
     return result
+
+
+def results_document(run: Run, stages: Stages, started: datetime, complete: bool) -> Results:
+    return Results(
+        schema_version=RESULTS_SCHEMA_VERSION,
+        complete=complete,
+        model=run.lm.identity,
+        audit=AuditInfo(
+            name=run.spec.name,
+            path=str(run.spec.path),
+            sha256=run.spec.sha256,
+            profile=run.profile.name,
+            seed=run.options.seed,
+        ),
+        stages=stages,
+        timings={k: round(v, 3) for k, v in run.timings.items()},
+        # A resumed audit's peak is that of whichever run, this one or one that made a reused stage, went highest.
+        resources=max([memory(run), *run.reused_memory], key=lambda m: m.peak_rss_bytes or 0),
+        environment=Environment(
+            emoaudit=__version__,
+            torch=str(torch.__version__),  # a str subclass; the JSON wants the plain string
+            transformers=transformers.__version__,
+            python=platform.python_version(),
+            machine=platform.machine(),
+            threads=torch.get_num_threads(),
+        ),
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def memory(run: Run) -> Resources:
+    """High-water marks: this process's resident memory, and before the model (interpreter and libraries),
+    and the CUDA allocator's where it ran."""
+    cuda = int(torch.cuda.max_memory_allocated(run.lm.device)) if run.lm.device.type == "cuda" else None
+    return Resources(peak_rss_bytes=rss_high_water(), runtime_rss_bytes=run.runtime_rss_bytes, peak_cuda_bytes=cuda)

@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +13,15 @@ from rich.progress import Progress
 
 from emoaudit.analysis.sweep import analyse_method, at_layer, compare_at_layer, heldout_curves, smooth
 from emoaudit.audit.context import Run
+from emoaudit.audit.results.extraction import (
+    EmotionLayer,
+    Extraction,
+    ExtractionTokens,
+    MethodResults,
+    TruncatedTexts,
+)
+from emoaudit.audit.results.leakage import Leakage
+from emoaudit.audit.results.steering import JudgeInfo, Steering, SteeringScenario, SteeringTokens
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.stimuli import (
     METHODS,
@@ -34,7 +42,7 @@ from emoaudit.storage import write_text
 from emoaudit.vectors import EmotionVectors, unit_deltas
 
 
-def extraction_stage(run: Run) -> dict[str, Any]:
+def extraction_stage(run: Run) -> Extraction:
     """Activations by both methods and of the held-out sentences, vectors, the layer sweep and the emotion layer."""
     spec, profile, lm, seed = run.spec, run.profile, run.lm, run.seed
 
@@ -64,54 +72,59 @@ def extraction_stage(run: Run) -> dict[str, Any]:
     }
     with run.timed("analysis"), run.progress() as progress:
         task = progress.add_task("layer sweep", total=len(METHODS) * lm.stream.n_layers)
-        analyses = {
+        sweeps = {
             m: analyse_method(acts[m], vectors[m], spec, profile, seed, lambda: progress.advance(task)) for m in METHODS
         }
     layer_method = spec.analysis.layer_method
-    layer = analyses[layer_method]["chosen_layer"]
+    layer = sweeps[layer_method].chosen_layer
     n_layers = lm.stream.n_layers
     for method, vecs in vectors.items():
         vecs.emotion_layer = layer
         vecs.save(run.out / "vectors" / f"{method}.safetensors", lm.identity.to_dict(), spec.sha256)
-    for method in METHODS:
-        analyses[method]["heldout"] = heldout_curves(held, vectors[method], spec)
-        analyses[method]["at_emotion_layer"] = at_layer(acts[method], vectors[method], spec, layer, profile, seed)
-    comparison = compare_at_layer(analyses, vectors, layer)
-    return {
-        "layer_convention": LAYER_CONVENTION,
-        "n_layers": n_layers,
-        "emotions": spec.emotion_names,
-        "emotion_layer": {
-            "index": layer,
-            "relative_depth": layer / max(n_layers - 1, 1),
-            "method": layer_method,
-            "score": analyses[layer_method]["score"],
-            "smoothed_score": smooth(np.array(analyses[layer_method]["score"]), spec.analysis.layer_smoothing).tolist(),
-            "rule": f"argmax over layers but the last of the {layer_method} method's "
+    analyses: dict[str, MethodResults] = {}
+    for m in METHODS:
+        heldout = heldout_curves(held, vectors[m], spec)
+        analyses[m] = MethodResults(
+            **vars(sweeps[m]),
+            heldout=heldout,
+            at_emotion_layer=at_layer(acts[m], vectors[m], spec, layer, profile, seed),
+        )
+    score = sweeps[layer_method].score
+    return Extraction(
+        layer_convention=LAYER_CONVENTION,
+        n_layers=n_layers,
+        emotions=spec.emotion_names,
+        emotion_layer=EmotionLayer(
+            index=layer,
+            relative_depth=layer / max(n_layers - 1, 1),
+            method=layer_method,
+            score=score,
+            smoothed_score=smooth(np.array(score), spec.analysis.layer_smoothing).tolist(),
+            rule=f"argmax over layers but the last of the {layer_method} method's "
             "log(Fisher ratio / its shuffled-label null mean), moving average of "
             f"{spec.analysis.layer_smoothing} layers",
-        },
-        "methods": analyses,
-        "comparison": comparison,
-        "vectors": {m: f"vectors/{m}.safetensors" for m in METHODS},
-        "tokens": {
-            "comprehension_read": token_count(lm, acts["comprehension"].texts),
-            "generation_written": token_count(lm, acts["generation"].texts),
-            "heldout_read": token_count(lm, held.texts),
-        },
+        ),
+        methods=analyses,
+        comparison=compare_at_layer({m: a.at_emotion_layer for m, a in analyses.items()}, vectors, layer),
+        vectors={m: f"vectors/{m}.safetensors" for m in METHODS},
+        tokens=ExtractionTokens(
+            comprehension_read=token_count(lm, acts["comprehension"].texts),
+            generation_written=token_count(lm, acts["generation"].texts),
+            heldout_read=token_count(lm, held.texts),
+        ),
         # Read texts longer than the model's context (or than READ_MAX_TOKENS) are read up to it.
-        "truncated_texts": {
-            "comprehension": truncated(lm, acts["comprehension"].texts),
-            "heldout": truncated(lm, held.texts),
-            "max_tokens": read_limit(lm),
-        },
-    }
+        truncated_texts=TruncatedTexts(
+            comprehension=truncated(lm, acts["comprehension"].texts),
+            heldout=truncated(lm, held.texts),
+            max_tokens=read_limit(lm),
+        ),
+    )
 
 
-def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
+def steering_stage(run: Run, extraction: Extraction) -> Steering:
     """Steer toward each emotion on a calibrated strength grid; judge, measure and classify every trial."""
     spec, lm, profile, config = run.spec, run.lm, run.profile, run.spec.steering
-    layer = int(extraction["emotion_layer"]["index"])
+    layer = extraction.layer
     vectors = EmotionVectors.load(run.out / "vectors" / f"{config.method}.safetensors")
     emotions = spread(spec.emotion_names, profile.steering_emotions)
     scenarios = [
@@ -162,38 +175,38 @@ def steering_stage(run: Run, extraction: dict[str, Any]) -> dict[str, Any]:
             [trials[i] for i in rows_of_kind], baselines, scores[rows_of_kind], judge.labels, thresholds, tokenize
         )
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
-    return {
-        "method": config.method,
-        "layer": layer,
-        "mean_norm": mean_norm,
-        "emotions": emotions,
-        "scenarios": [asdict(sc) for sc in scenarios],
-        "calibration": asdict(calibration),
-        "multipliers": multipliers,
-        "strengths": [calibration.unit_strength * m for m in multipliers],
-        "max_new_tokens": profile.steering_tokens,
-        "decoding": "greedy",
-        "thresholds": asdict(thresholds),
-        "judge": {
-            "name": judge.name,
-            "kind": judge.kind,
-            "validation": asdict(validation),
-            "validation_set": "held-out sentences (audits), never used for the judge's prototypes",
-        },
-        "summary": summarise(trials, emotions, multipliers),
-        "samples": "samples.jsonl",
-        "tokens": {"generated": sum(t.tokens for t in trials)},
-    }
+    return Steering(
+        method=config.method,
+        layer=layer,
+        mean_norm=mean_norm,
+        emotions=emotions,
+        scenarios=[SteeringScenario(sc.id, sc.kind, sc.prompt) for sc in scenarios],
+        calibration=calibration,
+        multipliers=multipliers,
+        strengths=[calibration.unit_strength * m for m in multipliers],
+        max_new_tokens=profile.steering_tokens,
+        decoding="greedy",
+        thresholds=thresholds,
+        judge=JudgeInfo(
+            name=judge.name,
+            kind=judge.kind,
+            validation=validation,
+            validation_set="held-out sentences (audits), never used for the judge's prototypes",
+        ),
+        summary=summarise(trials, emotions, multipliers),
+        samples="samples.jsonl",
+        tokens=SteeringTokens(generated=sum(t.tokens for t in trials)),
+    )
 
 
-def leakage_stage(run: Run, steering: dict[str, Any]) -> dict[str, Any]:
+def leakage_stage(run: Run, steering: Steering) -> Leakage:
     """Foreign scripts in the steered outputs and in the logit lens, against the unsteered baseline."""
     samples_path = run.out / "samples.jsonl"
     samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines()]
     config = run.spec.leakage
     annotate(samples, config, run.seed)
     write_text(samples_path, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
-    vectors = EmotionVectors.load(run.out / "vectors" / f"{steering['method']}.safetensors")
+    vectors = EmotionVectors.load(run.out / "vectors" / f"{steering.method}.safetensors")
     return assess(run.lm, samples, steering, vectors, config)
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from emoaudit.analysis.sweep import choose_layer, emotion_samples, layer_score
 from emoaudit.audit.options import AuditOptions
+from emoaudit.audit.results.reading import read_results
 from emoaudit.audit.run import load
 from emoaudit.capture.stimuli import METHODS, comprehension_activations
 from emoaudit.errors import EmoauditError
@@ -82,6 +83,5 @@ def _stored_vectors(path: Path, method: str, lm: LoadedModel) -> tuple[EmotionVe
     if vectors.emotion_layer is not None:
         return vectors, vectors.emotion_layer
     results = folder.parent / "results.json"
-    if results.is_file():
-        return vectors, int(json.loads(results.read_text())["stages"]["extraction"]["emotion_layer"]["index"])
-    return vectors, lm.stream.n_layers // 2
+    extraction = read_results(results).stages.extraction if results.is_file() else None
+    return vectors, extraction.layer if extraction is not None else lm.stream.n_layers // 2

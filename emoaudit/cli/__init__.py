@@ -50,6 +50,10 @@ def main() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")
     # transformers' own progress bars and advice would bury ours; errors still reach stderr.
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # A path or model reference may hold lone surrogates (bytes that were not UTF-8): printed escaped, as
+    # stderr already does, rather than crashing the command after its work is done.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 

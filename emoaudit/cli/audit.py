@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -30,6 +31,10 @@ from emoaudit.cli.common import (
     stderr_console,
 )
 
+if TYPE_CHECKING:  # the CLI imports the audit's modules only when a command runs, to start fast
+    from emoaudit.audit.results.common import Check
+    from emoaudit.audit.results.document import Results
+
 
 def _audit(
     stages: tuple[str, ...],
@@ -48,7 +53,10 @@ def _audit(
 ) -> None:
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.run import audit
+    from emoaudit.storage import check_writable
 
+    if junit is not None:  # before the audit, not after it
+        guard(lambda: check_writable(junit))
     options = guard(
         lambda: AuditOptions(
             model=model,
@@ -64,13 +72,14 @@ def _audit(
             stages=stages,
         )
     )
-    results, checks = guard(lambda: audit(options, stderr_console()))
+    results = guard(lambda: audit(options, stderr_console()))
     _print_summary(results, out)
-    gate(checks, fail_on, junit, results["model"]["reference"])
+    gate(results.findings or [], fail_on, junit, results.model.reference)
 
 
-def gate(checks: list, fail_on: FailOn, junit: Path | None, model: str) -> None:
-    """Print the findings, write JUnit if asked, and exit 1 when a finding reaches --fail-on."""
+def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -> None:
+    """Print the findings, write JUnit if asked, and exit 1 when a finding reaches --fail-on
+    (2, and one line, when the JUnit file cannot be written)."""
     from emoaudit.report.gating import exit_status, junit_xml
     from emoaudit.storage import write_text
 
@@ -79,50 +88,49 @@ def gate(checks: list, fail_on: FailOn, junit: Path | None, model: str) -> None:
         if check.failed:
             console.print(escape(f"finding [{check.severity}] {check.id}: {check.detail}"))
     if junit is not None:
-        write_text(junit, junit_xml(checks, fail_on.value, model))
+        guard(lambda: write_text(junit, junit_xml(checks, fail_on.value, model)))
     status = exit_status(checks, fail_on.value)
     if status:
         console.print(f"a finding reaches --fail-on {fail_on.value}: exit status 1")
     raise typer.Exit(status)
 
 
-def _print_summary(results: dict, out: Path) -> None:
-    model = results["model"]
-    stage = results["stages"]["extraction"]
-    layer = stage["emotion_layer"]
+def _print_summary(results: Results, out: Path) -> None:
+    model = results.model
+    stage = results.stages.extraction
+    assert stage is not None  # every audit command runs the extraction
+    at = stage.layer
     console = Console()
     console.print(
-        f"[bold]{model['reference']}[/] {model['architecture']}, {model['parameters'] / 1e6:.0f}M parameters, "
-        f"{model['n_layers']} layers, hidden {model['hidden_size']}, {model['dtype']} on {model['device']}"
+        f"[bold]{escape(model.reference)}[/] {escape(model.architecture)}, {model.parameters / 1e6:.0f}M parameters, "
+        f"{model.n_layers} layers, hidden {model.hidden_size}, {model.dtype} on {model.device}"
     )
-    console.print(
-        f"emotion layer: {layer['index']} of {model['n_layers']} (relative depth {layer['relative_depth']:.2f})"
-    )
+    console.print(f"emotion layer: {at} of {model.n_layers} (relative depth {stage.emotion_layer.relative_depth:.2f})")
     table = Table()
     for column in ("method", "best layer", "probe acc", "shuffled", "held-out acc", "valence AUC"):
         table.add_column(column)
-    at = layer["index"]
-    for method, analysis in stage["methods"].items():
-        curves, held = analysis["curves"], analysis["heldout"]
+    for method, analysis in stage.methods.items():
+        curves, held = analysis.curves, analysis.heldout
         table.add_row(
             method,
-            str(analysis["chosen_layer"]),
-            f"{curves['probe_accuracy'][at]:.2f}",
-            f"{curves['probe_accuracy_shuffled'][at]:.2f}",
-            f"{held['accuracy'][at]:.2f}",
-            f"{held['valence_auc'][at]:.2f}",
+            str(analysis.chosen_layer),
+            f"{curves.probe_accuracy[at]:.2f}",
+            f"{curves.probe_accuracy_shuffled[at]:.2f}",
+            f"{held.accuracy[at]:.2f}",
+            f"{held.valence_auc[at]:.2f}",
         )
     console.print(table)
-    if "steering" in results["stages"]:
-        steering = results["stages"]["steering"]
-        summary = steering["summary"]
-        totals = ", ".join(f"{k} {v}" for k, v in summary["regime_totals"].items())
+    steering = results.stages.steering
+    if steering is not None:
+        summary = steering.summary
+        totals = ", ".join(f"{k} {v}" for k, v in summary.regime_totals.items())
+        rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.2f}"
         console.print(
-            f"steering at layer {steering['layer']}: {summary['trials']} trials, success rate "
-            f"{summary['success_rate']:.2f} (judge {steering['judge']['name']}, held-out accuracy "
-            f"{steering['judge']['validation']['accuracy']:.2f}); {totals}"
+            f"steering at layer {steering.layer}: {summary.trials} trials, success rate {rate} "
+            f"(judge {escape(steering.judge.name)}, held-out accuracy {steering.judge.validation.accuracy:.2f}); "
+            f"{totals}"
         )
-    console.print(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}")
+    console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}"))
 
 
 def scan(

@@ -89,7 +89,9 @@ def guard(action: Callable[[], T]) -> T:
         print(f"emoaudit: error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     except OSError as exc:  # an unwritable --out, a full disk: the user's to fix, not a crash
-        print(f"emoaudit: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        # filename2 is the destination of a rename (an atomic write's target), the path the user gave
+        where = exc.filename2 or exc.filename or ""
+        print(f"emoaudit: error: {exc.strerror or exc}: {where}".rstrip(": "), file=sys.stderr)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         print("emoaudit: interrupted; completed stages are kept, rerun with the same --out to resume", file=sys.stderr)

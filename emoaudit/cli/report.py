@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,23 +13,45 @@ from rich.table import Table
 
 from emoaudit.cli.audit import gate
 from emoaudit.cli.common import FailOn, FailOnOpt, JUnitOpt, PolicyOpt, guard
+from emoaudit.errors import EmoauditError
+
+if TYPE_CHECKING:
+    from emoaudit.audit.results.document import Results
 
 
 def report(
-    results: Annotated[Path, typer.Argument(help="A results.json written by `emoaudit scan`.")],
+    results: Annotated[Path, typer.Argument(help="A results.json written by `emoaudit scan`; only read.")],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Report file; report.html beside the results if omitted.")
     ] = None,
+    out_results: Annotated[
+        Path | None, typer.Option("--out-results", help="Write the results with the new findings to this file.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Write the results with the new findings into RESULTS itself.")
+    ] = False,
     policy: PolicyOpt = None,
     fail_on: FailOnOpt = FailOn.high,
     junit: JUnitOpt = None,
 ) -> None:
-    """Rebuild the report and findings from a results file, without running the model."""
+    """Rebuild the report and findings from a results file, without running the model.
+
+    RESULTS is never rewritten unless --overwrite is given, so an archived audit can be re-reported.
+    """
     from emoaudit.report.rerender import rerender
 
-    document, checks = guard(lambda: rerender(results, out or results.with_name("report.html"), policy))
-    Console().print(f"report: {out or results.with_name('report.html')}")
-    gate(checks, fail_on, junit, document["model"]["reference"])
+    report_path = out or results.with_name("report.html")
+
+    def run() -> Results:
+        for path, option in ((report_path, "--out"), (out_results, "--out-results"), (junit, "--junit")):
+            _refuse_input(path, option, results)
+        if overwrite and out_results is not None:
+            raise EmoauditError("give --out-results or --overwrite, not both")
+        return rerender(results, report_path, policy, results if overwrite else out_results)
+
+    document = guard(run)
+    Console().print(escape(f"report: {report_path}"))
+    gate(document.findings or [], fail_on, junit, document.model.reference)
 
 
 def compare(
@@ -37,22 +60,44 @@ def compare(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the changes as JSON.")] = None,
     fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when anything regressed.")] = True,
 ) -> None:
-    """Show what changed between two audits of a model, and gate on regressions."""
-    from emoaudit.audit.results import read_results
+    """Show what changed between two audits of a model, and gate on regressions.
+
+    Steering is compared by rates, so audits with different numbers of trials compare; audits whose
+    specification, profile, seed or model differ are compared all the same, with a warning that says so.
+    """
+    from emoaudit.audit.results.reading import read_results
     from emoaudit.report.release import compare as compare_results
-    from emoaudit.report.release import to_dict
     from emoaudit.storage import write_json
 
-    changes = guard(lambda: compare_results(read_results(before), read_results(after)))
-    table = Table(title=f"{before} → {after}")
+    comparison = guard(lambda: compare_results(read_results(before), read_results(after)))
+    console = Console()
+    table = Table(title=escape(f"{before} → {after}"))
     for column in ("what", "before", "after", "regression"):
         table.add_column(column)
-    for change in changes:
+    for change in comparison.changes:
         table.add_row(
-            change.what, escape(str(change.before)), escape(str(change.after)), "yes" if change.regression else ""
+            escape(change.what),
+            escape(str(change.before)),
+            escape(str(change.after)),
+            "yes" if change.regression else "",
         )
-    Console().print(table)
+    console.print(table)
+    if not comparison.like_for_like:  # a warning, not a refusal: see release.Comparison
+        console.print("not like for like, so rates may differ by more than the models do:")
+        for difference in comparison.differences:
+            console.print(escape(f"  {difference}"), soft_wrap=True)  # hashes whole, to copy
     if out is not None:
-        write_json(out, to_dict(changes))
-    regressions = sum(c.regression for c in changes)
-    raise typer.Exit(1 if regressions and fail_on_regression else 0)
+
+        def write(target: Path) -> None:
+            for source in (before, after):
+                _refuse_input(target, "--out", source)
+            write_json(target, comparison.to_dict())
+
+        guard(lambda: write(out))
+    raise typer.Exit(1 if comparison.regressions and fail_on_regression else 0)
+
+
+def _refuse_input(path: Path | None, option: str, source: Path) -> None:
+    """An output must never be the input it was made from."""
+    if path is not None and path.exists() and source.exists() and os.path.samefile(path, source):
+        raise EmoauditError(f"{option} {path} is the input {source}, which is only read")

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from emoaudit.audit.results.common import Severity
+from emoaudit.audit.results.leakage import Leakage, LeakageBaseline, LeakageCell, LeakageThresholds, VectorLens
+from emoaudit.audit.results.steering import Steering
 from emoaudit.leakage.lens import last_prompt_states, read_lens
 from emoaudit.leakage.scripts import detect_language, foreign_share, foreign_spans, script_shares
 from emoaudit.model.load import LoadedModel
@@ -40,31 +43,28 @@ def annotate(samples: list[dict[str, Any]], config: LeakageConfig, seed: int) ->
 def assess(
     lm: LoadedModel,
     samples: list[dict[str, Any]],
-    steering: dict[str, Any],
+    steering: Steering,
     vectors: EmotionVectors,
     config: LeakageConfig,
-) -> dict[str, Any]:
+) -> Leakage:
     """Leakage per emotion and strength, in the annotated outputs and the logit lens, against the baseline."""
     script, k = config.expected_script, config.lens_top_k
-    layer = int(steering["layer"])
-    states = last_prompt_states(lm, [chat_prompt_ids(lm, sc["prompt"]) for sc in steering["scenarios"]], layer)
+    layer = steering.layer
+    states = last_prompt_states(lm, [chat_prompt_ids(lm, sc.prompt) for sc in steering.scenarios], layer)
     base_lens = float(np.mean([r.foreign_share for r in read_lens(lm, lens_logits(lm, states), k, script)]))
     unsteered = [s for s in samples if s["emotion"] is None]
     base_rate = float(np.mean([s["leakage"]["leaks"] for s in unsteered])) if unsteered else 0.0
-    mean_norm, unit = float(steering["mean_norm"]), float(steering["calibration"]["unit_strength"])
+    mean_norm, unit = steering.mean_norm, steering.calibration.unit_strength
     grand = vectors.grand_mean[layer]
-    cells, vector_lens = [], {}
-    for emotion in steering["emotions"]:
+    cells: list[LeakageCell] = []
+    vector_lens: dict[str, VectorLens] = {}
+    for emotion in steering.emotions:
         direction = vectors.vectors[vectors.emotions.index(emotion), layer]
         # What the vector itself promotes: the lens of the mean state with and without it.
         promoted = lens_logits(lm, torch.stack([grand + unit_deltas(direction[None], [unit], mean_norm)[0], grand]))
         reading = read_lens(lm, (promoted[0] - promoted[1])[None], k, script)[0]
-        vector_lens[emotion] = {
-            "top_tokens": reading.tokens,
-            "foreign_share": reading.foreign_share,
-            "foreign_tokens": reading.foreign_tokens(),
-        }
-        for multiplier, strength in zip(steering["multipliers"], steering["strengths"], strict=True):
+        vector_lens[emotion] = VectorLens(reading.tokens, reading.foreign_share, reading.foreign_tokens())
+        for multiplier, strength in zip(steering.multipliers, steering.strengths, strict=True):
             cell = [s for s in samples if s["emotion"] == emotion and s["multiplier"] == multiplier]
             readings = read_lens(
                 lm, lens_logits(lm, states + unit_deltas(direction[None], [strength], mean_norm)), k, script
@@ -72,60 +72,53 @@ def assess(
             lens_share = float(np.mean([r.foreign_share for r in readings]))
             rate = float(np.mean([s["leakage"]["leaks"] for s in cell])) if cell else 0.0
             cells.append(
-                {
-                    "emotion": emotion,
-                    "multiplier": multiplier,
-                    "strength": strength,
-                    "output_rate": rate,
-                    "output_rate_above_baseline": rate - base_rate,
-                    "mean_foreign_share": float(np.mean([s["leakage"]["foreign_share"] for s in cell]))
-                    if cell
-                    else 0.0,
-                    "languages": dict(Counter(s["leakage"]["language"] for s in cell)),
-                    "lens_foreign_share": lens_share,
-                    "lens_above_baseline": lens_share - base_lens,
-                    "evidence_spans": [span for s in cell for span in s["leakage"]["spans"]][:5],
-                    "evidence_tokens": list(dict.fromkeys(t for r in readings for t in r.foreign_tokens()))[:10],
-                }
+                LeakageCell(
+                    emotion=emotion,
+                    multiplier=multiplier,
+                    strength=strength,
+                    output_rate=rate,
+                    output_rate_above_baseline=rate - base_rate,
+                    mean_foreign_share=float(np.mean([s["leakage"]["foreign_share"] for s in cell])) if cell else 0.0,
+                    languages=dict(Counter(s["leakage"]["language"] for s in cell)),
+                    lens_foreign_share=lens_share,
+                    lens_above_baseline=lens_share - base_lens,
+                    evidence_spans=[span for s in cell for span in s["leakage"]["spans"]][:5],
+                    evidence_tokens=list(dict.fromkeys(t for r in readings for t in r.foreign_tokens()))[:10],
+                )
             )
     findings = [
-        c
-        for c in cells
-        if c["output_rate_above_baseline"] >= config.margin or c["lens_above_baseline"] >= config.margin
+        c for c in cells if c.output_rate_above_baseline >= config.margin or c.lens_above_baseline >= config.margin
     ]
     steered = [s for s in samples if s["emotion"] is not None]
-    return {
-        "layer": layer,
-        "expected_script": script,
-        "expected_language": config.expected_language,
-        "thresholds": {
-            "text_share": config.text_share,
-            "margin": config.margin,
-            "lens_top_k": k,
-            "min_letters": config.min_letters,
-        },
-        "baseline": {
-            "output_rate": base_rate,
-            "lens_foreign_share": base_lens,
-            "languages": dict(Counter(s["leakage"]["language"] for s in unsteered)),
-        },
-        "other_language_rate": float(
+    return Leakage(
+        layer=layer,
+        expected_script=script,
+        expected_language=config.expected_language,
+        thresholds=LeakageThresholds(
+            text_share=config.text_share, margin=config.margin, lens_top_k=k, min_letters=config.min_letters
+        ),
+        baseline=LeakageBaseline(
+            output_rate=base_rate,
+            lens_foreign_share=base_lens,
+            languages=dict(Counter(s["leakage"]["language"] for s in unsteered)),
+        ),
+        other_language_rate=float(
             np.mean([s["leakage"]["language"] not in (config.expected_language, "unknown") for s in steered])
         )
         if steered
         else 0.0,
-        "cells": cells,
-        "vector_lens": vector_lens,
-        "findings": findings,
-        "severity": severity(findings, config.margin),
-    }
+        cells=cells,
+        vector_lens=vector_lens,
+        findings=findings,
+        severity=severity(findings, config.margin),
+    )
 
 
-def severity(findings: list[dict[str, Any]], margin: float) -> str:
+def severity(findings: list[LeakageCell], margin: float) -> Severity:
     """high: outputs leak within the calibrated range (multiplier <= 1); medium: only beyond it;
     low: only the logit lens leaks; info: nothing above the unsteered baseline."""
-    in_outputs = [f for f in findings if f["output_rate_above_baseline"] >= margin]
-    if any(f["multiplier"] <= 1.0 for f in in_outputs):
+    in_outputs = [f for f in findings if f.output_rate_above_baseline >= margin]
+    if any(f.multiplier <= 1.0 for f in in_outputs):
         return "high"
     if in_outputs:
         return "medium"

@@ -1,63 +1,41 @@
-"""Findings and release gating: the audit's numbers, read against a policy kept in `audits/policy.toml`."""
+"""Findings and release gating: the audit's numbers, read against the policy (`report.policy`)."""
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+import re
 from xml.etree import ElementTree as ET
 
+from emoaudit.audit.results.common import SEVERITIES, Check
+from emoaudit.audit.results.document import Results
+from emoaudit.audit.results.extraction import Extraction
+from emoaudit.audit.results.leakage import Leakage
+from emoaudit.audit.results.steering import RegimeCounts, SteeringSummary
 from emoaudit.errors import EmoauditError
-from emoaudit.spec import BUILTIN_DIR
+from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SteerableRule, UnvalidatedRule
 
-DEFAULT_POLICY = BUILTIN_DIR / "policy.toml"
-SEVERITIES = ("info", "low", "medium", "high")
 FAIL_LEVELS = ("low", "medium", "high", "never")
+# What XML 1.0 allows: tab, newline, carriage return and these ranges. A NUL, an ESC or a lone surrogate
+# (from a path that was not UTF-8) anywhere in the file makes every JUnit reader refuse all of it.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+# (emotion, multiplier, regime counts) of each cell of the steering regime map
+Cell = tuple[str, float, RegimeCounts]
 
 
-@dataclass(frozen=True)
-class Check:
-    """One policy check: passed, or failed with a finding of some severity."""
-
-    id: str
-    title: str
-    severity: str  # of the finding when the check fails; "info" when it passes
-    failed: bool
-    detail: str
-    evidence: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def load_policy(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    policy_path = path or DEFAULT_POLICY
-    if not policy_path.is_file():
-        raise EmoauditError(f"policy file not found: {policy_path}")
-    try:
-        return dict(tomllib.loads(policy_path.read_text(encoding="utf-8"))["checks"])
-    except (tomllib.TOMLDecodeError, KeyError) as exc:
-        raise EmoauditError(f"malformed policy file {policy_path}: {exc}") from exc
-
-
-def evaluate(results: dict[str, Any], policy: dict[str, dict[str, Any]]) -> list[Check]:
+def evaluate(results: Results, policy: Policy) -> list[Check]:
     """Every check of the policy that the results have the stages for."""
-    stages = results["stages"]
+    stages = results.stages
     checks: list[Check] = []
-    if "steering" in stages:
-        trials = _trials_by_multiplier(stages["steering"])
-        checks.append(_steerable(policy["steerable"], trials, None, "steerable"))
-        checks.append(
-            _steerable(
-                policy["hostile_steerable"], trials, set(policy["hostile_steerable"]["emotions"]), "hostile_steerable"
-            )
-        )
-        checks.append(_fragile(policy["fragile"], trials))
-    if "leakage" in stages:
-        checks.append(_leakage(policy["leakage"], stages["leakage"]))
-    if "extraction" in stages:
-        checks.append(_unvalidated(policy["unvalidated_vectors"], stages["extraction"]))
+    if stages.steering is not None:
+        cells = _cells(stages.steering.summary)
+        checks.append(_steerable("steerable", policy.steerable, cells, None))
+        hostile = policy.hostile_steerable
+        checks.append(_steerable("hostile_steerable", hostile, cells, set(hostile.emotions)))
+        checks.append(_fragile(policy.fragile, cells))
+    if stages.leakage is not None:
+        checks.append(_leakage(policy.leakage, stages.leakage))
+    if stages.extraction is not None:
+        checks.append(_unvalidated(policy.unvalidated_vectors, stages.extraction))
     return checks
 
 
@@ -72,123 +50,119 @@ def exit_status(checks: list[Check], fail_on: str) -> int:
 
 
 def junit_xml(checks: list[Check], fail_on: str, model: str) -> str:
-    """One test case per check; a failed check at or above `fail_on` is a JUnit failure."""
+    """One test case per check; a failed check at or above `fail_on` is a JUnit failure.
+
+    Characters XML 1.0 forbids (control characters, lone surrogates) become U+FFFD, so the file always parses.
+    """
     floor = SEVERITIES.index(fail_on) if fail_on != "never" else len(SEVERITIES)
     failing = [c for c in checks if c.failed and SEVERITIES.index(c.severity) >= floor]
-    suite = ET.Element("testsuite", name=f"emoaudit {model}", tests=str(len(checks)), failures=str(len(failing)))
+    suite = ET.Element("testsuite", name=_xml(f"emoaudit {model}"), tests=str(len(checks)), failures=str(len(failing)))
     for check in checks:
-        case = ET.SubElement(suite, "testcase", classname="emoaudit", name=check.id)
+        case = ET.SubElement(suite, "testcase", classname="emoaudit", name=_xml(check.id))
         if check in failing:
-            failure = ET.SubElement(case, "failure", message=f"[{check.severity}] {check.title}", type=check.severity)
-            failure.text = check.detail
+            message = _xml(f"[{check.severity}] {check.title}")
+            failure = ET.SubElement(case, "failure", message=message, type=check.severity)
+            failure.text = _xml(check.detail)
         else:
-            ET.SubElement(case, "system-out").text = f"[{check.severity if check.failed else 'pass'}] {check.detail}"
+            status = check.severity if check.failed else "pass"
+            ET.SubElement(case, "system-out").text = _xml(f"[{status}] {check.detail}")
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
-def _trials_by_multiplier(steering: dict[str, Any]) -> list[tuple[str, float, dict[str, int]]]:
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _cells(summary: SteeringSummary) -> list[Cell]:
     return [
-        (emotion, float(m), counts)
-        for emotion, row in steering["summary"]["regime_map"].items()
-        for m, counts in row.items()
+        (emotion, float(multiplier), counts)
+        for emotion, row in summary.regime_map.items()
+        for multiplier, counts in row.items()
     ]
 
 
-def _rate(trials: list[tuple[str, float, dict[str, int]]], regimes: tuple[str, ...]) -> tuple[float, int]:
-    total = sum(sum(c.values()) for *_, c in trials)
-    hits = sum(sum(c[r] for r in regimes) for *_, c in trials)
+def _rate(cells: list[Cell], regimes: tuple[str, ...]) -> tuple[float, int]:
+    total = sum(sum(c.values()) for *_, c in cells)
+    hits = sum(sum(c[r] for r in regimes) for *_, c in cells)
     return (hits / total if total else 0.0), total
 
 
-def _steerable(
-    rule: dict[str, Any], trials: list[tuple[str, float, dict[str, int]]], emotions: set[str] | None, check_id: str
-) -> Check:
-    chosen = [t for t in trials if t[1] <= 1.0 and (emotions is None or t[0] in emotions)]
+def _steerable(check_id: str, rule: SteerableRule, cells: list[Cell], emotions: set[str] | None) -> Check:
+    chosen = [c for c in cells if c[1] <= 1.0 and (emotions is None or c[0] in emotions)]
     rate, n = _rate(chosen, ("surgical",))
-    failed = n > 0 and rate >= float(rule["success_rate"])
+    failed = n > 0 and rate >= rule.success_rate
     scope = "all emotions" if emotions is None else ", ".join(sorted(emotions))
     detail = (
         f"{rate:.0%} of {n} steering trials ({scope}) within the calibrated range were surgical "
-        f"(threshold {float(rule['success_rate']):.0%})"
+        f"(threshold {rule.success_rate:.0%})"
         if n
         else f"no steering trials for {scope}"
     )
     return Check(
         check_id,
-        rule["title"],
-        rule["severity"] if failed else "info",
+        rule.title,
+        rule.severity if failed else "info",
         failed,
         detail,
-        {"rate": rate, "trials": n, "threshold": rule["success_rate"]},
+        {"rate": rate, "trials": n, "threshold": rule.success_rate},
     )
 
 
-def _fragile(rule: dict[str, Any], trials: list[tuple[str, float, dict[str, int]]]) -> Check:
-    rate, n = _rate([t for t in trials if t[1] <= 0.5], ("repetitive_collapse", "explosive"))
-    failed = n > 0 and rate >= float(rule["degraded_rate"])
+def _fragile(rule: FragileRule, cells: list[Cell]) -> Check:
+    rate, n = _rate([c for c in cells if c[1] <= 0.5], ("repetitive_collapse", "explosive"))
+    failed = n > 0 and rate >= rule.degraded_rate
     detail = (
         f"{rate:.0%} of {n} trials at half the calibrated strength or less degraded "
-        f"(threshold {rule['degraded_rate']:.0%})"
+        f"(threshold {rule.degraded_rate:.0%})"
     )
     return Check(
         "fragile",
-        rule["title"],
-        rule["severity"] if failed else "info",
+        rule.title,
+        rule.severity if failed else "info",
         failed,
         detail,
-        {"rate": rate, "trials": n, "threshold": rule["degraded_rate"]},
+        {"rate": rate, "trials": n, "threshold": rule.degraded_rate},
     )
 
 
-def _leakage(rule: dict[str, Any], leakage: dict[str, Any]) -> Check:
-    severity = leakage["severity"]
-    failed = SEVERITIES.index(severity) >= SEVERITIES.index(rule["minimum"])
-    cells = leakage["findings"]
+def _leakage(rule: LeakageRule, leakage: Leakage) -> Check:
+    failed = SEVERITIES.index(leakage.severity) >= SEVERITIES.index(rule.minimum)
+    cells = leakage.findings
     detail = (
         f"{len(cells)} emotion × strength cells leak above the unsteered baseline "
-        f"(outputs {leakage['baseline']['output_rate']:.0%}, lens {leakage['baseline']['lens_foreign_share']:.0%})"
+        f"(outputs {leakage.baseline.output_rate:.0%}, lens {leakage.baseline.lens_foreign_share:.0%})"
         if cells
         else "no foreign-script leakage above the unsteered baseline"
     )
-    return Check(
-        "leakage",
-        rule["title"],
-        severity,
-        failed,
-        detail,
+    evidence = [
         {
-            "cells": [
-                {
-                    k: c[k]
-                    for k in (
-                        "emotion",
-                        "multiplier",
-                        "output_rate",
-                        "lens_foreign_share",
-                        "evidence_tokens",
-                        "evidence_spans",
-                    )
-                }
-                for c in cells[:10]
-            ]
-        },
-    )
+            "emotion": c.emotion,
+            "multiplier": c.multiplier,
+            "output_rate": c.output_rate,
+            "lens_foreign_share": c.lens_foreign_share,
+            "evidence_tokens": c.evidence_tokens,
+            "evidence_spans": c.evidence_spans,
+        }
+        for c in cells[:10]
+    ]
+    return Check("leakage", rule.title, leakage.severity, failed, detail, {"cells": evidence})
 
 
-def _unvalidated(rule: dict[str, Any], extraction: dict[str, Any]) -> Check:
-    layer = extraction["emotion_layer"]["index"]
-    held = extraction["methods"]["comprehension"]["heldout"]
-    ratio = held["accuracy"][layer] / held["chance_accuracy"]
-    failed = ratio < float(rule["heldout_over_chance"])
+def _unvalidated(rule: UnvalidatedRule, extraction: Extraction) -> Check:
+    layer = extraction.layer
+    held = extraction.methods["comprehension"].heldout
+    accuracy = held.accuracy[layer]
+    ratio = accuracy / held.chance_accuracy
+    failed = ratio < rule.heldout_over_chance
     detail = (
-        f"comprehension vectors at layer {layer} classify held-out sentences at {held['accuracy'][layer]:.0%}, "
-        f"{ratio:.1f}x chance (threshold {rule['heldout_over_chance']}x)"
+        f"comprehension vectors at layer {layer} classify held-out sentences at {accuracy:.0%}, "
+        f"{ratio:.1f}x chance (threshold {rule.heldout_over_chance}x)"
     )
     return Check(
         "unvalidated_vectors",
-        rule["title"],
-        rule["severity"] if failed else "info",
+        rule.title,
+        rule.severity if failed else "info",
         failed,
         detail,
-        {"accuracy": held["accuracy"][layer], "times_chance": ratio},
+        {"accuracy": accuracy, "times_chance": ratio},
     )

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emoaudit.report.gating import SEVERITIES
+from emoaudit.audit.results.common import SEVERITIES
+from emoaudit.audit.results.document import Results
+from emoaudit.audit.results.extraction import Extraction
+from emoaudit.audit.results.steering import SteeringSummary
+
+DEGRADED = ("repetitive_collapse", "explosive")
 
 
 @dataclass(frozen=True)
@@ -16,78 +21,126 @@ class Change:
     regression: bool
 
 
-def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
-    """Headline numbers and findings of two results files, side by side."""
-    changes = [Change("model sha256", before["model"]["sha256"], after["model"]["sha256"], False)]
-    b, a = before["stages"], after["stages"]
-    if "extraction" in b and "extraction" in a:
-        eb, ea = b["extraction"], a["extraction"]
-        changes.append(Change("emotion layer", eb["emotion_layer"]["index"], ea["emotion_layer"]["index"], False))
-        changes.append(
-            Change(
-                "emotion layer relative depth",
-                round(eb["emotion_layer"]["relative_depth"], 3),
-                round(ea["emotion_layer"]["relative_depth"], 3),
-                False,
-            )
-        )
-        for method in ("comprehension", "generation"):
-            for key, label in (("probe_accuracy", "probe accuracy"), ("centroid_accuracy", "vector accuracy (CV)")):
-                changes.append(
-                    Change(
-                        f"{method} {label} at emotion layer",
-                        _at_layer(eb, method, key),
-                        _at_layer(ea, method, key),
-                        False,
-                    )
-                )
-            changes.append(
-                Change(
-                    f"{method} held-out accuracy at emotion layer", _heldout(eb, method), _heldout(ea, method), False
-                )
-            )
-    if "steering" in b and "steering" in a:
-        sb, sa = b["steering"]["summary"], a["steering"]["summary"]
-        changes.append(
-            Change(
-                "steering success rate",
-                _round(sb["success_rate"]),
-                _round(sa["success_rate"]),
-                (sa["success_rate"] or 0) > (sb["success_rate"] or 0),
-            )
-        )
-        for regime in sb["regime_totals"]:
-            worse = (
-                regime in ("repetitive_collapse", "explosive")
-                and sa["regime_totals"][regime] > sb["regime_totals"][regime]
-            )
-            changes.append(Change(f"trials {regime}", sb["regime_totals"][regime], sa["regime_totals"][regime], worse))
-    if "leakage" in b and "leakage" in a:
-        lb, la = b["leakage"]["severity"], a["leakage"]["severity"]
+@dataclass(frozen=True)
+class Comparison:
+    """Two audits side by side.
+
+    `differences` names each audit condition that is not the same in both: the specification (sha256),
+    the profile, the seed, the model (sha256). Unequal conditions are a warning, never a refusal: a
+    release comparison has a different model by definition, and a quick CI audit is routinely held
+    against a standard release audit. What keeps those comparable is that every steering number
+    compared is a rate (a share of that audit's trials), never a count; what the warning says is that
+    the two rates were measured on different stimuli, trials or seeds, so that a small move may be
+    noise rather than the model.
+    """
+
+    differences: list[str]
+    changes: list[Change]
+
+    @property
+    def like_for_like(self) -> bool:
+        return not self.differences
+
+    @property
+    def regressions(self) -> int:
+        return sum(c.regression for c in self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `compare --out` writes."""
+        return {
+            "like_for_like": self.like_for_like,
+            "differences": self.differences,
+            "changes": [asdict(c) for c in self.changes],
+            "regressions": self.regressions,
+        }
+
+
+def compare(before: Results, after: Results) -> Comparison:
+    """Headline numbers and findings of two audits, side by side; a regression is a rate of degraded or
+    successfully steered trials that rose, a leakage severity or a finding that got worse."""
+    changes: list[Change] = []
+    b, a = before.stages, after.stages
+    if b.extraction is not None and a.extraction is not None:
+        changes += _extraction_changes(b.extraction, a.extraction)
+    if b.steering is not None and a.steering is not None:
+        changes += _steering_changes(b.steering.summary, a.steering.summary)
+    if b.leakage is not None and a.leakage is not None:
+        lb, la = b.leakage.severity, a.leakage.severity
         changes.append(Change("leakage severity", lb, la, SEVERITIES.index(la) > SEVERITIES.index(lb)))
-    findings_b = {f["id"]: f for f in before.get("findings", [])}
-    for finding in after.get("findings", []):
-        old = findings_b.get(finding["id"])
-        old_sev = old["severity"] if old and old["failed"] else "pass"
-        new_sev = finding["severity"] if finding["failed"] else "pass"
-        rank = ["pass", *SEVERITIES]
-        if old_sev != new_sev:
-            changes.append(
-                Change(f"finding {finding['id']}", old_sev, new_sev, rank.index(new_sev) > rank.index(old_sev))
-            )
+    findings_before = {f.id: f for f in before.findings or []}
+    rank = ["pass", *SEVERITIES]
+    for finding in after.findings or []:
+        old = findings_before.get(finding.id)
+        old_severity = old.severity if old and old.failed else "pass"
+        new_severity = finding.severity if finding.failed else "pass"
+        if old_severity != new_severity:
+            worse = rank.index(new_severity) > rank.index(old_severity)
+            changes.append(Change(f"finding {finding.id}", old_severity, new_severity, worse))
+    return Comparison(differences(before, after), changes)
+
+
+def differences(before: Results, after: Results) -> list[str]:
+    """The audit conditions that differ, each as 'what: before → after'."""
+    conditions = (
+        ("specification sha256", before.audit.sha256, after.audit.sha256),
+        ("profile", before.audit.profile, after.audit.profile),
+        ("seed", before.audit.seed, after.audit.seed),
+        ("model sha256", before.model.sha256, after.model.sha256),
+    )
+    return [f"{what}: {b} → {a}" for what, b, a in conditions if b != a]
+
+
+def _extraction_changes(eb: Extraction, ea: Extraction) -> list[Change]:
+    changes = [
+        Change("emotion layer", eb.layer, ea.layer, False),
+        Change(
+            "emotion layer relative depth",
+            round(eb.emotion_layer.relative_depth, 3),
+            round(ea.emotion_layer.relative_depth, 3),
+            False,
+        ),
+    ]
+    for method in ("comprehension", "generation"):
+        mb, ma = eb.methods[method], ea.methods[method]
+        changes += [
+            Change(
+                f"{method} probe accuracy at emotion layer",
+                round(mb.curves.probe_accuracy[eb.layer], 4),
+                round(ma.curves.probe_accuracy[ea.layer], 4),
+                False,
+            ),
+            Change(
+                f"{method} vector accuracy (CV) at emotion layer",
+                round(mb.curves.centroid_accuracy[eb.layer], 4),
+                round(ma.curves.centroid_accuracy[ea.layer], 4),
+                False,
+            ),
+            Change(
+                f"{method} held-out accuracy at emotion layer",
+                round(mb.heldout.accuracy[eb.layer], 4),
+                round(ma.heldout.accuracy[ea.layer], 4),
+                False,
+            ),
+        ]
     return changes
 
 
-def to_dict(changes: list[Change]) -> dict[str, Any]:
-    return {"changes": [asdict(c) for c in changes], "regressions": sum(c.regression for c in changes)}
-
-
-def _at_layer(extraction: dict[str, Any], method: str, key: str) -> float:
-    return round(extraction["methods"][method]["curves"][key][extraction["emotion_layer"]["index"]], 4)
-
-
-def _heldout(extraction: dict[str, Any], method: str) -> float:
-    return round(extraction["methods"][method]["heldout"]["accuracy"][extraction["emotion_layer"]["index"]], 4)
+def _steering_changes(sb: SteeringSummary, sa: SteeringSummary) -> list[Change]:
+    """Rates only: two audits with different numbers of trials compare by the shares of their trials."""
+    changes = [
+        Change("steering trials", sb.trials, sa.trials, False),
+        Change(
+            "steering success rate",
+            _round(sb.success_rate),
+            _round(sa.success_rate),
+            (sa.success_rate or 0) > (sb.success_rate or 0),
+        ),
+    ]
+    for regime in sb.regime_totals:
+        share_b, share_a = sb.regime_share(regime), sa.regime_share(regime)
+        worse = regime in DEGRADED and (share_a or 0) > (share_b or 0)
+        changes.append(Change(f"share of trials {regime}", _round(share_b), _round(share_a), worse))
+    return changes
 
 
 def _round(value: float | None) -> float | None:

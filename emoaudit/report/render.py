@@ -8,8 +8,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from emoaudit.audit.results.common import SEVERITIES
+from emoaudit.audit.results.document import Results
 from emoaudit.report import plots
-from emoaudit.report.gating import SEVERITIES, Check
 from emoaudit.spec import AuditSpec
 from emoaudit.storage import write_text
 
@@ -27,48 +28,49 @@ def environment() -> Environment:
     )
 
 
-def render(results: dict[str, Any], checks: list[Check], spec: AuditSpec | None) -> str:
-    return environment().get_template("report.html.j2").render(**context(results, checks, spec))
+def render(results: Results, spec: AuditSpec | None) -> str:
+    """The report of `results` and its findings; `spec`, when it is the one the audit ran, gives the
+    reference valence ratings for the affect map."""
+    return environment().get_template("report.html.j2").render(**context(results, spec))
 
 
-def write_report(path: Path, results: dict[str, Any], checks: list[Check], spec: AuditSpec | None) -> None:
-    write_text(path, render(results, checks, spec))
+def write_report(path: Path, results: Results, spec: AuditSpec | None) -> None:
+    write_text(path, render(results, spec))
 
 
-def context(results: dict[str, Any], checks: list[Check], spec: AuditSpec | None) -> dict[str, Any]:
-    stages = results["stages"]
+def context(results: Results, spec: AuditSpec | None) -> dict[str, Any]:
+    checks = results.findings or []
     failed = [c for c in checks if c.failed]
     worst = max((SEVERITIES.index(c.severity) for c in failed), default=0)
+    extraction, steering = results.stages.extraction, results.stages.steering
     ctx: dict[str, Any] = {
         "results": results,
-        "model": results["model"],
+        "model": results.model,
         "checks": sorted(checks, key=lambda c: (-SEVERITIES.index(c.severity), c.id)),
         "verdict": SEVERITIES[worst] if failed else "clean",
         "failed": failed,
-        "extraction": stages.get("extraction"),
-        "steering": stages.get("steering"),
-        "leakage": stages.get("leakage"),
+        "extraction": extraction,
+        "steering": steering,
+        "leakage": results.stages.leakage,
         "figures": {},
     }
-    extraction = stages.get("extraction")
-    if extraction:
-        layer = extraction["emotion_layer"]["index"]
-        emotions = extraction["emotions"]
+    if extraction is not None:
+        layer = extraction.layer
+        emotions = extraction.emotions
         valence = (
             [e.valence for e in spec.emotions] if spec and spec.emotion_names == emotions else [0.0] * len(emotions)
         )
         ctx["figures"]["curves"] = plots.layer_curves(extraction)
         ctx["figures"]["score"] = plots.score_curve(extraction)
         ctx["figures"]["similarity"] = {
-            m: plots.heatmap(a["at_emotion_layer"]["similarity"], emotions, f"{m} vectors, layer {layer}")
-            for m, a in extraction["methods"].items()
+            m: plots.heatmap(a.at_emotion_layer.similarity, emotions, f"{m} vectors, layer {layer}")
+            for m, a in extraction.methods.items()
         }
         ctx["figures"]["affect"] = {
-            m: plots.affect_map(a["at_emotion_layer"]["pc_scores"], emotions, valence, f"{m} vectors, layer {layer}")
-            for m, a in extraction["methods"].items()
+            m: plots.affect_map(a.at_emotion_layer.pc_scores, emotions, valence, f"{m} vectors, layer {layer}")
+            for m, a in extraction.methods.items()
         }
         ctx["layer"] = layer
-    steering = stages.get("steering")
-    if steering:
-        ctx["figures"]["regimes"] = plots.regime_map(steering["summary"]["regime_map"], steering["strengths"])
+    if steering is not None:
+        ctx["figures"]["regimes"] = plots.regime_map(steering.summary.regime_map, steering.strengths)
     return ctx

@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from emoaudit.audit.results import read_results
+from emoaudit.audit.results.convert import to_dict
+from emoaudit.audit.results.document import Results
+from emoaudit.audit.results.reading import read_results
 from emoaudit.errors import EmoauditError
-from emoaudit.report.gating import Check, evaluate, load_policy
+from emoaudit.report.gating import evaluate
+from emoaudit.report.policy import load_policy
 from emoaudit.report.render import write_report
 from emoaudit.spec import AuditSpec, load_spec
 from emoaudit.storage import write_json
 
 
-def rerender(path: Path, report: Path, policy: Path | None) -> tuple[dict[str, Any], list[Check]]:
-    """Findings and report again from a results file: a changed policy applies without rerunning the model."""
+def rerender(path: Path, report: Path, policy: Path | None, results_out: Path | None) -> Results:
+    """Findings and report again from the results file at `path`: a changed policy applies without
+    rerunning the model. `path` is only read; the results with their new findings are written to
+    `results_out` when given (which the caller may make `path` itself, on request).
+
+    Raises EmoauditError for a bad results or policy file; OSError for an unwritable output.
+    """
+    rules = load_policy(policy)
     document = read_results(path)
-    checks = evaluate(document, load_policy(policy))
-    document["findings"] = [c.to_dict() for c in checks]
-    write_json(path, document)
-    write_report(report, document, checks, _spec_of(document))
-    return document, checks
+    document = replace(document, findings=evaluate(document, rules))
+    write_report(report, document, _spec_of(document))
+    if results_out is not None:
+        write_json(results_out, to_dict(document))
+    return document
 
 
-def _spec_of(document: dict[str, Any]) -> AuditSpec | None:
+def _spec_of(document: Results) -> AuditSpec | None:
     """The audit specification a run used, when it is still where it was (for the reference ratings)."""
     try:
-        spec = load_spec(document["audit"]["path"])
+        spec = load_spec(document.audit.path)
     except EmoauditError:
         return None
-    return spec if spec.sha256 == document["audit"]["sha256"] else None
+    return spec if spec.sha256 == document.audit.sha256 else None

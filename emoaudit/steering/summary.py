@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from emoaudit.audit.results.steering import Example, RegimeCounts, SteeringSummary
 from emoaudit.steering.regimes import REGIMES
 from emoaudit.steering.trials import Trial
 
 
 def summarise(
     trials: Sequence[Trial], emotions: Sequence[str], multipliers: Sequence[float], examples_per_regime: int = 3
-) -> dict[str, object]:
+) -> SteeringSummary:
     """Success rates, the emotion × strength regime map, the largest surgical strength, and examples."""
     steered = [t for t in trials if t.emotion is not None]
 
     def rate(selection: list[Trial]) -> float | None:
         return sum(t.regime == "surgical" for t in selection) / len(selection) if selection else None
 
-    regime_map: dict[str, dict[str, dict[str, int]]] = {}
+    regime_map: dict[str, dict[str, RegimeCounts]] = {}
     largest: dict[str, float | None] = {}
     for emotion in emotions:
         regime_map[emotion] = {}
@@ -29,27 +30,28 @@ def summarise(
             if cell and counts["surgical"] * 2 >= len(cell):
                 largest[emotion] = max(largest[emotion] or 0.0, cell[0].strength)
     gained = [t for t in steered if t.judge_gain is not None]
-    return {
-        "trials": len(steered),
-        "success_rate": rate(steered),
-        "success_definition": "surgical: coherent, and the judge's score for the target rose by the margin",
-        "judge_moved_rate": sum((t.judge_gain or 0) > 0 for t in gained) / len(gained) if gained else None,
-        "success_by_emotion": {e: rate([t for t in steered if t.emotion == e]) for e in emotions},
-        "success_by_multiplier": {str(m): rate([t for t in steered if t.multiplier == m]) for m in multipliers},
-        "regime_totals": {r: sum(t.regime == r for t in steered) for r in REGIMES},
-        "regime_map": regime_map,
-        "largest_surgical_strength": largest,
-        "examples": {r: [_example(t) for t in steered if t.regime == r][:examples_per_regime] for r in REGIMES},
-    }
+    return SteeringSummary(
+        trials=len(steered),
+        success_rate=rate(steered),
+        success_definition="surgical: coherent, and the judge's score for the target rose by the margin",
+        judge_moved_rate=sum((t.judge_gain or 0) > 0 for t in gained) / len(gained) if gained else None,
+        success_by_emotion={e: rate([t for t in steered if t.emotion == e]) for e in emotions},
+        success_by_multiplier={str(m): rate([t for t in steered if t.multiplier == m]) for m in multipliers},
+        regime_totals={r: sum(t.regime == r for t in steered) for r in REGIMES},
+        regime_map=regime_map,
+        largest_surgical_strength=largest,
+        examples={r: [_example(t) for t in steered if t.regime == r][:examples_per_regime] for r in REGIMES},
+    )
 
 
-def _example(trial: Trial) -> dict[str, object]:
-    return {
-        "scenario": trial.scenario,
-        "prompt": trial.prompt,
-        "emotion": trial.emotion,
-        "strength": trial.strength,
-        "text": trial.text,
-        "perplexity_ratio": trial.perplexity_ratio,
-        "judge_gain": trial.judge_gain,
-    }
+def _example(trial: Trial) -> Example:
+    assert trial.emotion is not None  # examples are of steered trials
+    return Example(
+        scenario=trial.scenario,
+        prompt=trial.prompt,
+        emotion=trial.emotion,
+        strength=trial.strength,
+        text=trial.text,
+        perplexity_ratio=trial.perplexity_ratio,
+        judge_gain=trial.judge_gain,
+    )

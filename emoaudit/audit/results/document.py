@@ -1,0 +1,67 @@
+"""The results document, results.json: the model, the audit, each stage's results, findings, timings, resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import ConfigDict
+
+from emoaudit.audit.results.common import Check, Resources
+from emoaudit.audit.results.convert import OMITTED_IF_NONE
+from emoaudit.audit.results.extraction import Extraction
+from emoaudit.audit.results.leakage import Leakage
+from emoaudit.audit.results.steering import Steering
+from emoaudit.model.load import ModelIdentity
+
+RESULTS_SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class AuditInfo:
+    """Which audit ran: the specification (by path and content hash), the profile and the seed."""
+
+    name: str
+    path: str
+    sha256: str
+    profile: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Environment:
+    emoaudit: str
+    torch: str
+    transformers: str
+    python: str
+    machine: str
+    threads: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stages:
+    """The stages that have run; a stage that has not is absent from the JSON."""
+
+    extraction: Annotated[Extraction | None, OMITTED_IF_NONE] = None
+    steering: Annotated[Steering | None, OMITTED_IF_NONE] = None
+    leakage: Annotated[Leakage | None, OMITTED_IF_NONE] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Results:
+    """results.json. `complete` is false while stages are still to run; `findings` is absent until the
+    policy has been applied. Timestamps are ISO 8601 in UTC, timings in seconds by stage and step."""
+
+    schema_version: str
+    complete: bool
+    model: ModelIdentity
+    audit: AuditInfo
+    stages: Stages
+    timings: dict[str, float]
+    resources: Annotated[Resources | None, OMITTED_IF_NONE] = None  # absent in audits from before it was measured
+    environment: Environment
+    started: str
+    finished: str
+    findings: Annotated[list[Check] | None, OMITTED_IF_NONE] = None
+
+    __pydantic_config__ = ConfigDict(extra="forbid")

@@ -1,0 +1,129 @@
+"""What the extraction stage records: per method, the layer sweep and its baselines, the held-out scores and
+the geometry at the emotion layer; the emotion layer and the comparison of the two methods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import ConfigDict
+
+from emoaudit.analysis.methods import AffectAxis, MethodComparison
+from emoaudit.audit.results.common import Resources
+from emoaudit.audit.results.convert import OMITTED_IF_NONE
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One value per layer (index i = output of block i) of each separation measure and its baselines."""
+
+    cosine_mean: list[float]  # mean pairwise cosine of the (centred) vectors
+    raw_cosine_mean: list[float]  # the same of the raw class means: mostly anisotropy
+    reference_cosine: list[float]  # mean pairwise cosine among neutral texts, the anisotropy baseline
+    similarity_above_reference: list[float]
+    probe_accuracy: list[float]  # cross-validated linear probe
+    probe_accuracy_shuffled: list[float]  # the same probe refitted on shuffled labels
+    centroid_accuracy: list[float]  # nearest vector, cross-validated
+    random_direction_accuracy: list[float]
+    random_direction_cosine: list[float]
+    fisher_ratio: list[float]
+    fisher_null_mean: list[float]  # the Fisher ratio's shuffled-label null mean
+    fisher_p: list[float]  # permutation p-value
+    score: list[float]  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+
+
+@dataclass(frozen=True)
+class HeldoutCurves:
+    """The vectors scored per layer on held-out sentences no vector was built from."""
+
+    accuracy: list[float]  # N-way: the closest vector is the sentence's emotion
+    top3: list[float]
+    valence_auc: list[float]
+    n_samples: int
+    chance_accuracy: float
+
+
+@dataclass(frozen=True)
+class AtLayer:
+    """The vectors' geometry at the emotion layer."""
+
+    layer: int
+    per_emotion_margin: list[float]  # mean cross-validated centroid margin, per emotion
+    per_emotion_recall: list[float]
+    similarity: list[list[float]]  # [emotions, emotions] cosine of the vectors
+    affect: dict[str, AffectAxis]  # per reference rating (valence, arousal)
+    pc_scores: list[list[float]]  # [emotions, 2]: the vectors on their first two principal components
+
+
+@dataclass(frozen=True)
+class LayerSweep:
+    """One method's separation over every layer, and the layer it would choose."""
+
+    n_samples: int
+    pooling: str
+    cosine_floor: float  # -1/(N-1): where the mean cosine of centred vectors sits by construction
+    chance_accuracy: float
+    curves: Curves
+    score: list[float]
+    chosen_layer: int
+    chosen_relative_depth: float
+    removed_neutral_components: list[int]  # per layer
+
+
+@dataclass(frozen=True)
+class MethodResults(LayerSweep):
+    """A method's sweep, with what is measured once the emotion layer is known."""
+
+    heldout: HeldoutCurves
+    at_emotion_layer: AtLayer
+
+
+@dataclass(frozen=True)
+class EmotionLayer:
+    index: int
+    relative_depth: float  # index / (layers - 1)
+    method: str  # whose score chose it
+    score: list[float]
+    smoothed_score: list[float]
+    rule: str
+
+
+@dataclass(frozen=True)
+class ExtractionTokens:
+    comprehension_read: int
+    generation_written: int
+    heldout_read: int
+
+
+@dataclass(frozen=True)
+class TruncatedTexts:
+    """How many read texts were longer than `max_tokens` (the model's context, or the reading limit) and
+    were read up to it."""
+
+    comprehension: int
+    heldout: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The extraction stage: stages/extraction.json, and results.json's stages.extraction."""
+
+    layer_convention: str
+    n_layers: int
+    emotions: list[str]
+    emotion_layer: EmotionLayer
+    methods: dict[str, MethodResults]  # by method: comprehension, generation
+    comparison: MethodComparison
+    vectors: dict[str, str]  # by method: the safetensors file, relative to the output directory
+    tokens: ExtractionTokens
+    # absent in audits from before texts were cut to the model's context
+    truncated_texts: Annotated[TruncatedTexts | None, OMITTED_IF_NONE] = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds, set by the run
+    resources: Annotated[Resources | None, OMITTED_IF_NONE] = None  # set by the run
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    @property
+    def layer(self) -> int:
+        return self.emotion_layer.index

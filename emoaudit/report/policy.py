@@ -1,0 +1,101 @@
+"""The release-gating policy (`audits/policy.toml`): one typed rule per check, validated when it is loaded,
+which is before any model is (a typo must not cost a whole audit)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, Strict
+
+from emoaudit.audit.results.common import Severity
+from emoaudit.audit.results.convert import from_dict
+from emoaudit.errors import EmoauditError
+from emoaudit.spec import BUILTIN_DIR
+
+DEFAULT_POLICY = BUILTIN_DIR / "policy.toml"
+
+# Strict: a quoted "0.3" or a true is a mistake in the policy, not a number to guess at.
+Rate = Annotated[float, Strict(), Field(ge=0, le=1)]
+Multiple = Annotated[float, Strict(), Field(gt=0)]
+
+
+@dataclass(frozen=True)
+class SteerableRule:
+    """A finding when at least `success_rate` of the trials within the calibrated range (multiplier <= 1)
+    are surgical: coherent text, moved toward the target emotion as the judge sees it."""
+
+    title: str
+    severity: Severity
+    success_rate: Rate
+
+
+@dataclass(frozen=True)
+class HostileSteerableRule(SteerableRule):
+    """The same, counting only trials steered toward these emotions."""
+
+    emotions: Annotated[list[str], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class FragileRule:
+    """A finding when at least `degraded_rate` of the trials at multiplier <= 0.5 collapse or explode."""
+
+    title: str
+    severity: Severity
+    degraded_rate: Rate
+
+
+@dataclass(frozen=True)
+class LeakageRule:
+    """The leakage stage sets the severity; a finding when it is `minimum` or above."""
+
+    title: str
+    minimum: Severity
+
+
+@dataclass(frozen=True)
+class UnvalidatedRule:
+    """A finding when the comprehension vectors classify held-out sentences at the emotion layer at less
+    than `heldout_over_chance` times chance."""
+
+    title: str
+    severity: Severity
+    heldout_over_chance: Multiple
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The `[checks]` table: every check, each with its rule."""
+
+    steerable: SteerableRule
+    hostile_steerable: HostileSteerableRule
+    fragile: FragileRule
+    leakage: LeakageRule
+    unvalidated_vectors: UnvalidatedRule
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class _PolicyFile:
+    checks: Policy
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The policy at `path`, the built-in one if None.
+
+    Raises EmoauditError naming the file, and the key for an unknown, missing or ill-typed one.
+    """
+    policy_path = path or DEFAULT_POLICY
+    if not policy_path.is_file():
+        raise EmoauditError(f"policy file not found: {policy_path}")
+    try:
+        table = tomllib.loads(policy_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EmoauditError(f"malformed policy file {policy_path}: {exc}") from exc
+    return from_dict(_PolicyFile, table, f"policy file {policy_path}").checks

@@ -1,0 +1,167 @@
+"""The typed results document against its JSON Schema, on the results of a real quick scan (tests/data)."""
+
+import dataclasses
+import json
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+from pydantic_core import PydanticSerializationError
+
+from emoaudit.analysis.methods import MethodComparison
+from emoaudit.audit.results.common import Check, Resources
+from emoaudit.audit.results.convert import from_dict, to_dict
+from emoaudit.audit.results.document import AuditInfo, Environment, Results, Stages
+from emoaudit.audit.results.extraction import AtLayer, Curves, EmotionLayer, Extraction, HeldoutCurves, MethodResults
+from emoaudit.audit.results.leakage import Leakage, LeakageCell
+from emoaudit.audit.results.reading import read_results, schema
+from emoaudit.audit.results.steering import JudgeInfo, Steering, SteeringSummary
+from emoaudit.errors import EmoauditError
+from emoaudit.model.load import ModelIdentity
+from emoaudit.steering.judge import JudgeValidation
+from emoaudit.steering.summary import summarise
+from emoaudit.steering.trials import Trial
+from emoaudit.storage import write_json
+
+# results.json of `emoaudit scan smollm2-135m --profile quick --dtype float32` (seed 0), as written before
+# the results were typed: the typed reader and writer must give back these very bytes.
+QUICK = Path(__file__).parent / "data" / "quick-results.json"
+
+# Where each typed object sits in the JSON Schema.
+SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
+    ((), Results),
+    (("properties", "model"), ModelIdentity),
+    (("properties", "audit"), AuditInfo),
+    (("properties", "stages"), Stages),
+    (("properties", "resources"), Resources),
+    (("properties", "environment"), Environment),
+    (("$defs", "check"), Check),
+    (("$defs", "extraction"), Extraction),
+    (("$defs", "extraction", "properties", "emotion_layer"), EmotionLayer),
+    (("$defs", "extraction", "properties", "comparison"), MethodComparison),
+    (("$defs", "method"), MethodResults),
+    (("$defs", "method", "properties", "curves"), Curves),
+    (("$defs", "method", "properties", "heldout"), HeldoutCurves),
+    (("$defs", "method", "properties", "at_emotion_layer"), AtLayer),
+    (("$defs", "steering"), Steering),
+    (("$defs", "steering", "properties", "judge"), JudgeInfo),
+    (("$defs", "steering", "properties", "judge", "properties", "validation"), JudgeValidation),
+    (("$defs", "steering", "properties", "summary"), SteeringSummary),
+    (("$defs", "leakage"), Leakage),
+    (("$defs", "leakage_cell"), LeakageCell),
+]
+
+
+def node(path: tuple[str, ...]) -> dict[str, Any]:
+    found: Any = schema()
+    for key in path:
+        found = found[key]
+    return found
+
+
+@pytest.mark.parametrize(("path", "cls"), SCHEMA_OF, ids=[c.__name__ for _, c in SCHEMA_OF])
+def test_schema_requires_exactly_the_fields_without_defaults(path: tuple[str, ...], cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    required = {f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    described = node(path)
+    assert set(described.get("required", [])) == required
+    assert set(described.get("properties", {})) <= {f.name for f in fields}
+
+
+def test_every_results_object_is_placed_in_the_schema() -> None:
+    """A dataclass nested in Results that no schema entry describes would escape the test above."""
+    seen: set[type] = set()
+
+    def walk(hint: Any) -> None:
+        for arg in typing.get_args(hint) or [hint]:
+            if typing.get_args(arg):
+                walk(arg)
+            elif dataclasses.is_dataclass(arg) and arg not in seen:
+                seen.add(arg)
+                for field_hint in typing.get_type_hints(arg).values():
+                    walk(field_hint)
+
+    walk(Results)
+    # Small value objects the schema leaves open need no entry of their own.
+    open_objects = {"AffectAxis", "Example", "SteeringScenario", "SteeringTokens", "ExtractionTokens", "VectorLens"}
+    open_objects |= {"Calibration", "Thresholds", "LeakageThresholds", "LeakageBaseline"}
+    assert {c.__name__ for c in seen - {cls for _, cls in SCHEMA_OF}} == open_objects
+
+
+def test_a_real_results_file_reads_and_writes_back_byte_for_byte(tmp_path: Path) -> None:
+    results = read_results(QUICK)
+    assert isinstance(results.stages.extraction, Extraction) and results.stages.extraction.layer == 21
+    assert results.findings is not None and [c.id for c in results.findings][0] == "steerable"
+    written = tmp_path / "results.json"
+    write_json(written, to_dict(results))
+    assert written.read_bytes() == QUICK.read_bytes()
+    jsonschema.validate(json.loads(written.read_text()), schema())
+
+
+def test_a_partial_document_leaves_out_the_stages_not_run_and_the_findings() -> None:
+    results = read_results(QUICK)
+    partial = dataclasses.replace(
+        results, complete=False, stages=Stages(extraction=results.stages.extraction), findings=None
+    )
+    document = to_dict(partial)
+    assert list(document["stages"]) == ["extraction"] and "findings" not in document
+    assert document["model"]["revision"] is None  # None is written where the schema wants null
+    jsonschema.validate(document, schema())
+    assert from_dict(Results, document, "partial") == partial
+
+
+def test_unknown_missing_and_ill_typed_keys_name_the_key() -> None:
+    document = json.loads(QUICK.read_text())
+    extraction = document["stages"]["extraction"]
+    with pytest.raises(EmoauditError, match=r"here: stages\.extraction\.methods\.generation\.curves\.surprise"):
+        broken = json.loads(json.dumps(document))
+        broken["stages"]["extraction"]["methods"]["generation"]["curves"]["surprise"] = [0.0]
+        from_dict(Results, broken, "here")
+    with pytest.raises(EmoauditError, match=r"here: stages\.extraction\.tokens: Field required"):
+        del extraction["tokens"]
+        from_dict(Results, document, "here")
+
+
+def test_writing_refuses_a_value_of_the_wrong_type() -> None:
+    with pytest.raises(PydanticSerializationError):
+        to_dict(Resources(peak_rss_bytes=np.int64(3), runtime_rss_bytes=None, peak_cuda_bytes=None))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_when_reading(tmp_path: Path, token: str) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(QUICK.read_text().replace('"success_rate": 0.45', f'"success_rate": {token}'))
+    with pytest.raises(EmoauditError, match="not JSON"):
+        read_results(path)
+
+
+def test_a_path_that_is_not_utf8_is_written_and_read_back(tmp_path: Path) -> None:
+    """A non-UTF-8 byte in a path comes into Python as a lone surrogate (surrogateescape)."""
+    model_path = os.fsdecode(b"/models/caf\xe9.gguf")
+    document = json.loads(QUICK.read_text())
+    document["model"]["path"] = model_path
+    document["audit"]["path"] = model_path
+    written = tmp_path / "results.json"
+    write_json(written, document)
+    written.read_bytes().decode("utf-8")  # the file itself is UTF-8
+    results = read_results(written)
+    assert results.model.path == results.audit.path == model_path
+
+
+def test_the_summary_counts_and_shares_trials() -> None:
+    def trial(emotion: str | None, multiplier: float | None, regime: str | None) -> Trial:
+        strength = 0.0 if multiplier is None else 0.3 * multiplier
+        return Trial("s", "neutral", "p", emotion, strength, multiplier, "text", 8, 1.0, regime=regime)
+
+    trials = [trial(None, None, None)]
+    trials += [trial("calm", 1.0, r) for r in ("surgical", "surgical", "explosive", "no_effect")]
+    summary = summarise(trials, ["calm"], [1.0])
+    assert summary.trials == 4 and summary.success_rate == 0.5
+    assert summary.regime_map == {"calm": {"1.0": summary.regime_totals}}
+    assert summary.regime_share("explosive") == 0.25 and summary.regime_share("repetitive_collapse") == 0.0
+    assert [e.emotion for e in summary.examples["surgical"]] == ["calm", "calm"]
+    to_dict(summary)  # every value is of its declared type
