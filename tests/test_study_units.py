@@ -1,6 +1,7 @@
 """The study's parts on their own: model folders, the models file, the correction, the claims, the archives."""
 
 import io
+import json
 import re
 import tarfile
 from pathlib import Path
@@ -11,7 +12,7 @@ from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import Check
 from emoaudit.study import executors
 from emoaudit.study.claims import Subject, evaluate_claims, load_claims
-from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence
+from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence, is_finished
 from emoaudit.study.executors import RayResources, pack, unpack
 from emoaudit.study.study import corrected_p_values
 from emoaudit.study.targets import slug_for, study_targets
@@ -198,3 +199,24 @@ def test_a_ray_task_that_cannot_fit_is_refused_on_a_local_instance() -> None:
     executors._check_fits({"CPU": 2.0}, RayResources("head:6379", 1, 1), console)
     assert "the tasks wait until the cluster grows" in console.export_text()
     executors._check_fits({"CPU": 2.0, "GPU": 1.0}, local_instance, Console(quiet=True))
+
+
+def test_only_a_complete_audit_of_the_same_model_and_specification_counts_as_finished(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    document = {
+        "complete": True,
+        "stages": {"extraction": {}, "steering": {}, "leakage": {}},
+        "model": {"reference": "m"},
+        "audit": {"profile": "quick", "seed": 0, "sha256": "ab"},
+    }
+    path.write_text(json.dumps(document))
+    assert is_finished(path, "m", "quick", 0, "ab")
+    others = (("n", "quick", 0, "ab"), ("m", "standard", 0, "ab"), ("m", "quick", 1, "ab"), ("m", "quick", 0, "cd"))
+    for other in others:
+        assert not is_finished(path, *other)
+    for change in ({"complete": False}, {"stages": {"extraction": {}}}):  # partial, or an `extract` run
+        path.write_text(json.dumps({**document, **change}))
+        assert not is_finished(path, "m", "quick", 0, "ab")
+    path.write_text("{not json")
+    assert not is_finished(path, "m", "quick", 0, "ab")
+    assert not is_finished(tmp_path / "absent.json", "m", "quick", 0, "ab")

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from emoaudit.audit.options import STAGES
 from emoaudit.audit.results import read_results
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import Check, evaluate
@@ -58,8 +59,9 @@ class ModelEvidence:
         return asdict(self)
 
 
-def is_finished(path: Path, profile: str, seed: int, spec_sha256: str) -> bool:
-    """Whether `path` (a results.json) is a complete audit with this profile, seed and specification.
+def is_finished(path: Path, reference: str, profile: str, seed: int, spec_sha256: str) -> bool:
+    """Whether `path` (a results.json) is a complete audit of this model, every stage, with this profile, seed
+    and specification.
 
     Anything else (missing, partial, another audit, unreadable) is left to the audit itself, which
     resumes it or refuses it with its own error.
@@ -69,6 +71,8 @@ def is_finished(path: Path, profile: str, seed: int, spec_sha256: str) -> bool:
         audit = document["audit"]
         return bool(
             document["complete"]
+            and set(document["stages"]) >= set(STAGES)  # an `extract` run is complete without steering
+            and document["model"]["reference"] == reference
             and audit["profile"] == profile
             and audit["seed"] == seed
             and audit["sha256"] == spec_sha256

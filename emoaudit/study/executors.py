@@ -28,6 +28,7 @@ from emoaudit.storage import write_with
 from emoaudit.study.targets import Target
 
 ErrorKind = Literal["input", "internal"]
+_HEARTBEAT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,15 @@ def run_ray(
         _check_fits(ray.cluster_resources(), resources, console)
         pending = {task.remote(replace(template, model=t.reference), pack(out / t.slug)): t for t in targets}
         console.print(f"study: {len(pending)} audit(s) submitted to Ray ({_where(resources)})")
+        start = time.monotonic()
         while pending:
-            [done], _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=_HEARTBEAT_S)
+            if not ready:  # workers' progress stays in their logs: say now and then that they still run
+                names = ", ".join(t.reference for t in pending.values())
+                minutes = (time.monotonic() - start) / 60
+                console.print(f"study: still auditing {escape(names)} ({minutes:.0f} min)", soft_wrap=True)
+                continue
+            done = ready[0]
             target = pending.pop(done)
             try:
                 report: WorkerReport = ray.get(done)

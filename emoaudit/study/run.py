@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -61,7 +62,7 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for target in request.targets:
-        if is_finished(out / target.slug / "results.json", profile.name, options.seed, spec.sha256):
+        if is_finished(out / target.slug / "results.json", target.reference, profile.name, options.seed, spec.sha256):
             console.print(
                 f"study: {escape(target.reference)} finished in an earlier run, reusing {target.slug}/", soft_wrap=True
             )
@@ -106,7 +107,7 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     return study
 
 
-def _entry(target: Target, attempt: Attempt | None, out: Path, policy: dict) -> ModelEntry:
+def _entry(target: Target, attempt: Attempt | None, out: Path, policy: dict[str, dict[str, Any]]) -> ModelEntry:
     """A model's entry: reused or audited now, with its evidence; failed when its audit or its results fail."""
     status = "reused" if attempt is None else "audited"
     seconds = None if attempt is None else round(attempt.seconds, 1)
