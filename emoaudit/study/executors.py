@@ -66,7 +66,7 @@ def attempt_audit(options: AuditOptions, console: Console) -> Attempt:
         audit(options, console)
     except (EmoauditError, OSError) as exc:
         return Attempt(time.perf_counter() - start, input_error_line(exc), "input")
-    except Exception as exc:  # noqa: BLE001 - a defect or the machine (memory, a driver): the other models still run
+    except Exception as exc:  # a defect, or the machine (memory, a driver): the other models still run
         first = (str(exc).strip().splitlines() or [""])[0]
         return Attempt(time.perf_counter() - start, f"{type(exc).__name__}: {first}".rstrip(": "), "internal")
     return Attempt(time.perf_counter() - start)

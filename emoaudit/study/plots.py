@@ -35,9 +35,9 @@ def method_effects(models: Sequence[tuple[str, float, float | None]]) -> str:
     d = [m[1] for m in models]
     ax.barh(y, d, color=[METHOD_COLOURS["generation"] if v > 0 else METHOD_COLOURS["comprehension"] for v in d])
     for i, (_, value, p) in enumerate(models):
-        ax.annotate(
-            f"p_BH {p:.2g}" if p is not None else "", (value, i), fontsize=7, xytext=(4, -3), textcoords="offset points"
-        )
+        # Right of the zero line or of a positive bar, where no bar hides the label.
+        label = f"p_BH {p:.2g}" if p is not None else ""
+        ax.annotate(label, (max(value, 0.0), i), fontsize=7, xytext=(4, -3), textcoords="offset points")
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y, [m[0] for m in models], fontsize=8)
     ax.invert_yaxis()
