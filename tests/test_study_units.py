@@ -6,6 +6,7 @@ import re
 import tarfile
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from emoaudit.errors import EmoauditError
@@ -14,7 +15,7 @@ from emoaudit.study import executors
 from emoaudit.study.claims import Subject, evaluate_claims, load_claims
 from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence, is_finished
 from emoaudit.study.executors import RayResources, pack, unpack
-from emoaudit.study.study import corrected_p_values
+from emoaudit.study.study import corrected_p_values, schema
 from emoaudit.study.targets import slug_for, study_targets
 from tests.conftest import run_cli
 
@@ -220,3 +221,36 @@ def test_only_a_complete_audit_of_the_same_model_and_specification_counts_as_fin
     path.write_text("{not json")
     assert not is_finished(path, "m", "quick", 0, "ab")
     assert not is_finished(tmp_path / "absent.json", "m", "quick", 0, "ab")
+
+
+def test_the_page_renders_models_without_steering_and_models_that_failed() -> None:
+    from emoaudit.study.render import render_study
+    from emoaudit.study.study import Executor, Gate, ModelEntry, Study, families
+
+    full = {"surgical": 3, "no_effect": 1, "repetitive_collapse": 2, "explosive": 1}
+    models = [
+        ModelEntry("a", "a", "audited", 1.0, None, None, evidence(regimes=full), 0.02),
+        ModelEntry("b<i>", "b-1234abcd", "reused", None, None, None, evidence(regimes=None, leakage=None), 0.04),
+        ModelEntry("c", "c", "failed", 0.5, "cannot load 'c' <b>", "input", None, None),
+    ]
+    claims = load_claims()
+    subjects = [Subject(m.slug, m.evidence, m.corrected_p) for m in models]
+    study = Study(
+        "1.0",
+        Executor("local"),
+        {"specification": "s", "specification_sha256": "0" * 64, "profile": "quick", "seed": 0, "device": "cpu"}
+        | {"dtype": "float32", "judge": "j", "policy_sha256": "0" * 64, "claims_sha256": "0" * 64, "emoaudit": "0"},
+        models,
+        {"method": "Benjamini-Hochberg", "applies_to": "p", "tests": 2},
+        families(models),
+        evaluate_claims(claims, subjects),
+        Gate("high", 2, "not audited: c"),
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:00+00:00",
+    )
+    jsonschema.validate(study.to_dict(), schema())
+    page = render_study(study)
+    assert "b&lt;i&gt;" in page and "&#39;c&#39; &lt;b&gt;" in page and "<b>" not in page and "<i>" not in page
+    assert [f.models for f in study.families] == [["a"]]  # the model without steering is in no family
+    assert page.count("<svg") == 5  # depth curves, method effects, held-out accuracy, regimes per model and family
+    assert "not measured" in page  # the failed model, and the claims the second model has no stage for
