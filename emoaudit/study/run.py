@@ -68,7 +68,9 @@ def run_study(request: StudyRequest, console: Console) -> Study:
             )
         else:
             todo.append(target)
-    if request.ray is None:
+    if not todo:  # nothing to audit: no Ray instance to start either
+        attempts = {}
+    elif request.ray is None:
         attempts = run_local(todo, options, out, console)
     else:
         attempts = run_ray(todo, options, out, console, request.ray)
