@@ -25,6 +25,11 @@ def test_wheel_ships_audits_and_templates(tmp_path: Path) -> None:
         "emoaudit/audits/default/heldout.json",
         "emoaudit/audits/default/generation.json",
         "emoaudit/templates/__init__.py",
+        "emoaudit/templates/page.css",
+        "emoaudit/templates/study.html.j2",
+        "emoaudit/audits/claims.toml",
+        "emoaudit/study.schema.json",
+        "emoaudit/study/executors.py",
     ):
         assert required in names, required
     target = tmp_path / "site"

@@ -16,7 +16,15 @@ from emoaudit.analysis.methods import MethodComparison
 from emoaudit.audit.results.common import Check, Resources
 from emoaudit.audit.results.convert import from_dict, to_dict
 from emoaudit.audit.results.document import AuditInfo, Environment, Results, Stages
-from emoaudit.audit.results.extraction import AtLayer, Curves, EmotionLayer, Extraction, HeldoutCurves, MethodResults
+from emoaudit.audit.results.extraction import (
+    AtLayer,
+    Curves,
+    EmotionLayer,
+    Extraction,
+    HeldoutCurves,
+    MethodResults,
+    TruncatedTexts,
+)
 from emoaudit.audit.results.leakage import Leakage, LeakageCell
 from emoaudit.audit.results.reading import read_results, schema
 from emoaudit.audit.results.steering import JudgeInfo, Steering, SteeringSummary
@@ -43,6 +51,7 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "extraction"), Extraction),
     (("$defs", "extraction", "properties", "emotion_layer"), EmotionLayer),
     (("$defs", "extraction", "properties", "comparison"), MethodComparison),
+    (("$defs", "extraction", "properties", "truncated_texts"), TruncatedTexts),
     (("$defs", "method"), MethodResults),
     (("$defs", "method", "properties", "curves"), Curves),
     (("$defs", "method", "properties", "heldout"), HeldoutCurves),

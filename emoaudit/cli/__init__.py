@@ -15,6 +15,7 @@ from emoaudit.cli.exports import export_vectors, verify
 from emoaudit.cli.models import models_app
 from emoaudit.cli.report import compare, report
 from emoaudit.cli.steer import steer
+from emoaudit.cli.study import EXIT_STATUS, study
 
 app = typer.Typer(
     help="Audit the emotion representations of an open-weight causal language model.",
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 for command in (scan, extract, steer, report, compare, verify):
     app.command()(command)
+app.command(epilog=EXIT_STATUS)(study)
 app.command("export-vectors")(export_vectors)
 
 

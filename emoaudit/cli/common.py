@@ -11,7 +11,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from emoaudit.errors import EmoauditError
+from emoaudit.errors import EmoauditError, input_error_line
 
 T = TypeVar("T")
 
@@ -85,13 +85,8 @@ def guard(action: Callable[[], T]) -> T:
     """Bad input ends in one line on stderr and exit status 2, never a traceback."""
     try:
         return action()
-    except EmoauditError as exc:
-        print(f"emoaudit: error: {exc}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    except OSError as exc:  # an unwritable --out, a full disk: the user's to fix, not a crash
-        # filename2 is the destination of a rename (an atomic write's target), the path the user gave
-        where = exc.filename2 or exc.filename or ""
-        print(f"emoaudit: error: {exc.strerror or exc}: {where}".rstrip(": "), file=sys.stderr)
+    except (EmoauditError, OSError) as exc:
+        print(f"emoaudit: error: {input_error_line(exc)}", file=sys.stderr)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         print("emoaudit: interrupted; completed stages are kept, rerun with the same --out to resume", file=sys.stderr)

@@ -33,7 +33,7 @@ def _drawable(text: str) -> str:
     return _UNDRAWABLE.sub("\ufffd", text).replace("$", r"\$")
 
 
-def _svg(fig: plt.Figure) -> str:
+def to_svg(fig: plt.Figure) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})  # same numbers, same file
     plt.close(fig)
@@ -63,7 +63,7 @@ def layer_curves(extraction: Extraction) -> str:
         ax.legend(fontsize=7, loc="best")
     axes[0].axhline(chance, color="grey", linewidth=0.6)
     axes[2].axhline(chance, color="grey", linewidth=0.6)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def score_curve(extraction: Extraction) -> str:
@@ -83,7 +83,7 @@ def score_curve(extraction: Extraction) -> str:
     ax.set_xlabel("layer")
     ax.set_ylabel("log(Fisher ratio / shuffled null)")
     ax.legend(fontsize=8)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str) -> str:
@@ -94,7 +94,7 @@ def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_title(_drawable(title), fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def affect_map(scores: Sequence[Sequence[float]], labels: Sequence[str], valence: Sequence[float], title: str) -> str:
@@ -108,7 +108,7 @@ def affect_map(scores: Sequence[Sequence[float]], labels: Sequence[str], valence
     ax.set_ylabel("PC2")
     ax.set_title(_drawable(title), fontsize=10)
     fig.colorbar(dots, ax=ax, fraction=0.046, label="reference valence")
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def regime_map(regimes: dict[str, dict[str, RegimeCounts]], strengths: Sequence[float]) -> str:
@@ -135,4 +135,4 @@ def regime_map(regimes: dict[str, dict[str, RegimeCounts]], strengths: Sequence[
     ax.set_xlabel("multiplier of the calibrated strength (strength in mean-norm units)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in REGIME_COLOURS.values()]
     ax.legend(handles, order, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _svg(fig)
+    return to_svg(fig)

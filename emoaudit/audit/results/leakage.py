@@ -3,13 +3,13 @@ the unsteered baseline, and the severity that follows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated
+from dataclasses import dataclass, field
 
 from pydantic import ConfigDict
 
-from emoaudit.audit.results.common import Resources, Severity
 from emoaudit.audit.results.convert import OMITTED_IF_NONE
+from emoaudit.audit.results.common import Resources, Severity
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,8 @@ class LeakageThresholds:
     text_share: float  # a text leaks when more of its letters than this are in another script
     margin: float  # a rate counts as a finding this far above the unsteered baseline
     lens_top_k: int
-    min_letters: int | None = None  # texts with fewer letters have language "unknown"; absent in older audits
+    # texts with fewer letters have language "unknown"; absent in audits from before it was a threshold
+    min_letters: Annotated[int | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""`emoaudit study`: one audit per model, locally or on Ray, then the comparison across the models."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from emoaudit.cli.common import (
+    Device,
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    FailOn,
+    FailOnOpt,
+    JudgeOpt,
+    JUnitOpt,
+    PolicyOpt,
+    ProfileName,
+    ProfileOpt,
+    SeedOpt,
+    SpecOpt,
+    TrustOpt,
+    guard,
+    stderr_console,
+)
+
+if TYPE_CHECKING:
+    from emoaudit.study.study import Study
+
+
+EXIT_STATUS = (
+    "Exit status: 2 when any model could not be audited (its error is in study.json and on stderr; the other "
+    "models are audited all the same) or the command's input is bad; else 1 when a finding of any model reaches "
+    "--fail-on; else 0."
+)
+
+
+class ExecutorName(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+def study(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Study directory: one audit per model in OUT/<slug>/, study.json and study.html."
+        ),
+    ],
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Models to audit, in any form `scan` takes (alias, .gguf file, checkpoint directory, Hub ID).",
+            show_default=False,
+        ),
+    ] = None,
+    models_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--models", help='TOML file: models = ["alias", {reference = "./ckpt", slug = "step-1000"}, ...].'
+        ),
+    ] = None,
+    profile: ProfileOpt = ProfileName.standard,
+    executor: Annotated[
+        ExecutorName, typer.Option(help="local: one model after another in this process; ray: one Ray task each.")
+    ] = ExecutorName.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="An existing Ray cluster (e.g. HEAD:6379); without it, a local Ray instance is started."),
+    ] = None,
+    gpus_per_model: Annotated[float, typer.Option(min=0, help="GPUs each model's Ray task asks for.")] = 0.0,
+    cpus_per_model: Annotated[float, typer.Option(min=0.01, help="CPUs each model's Ray task asks for.")] = 1.0,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    spec: SpecOpt = None,
+    trust_remote_code: TrustOpt = False,
+    judge: JudgeOpt = None,
+    policy: PolicyOpt = None,
+    fail_on: FailOnOpt = FailOn.high,
+    junit: JUnitOpt = None,
+) -> None:
+    """Audit every model (a rerun skips finished audits) and compare them in OUT/study.json and OUT/study.html."""
+    from emoaudit.audit.options import AuditOptions
+    from emoaudit.storage import write_text
+    from emoaudit.study.executors import RayResources
+    from emoaudit.study.run import StudyRequest, run_study
+    from emoaudit.study.study import study_junit
+    from emoaudit.study.targets import study_targets
+
+    if executor is ExecutorName.local and ray_address is not None:
+        print("emoaudit: error: --ray-address needs --executor ray", file=sys.stderr)
+        raise typer.Exit(2)
+    template = AuditOptions(
+        model="",  # each model's own, set per model
+        out=out,
+        profile=profile.value,
+        seed=seed,
+        device=device.value,
+        dtype=dtype.value,
+        spec_path=spec,
+        trust_remote_code=trust_remote_code,
+        judge=judge,
+        policy=policy,
+    )
+    ray = RayResources(ray_address, cpus_per_model, gpus_per_model) if executor is ExecutorName.ray else None
+    result = guard(
+        lambda: run_study(
+            StudyRequest(study_targets(models or [], models_file), out, template, ray, fail_on.value), stderr_console()
+        )
+    )
+    _print_summary(result)
+    if junit is not None:
+        guard(lambda: write_text(junit, study_junit(result)))
+    Console().print(f"study: {out / 'study.json'}   {out / 'study.html'}")
+    Console().print(f"exit status {result.gate.status}: {escape(result.gate.reason)}")
+    raise typer.Exit(result.gate.status)
+
+
+def _print_summary(result: Study) -> None:
+    console = Console()
+    table = Table(title="models")
+    for column in ("model", "family", "emotion layer", "d gen-comp", "p (BH)", "held-out comp/gen", "audit"):
+        table.add_column(column)
+    for m in result.models:
+        e = m.evidence
+        if e is None:
+            table.add_row(escape(m.slug), "", "", "", "", "", f"failed ({m.error_kind} error)")
+            continue
+        table.add_row(
+            escape(m.slug),
+            escape(e.model_type),
+            f"{e.emotion_layer} of {e.n_layers} ({e.relative_depth:.2f})",
+            f"{e.comparison.cohens_d:+.2f}",
+            f"{m.corrected_p:.3g}" if m.corrected_p is not None else "",
+            " / ".join(f"{x.heldout_accuracy:.2f}" for x in e.methods.values()),
+            m.status,
+        )
+    console.print(table)
+    claims = Table(title="claims")
+    for column in ("claim", "holds in"):
+        claims.add_column(column)
+    for c in result.claims:
+        claims.add_row(c.id, f"{c.holds_in} of {c.measured}")
+    console.print(claims)

@@ -1,0 +1,130 @@
+"""A study from top to bottom: check the inputs, audit the models not finished yet, compare, write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from emoaudit import __version__
+from emoaudit.audit.options import AuditOptions
+from emoaudit.errors import EmoauditError
+from emoaudit.report.gating import DEFAULT_POLICY, load_policy
+from emoaudit.spec import load_spec
+from emoaudit.storage import sha256_file, write_json
+from emoaudit.study.claims import DEFAULT_CLAIMS, Subject, evaluate_claims, load_claims
+from emoaudit.study.evidence import is_finished, read_evidence
+from emoaudit.study.executors import Attempt, RayResources, run_local, run_ray
+from emoaudit.study.render import write_study_report
+from emoaudit.study.study import (
+    CORRECTION,
+    STUDY_SCHEMA_VERSION,
+    Executor,
+    ModelEntry,
+    Study,
+    corrected_p_values,
+    families,
+    gate,
+)
+from emoaudit.study.targets import Target
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    """What `emoaudit study` is asked: the models, the study directory, how every model is audited
+    (`template`: AuditOptions whose model and out each model replaces) and where the audits run."""
+
+    targets: list[Target]
+    out: Path
+    template: AuditOptions
+    ray: RayResources | None  # None: the local executor
+    fail_on: str
+
+
+def run_study(request: StudyRequest, console: Console) -> Study:
+    """Audit every model not finished yet, then write OUT/study.json and OUT/study.html.
+
+    Raises EmoauditError for bad input shared by every model (specification, profile, policy, claims,
+    output directory, an unreachable Ray cluster); a model's own failure is recorded in the study instead.
+    """
+    started = datetime.now(UTC)
+    options, out = request.template, request.out
+    spec = load_spec(options.spec_path)
+    profile = spec.profile(options.profile)
+    policy = load_policy(options.policy)
+    claims = load_claims()
+    if out.exists() and not out.is_dir():
+        raise EmoauditError(f"--out {out} is a file, not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for target in request.targets:
+        if is_finished(out / target.slug / "results.json", target.reference, profile.name, options.seed, spec.sha256):
+            console.print(
+                f"study: {escape(target.reference)} finished in an earlier run, reusing {target.slug}/", soft_wrap=True
+            )
+        else:
+            todo.append(target)
+    if not todo:  # nothing to audit: no Ray instance to start either
+        attempts = {}
+    elif request.ray is None:
+        attempts = run_local(todo, options, out, console)
+    else:
+        attempts = run_ray(todo, options, out, console, request.ray)
+    entries = [_entry(target, attempts.get(target.slug), out, policy) for target in request.targets]
+    corrected = corrected_p_values({e.slug: e.evidence for e in entries if e.evidence is not None})
+    entries = [replace(e, corrected_p=corrected.get(e.slug)) for e in entries]
+    study = Study(
+        schema_version=STUDY_SCHEMA_VERSION,
+        executor=_executor(request.ray),
+        audit={
+            "specification": spec.name,
+            "specification_sha256": spec.sha256,
+            "profile": profile.name,
+            "seed": options.seed,
+            "device": options.device,
+            "dtype": options.dtype,
+            "judge": options.judge or str(spec.steering["judge"]),
+            "policy_sha256": sha256_file(options.policy or DEFAULT_POLICY),
+            "claims_sha256": sha256_file(DEFAULT_CLAIMS),
+            "emoaudit": __version__,
+        },
+        models=entries,
+        correction={
+            "method": CORRECTION,
+            "applies_to": "each audited model's generation-against-comprehension Mann-Whitney p",
+            "tests": len(corrected),
+        },
+        families=families(entries),
+        claims=evaluate_claims(claims, [Subject(e.slug, e.evidence, e.corrected_p) for e in entries]),
+        gate=gate(entries, request.fail_on),
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    write_json(out / "study.json", study.to_dict())
+    write_study_report(out / "study.html", study)
+    return study
+
+
+def _entry(target: Target, attempt: Attempt | None, out: Path, policy: dict[str, dict[str, Any]]) -> ModelEntry:
+    """A model's entry: reused or audited now, with its evidence; failed when its audit or its results fail."""
+    status = "reused" if attempt is None else "audited"
+    seconds = None if attempt is None else round(attempt.seconds, 1)
+    if attempt is not None and attempt.error is not None:
+        return ModelEntry(
+            target.reference, target.slug, "failed", seconds, attempt.error, attempt.error_kind, None, None
+        )
+    try:
+        evidence = read_evidence(out / target.slug / "results.json", policy)
+    except EmoauditError as exc:
+        return ModelEntry(target.reference, target.slug, "failed", seconds, str(exc), "input", None, None)
+    return ModelEntry(target.reference, target.slug, status, seconds, None, None, evidence, None)
+
+
+def _executor(ray: RayResources | None) -> Executor:
+    if ray is None:
+        return Executor("local")
+    return Executor("ray", ray.address, ray.cpus_per_model, ray.gpus_per_model)

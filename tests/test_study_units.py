@@ -1,0 +1,256 @@
+"""The study's parts on their own: model folders, the models file, the correction, the claims, the archives."""
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from emoaudit.errors import EmoauditError
+from emoaudit.report.gating import Check
+from emoaudit.study import executors
+from emoaudit.study.claims import Subject, evaluate_claims, load_claims
+from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence, is_finished
+from emoaudit.study.executors import RayResources, pack, unpack
+from emoaudit.study.study import corrected_p_values, schema
+from emoaudit.study.targets import slug_for, study_targets
+from tests.conftest import run_cli
+
+SAFE = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+def evidence(
+    p: float = 0.01,
+    d: float = 0.5,
+    depth_layer: int = 5,
+    regimes: dict[str, int] | None = None,
+    leakage: str | None = "info",
+    probe: tuple[float, float, float] = (0.8, 0.2, 0.001),
+) -> ModelEvidence:
+    """Evidence of an 11-layer model with the given measurements (what read_evidence returns)."""
+    method = MethodEvidence(0.5, 0.25, *probe)
+    return ModelEvidence(
+        reference="m",
+        model_type="llama",
+        architecture="LlamaForCausalLM",
+        parameters=10,
+        n_layers=11,
+        emotion_layer=depth_layer,
+        relative_depth=depth_layer / 10,
+        layer_method="comprehension",
+        score=[0.0] * 11,
+        comparison=Comparison(d, p),
+        methods={"comprehension": method, "generation": method},
+        regimes=regimes,
+        leakage_severity=leakage,
+        findings=[Check("leakage", "t", "info", False, "d", {})],
+    )
+
+
+def test_slugs_are_folder_names_stable_and_distinct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a" / "model").mkdir(parents=True)
+    (tmp_path / "b" / "model").mkdir(parents=True)
+    (tmp_path / "Model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    references = [
+        "smollm2-135m",
+        str(tmp_path / "a" / "model"),
+        str(tmp_path / "b" / "model"),
+        "Model",
+        "model",
+        "HuggingFaceTB/SmolLM2-135M-Instruct@main",
+        "../../etc",
+    ]
+    slugs = [slug_for(r) for r in references]
+    assert slugs[0] == "smollm2-135m"  # an alias is its own folder
+    assert all(re.match(SAFE, s) for s in slugs), slugs
+    assert len({s.lower() for s in slugs}) == len(slugs)  # distinct on case-insensitive file systems too
+    assert slugs[1].startswith("model-") and slugs[5].startswith("huggingfacetb-smollm2-135m-instruct-main-")
+    assert slug_for("a/model") == slugs[1]  # the same directory, relative or absolute
+    assert slug_for("HuggingFaceTB/SmolLM2-135M-Instruct@main") == slugs[5]  # the same on every run
+
+
+def test_models_file_and_command_line_are_merged(tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text('models = ["gemma3-270m", {reference = "./ckpt-1000", slug = "step-1000"}, "smollm2-135m"]\n')
+    targets = study_targets(["smollm2-135m"], path)
+    assert [(t.reference, t.slug) for t in targets] == [
+        ("smollm2-135m", "smollm2-135m"),
+        ("gemma3-270m", "gemma3-270m"),
+        ("./ckpt-1000", "step-1000"),
+    ]
+    bad = {
+        "missing.toml": None,
+        "syntax.toml": "models = [",
+        "no-list.toml": 'models = "smollm2-135m"',
+        "bad-entry.toml": "models = [3]",
+        "bad-slug.toml": 'models = [{reference = "x", slug = "../up"}]',
+        "shared.toml": 'models = [{reference = "x", slug = "same"}, {reference = "y", slug = "same"}]',
+    }
+    for name, text in bad.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(EmoauditError):
+            study_targets([], tmp_path / name)
+    with pytest.raises(EmoauditError, match="no model to study"):
+        study_targets([], None)
+    for args, message in (
+        (["--models", str(tmp_path / "syntax.toml")], "malformed models file"),
+        (["smollm2-135m", "--ray-address", "h:1"], "--ray-address needs --executor ray"),
+    ):
+        proc = run_cli("study", *args, "--out", str(tmp_path / "out"))
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_benjamini_hochberg_across_models() -> None:
+    # By hand: sorted p 0.01, 0.03, 0.04, 0.2 times 4/rank = 0.04, 0.06, 0.0533, 0.2; running minimum from the top.
+    raw = {"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.2}
+    corrected = corrected_p_values({k: evidence(p=p) for k, p in raw.items()})
+    assert corrected == pytest.approx({"a": 0.04, "b": 0.16 / 3, "c": 0.16 / 3, "d": 0.2})
+    assert corrected_p_values({"one": evidence(p=0.03)}) == pytest.approx({"one": 0.03})
+
+
+def test_claims_follow_their_thresholds() -> None:
+    claims = {c.id: c for c in load_claims()}
+    assert "within [0.25, 0.75]" in claims["mid_depth"].test and "surgical, repetitive_collapse" in (
+        claims["three_regimes"].test
+    )
+    full = {"surgical": 3, "no_effect": 1, "repetitive_collapse": 2, "explosive": 1}
+    subjects = [
+        Subject("mid", evidence(depth_layer=5, regimes=full, leakage="medium"), 0.01),
+        # Raw p 0.01 but corrected 0.2: the claim reads the corrected one.
+        Subject("shallow", evidence(depth_layer=1, regimes={**full, "explosive": 0}, probe=(0.3, 0.2, 0.001)), 0.2),
+        Subject("comprehension-wins", evidence(d=-0.5, regimes=None, leakage=None, probe=(0.9, 0.2, 0.3)), 0.01),
+        Subject("failed", None, None),
+    ]
+    results = {r.id: r for r in evaluate_claims(list(claims.values()), subjects)}
+
+    def holds(claim: str) -> list[bool | None]:
+        return [m.holds for m in results[claim].models]
+
+    assert holds("generation_separates_better") == [True, False, False, None]
+    assert holds("mid_depth") == [True, False, True, None]
+    assert holds("above_baselines") == [True, False, False, None]  # 1.5x shuffled; Fisher p 0.3
+    assert holds("three_regimes") == [True, False, None, None]
+    assert holds("leakage") == [True, False, None, None]
+    assert (results["mid_depth"].holds_in, results["mid_depth"].measured) == (2, 3)
+    assert (results["three_regimes"].holds_in, results["three_regimes"].measured) == (1, 2)
+
+
+def test_a_claims_file_names_only_claims_with_tests(tmp_path: Path) -> None:
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[claims.vibes]\nstatement = "s"\ntest = "t"\n')
+    with pytest.raises(EmoauditError, match="no test for vibes"):
+        load_claims(unknown)
+    missing = tmp_path / "missing.toml"
+    missing.write_text('[claims.mid_depth]\nstatement = "s"\ntest = "within [{low}, {high}]"\nlow = 0.25\n')
+    with pytest.raises(EmoauditError, match="malformed claims file"):
+        load_claims(missing)
+
+
+def test_archives_round_trip_and_write_results_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "audit"
+    for name, data in {
+        "results.json": b"{}",
+        "stages/extraction.json": b"[1]",
+        "vectors/v.safetensors": bytes(300),
+    }.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+    written: list[str] = []
+    original = executors.write_with
+    monkeypatch.setattr(executors, "write_with", lambda p, w: (written.append(p.name), original(p, w)))
+    unpack(pack(source) or b"", tmp_path / "copy")
+    assert written[-1] == "results.json" and len(written) == 3
+    for path in source.rglob("*"):
+        if path.is_file():
+            assert (tmp_path / "copy" / path.relative_to(source)).read_bytes() == path.read_bytes()
+    assert pack(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
+def test_archives_cannot_write_outside_their_folder(tmp_path: Path, kind: str) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        member = tarfile.TarInfo({"parent": "../escaped", "absolute": "/tmp/escaped", "symlink": "link"}[kind])
+        if kind == "symlink":
+            member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            archive.addfile(member)
+        else:
+            member.size = 3
+            archive.addfile(member, io.BytesIO(b"bad"))
+    with pytest.raises(EmoauditError, match="refused an audit archive member"):
+        unpack(buffer.getvalue(), tmp_path / "into")
+    assert not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()
+    assert not any(p.is_symlink() for p in tmp_path.rglob("*"))
+
+
+def test_a_ray_task_that_cannot_fit_is_refused_on_a_local_instance() -> None:
+    from rich.console import Console
+
+    local_instance = RayResources(None, cpus_per_model=1, gpus_per_model=1)
+    with pytest.raises(EmoauditError, match="asks for 1 CPU and 1 GPU; the Ray local instance has 2 CPU and 0 GPU"):
+        executors._check_fits({"CPU": 2.0}, local_instance, Console(quiet=True))
+    console = Console(record=True, width=200)
+    # A cluster may grow (an autoscaler): there it is only said.
+    executors._check_fits({"CPU": 2.0}, RayResources("head:6379", 1, 1), console)
+    assert "the tasks wait until the cluster grows" in console.export_text()
+    executors._check_fits({"CPU": 2.0, "GPU": 1.0}, local_instance, Console(quiet=True))
+
+
+def test_only_a_complete_audit_of_the_same_model_and_specification_counts_as_finished(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    document = {
+        "complete": True,
+        "stages": {"extraction": {}, "steering": {}, "leakage": {}},
+        "model": {"reference": "m"},
+        "audit": {"profile": "quick", "seed": 0, "sha256": "ab"},
+    }
+    path.write_text(json.dumps(document))
+    assert is_finished(path, "m", "quick", 0, "ab")
+    others = (("n", "quick", 0, "ab"), ("m", "standard", 0, "ab"), ("m", "quick", 1, "ab"), ("m", "quick", 0, "cd"))
+    for other in others:
+        assert not is_finished(path, *other)
+    for change in ({"complete": False}, {"stages": {"extraction": {}}}):  # partial, or an `extract` run
+        path.write_text(json.dumps({**document, **change}))
+        assert not is_finished(path, "m", "quick", 0, "ab")
+    path.write_text("{not json")
+    assert not is_finished(path, "m", "quick", 0, "ab")
+    assert not is_finished(tmp_path / "absent.json", "m", "quick", 0, "ab")
+
+
+def test_the_page_renders_models_without_steering_and_models_that_failed() -> None:
+    from emoaudit.study.render import render_study
+    from emoaudit.study.study import Executor, Gate, ModelEntry, Study, families
+
+    full = {"surgical": 3, "no_effect": 1, "repetitive_collapse": 2, "explosive": 1}
+    models = [
+        ModelEntry("a", "a", "audited", 1.0, None, None, evidence(regimes=full), 0.02),
+        ModelEntry("b<i>", "b-1234abcd", "reused", None, None, None, evidence(regimes=None, leakage=None), 0.04),
+        ModelEntry("c", "c", "failed", 0.5, "cannot load 'c' <b>", "input", None, None),
+    ]
+    claims = load_claims()
+    subjects = [Subject(m.slug, m.evidence, m.corrected_p) for m in models]
+    study = Study(
+        "1.0",
+        Executor("local"),
+        {"specification": "s", "specification_sha256": "0" * 64, "profile": "quick", "seed": 0, "device": "cpu"}
+        | {"dtype": "float32", "judge": "j", "policy_sha256": "0" * 64, "claims_sha256": "0" * 64, "emoaudit": "0"},
+        models,
+        {"method": "Benjamini-Hochberg", "applies_to": "p", "tests": 2},
+        families(models),
+        evaluate_claims(claims, subjects),
+        Gate("high", 2, "not audited: c"),
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:00+00:00",
+    )
+    jsonschema.validate(study.to_dict(), schema())
+    page = render_study(study)
+    assert "b&lt;i&gt;" in page and "&#39;c&#39; &lt;b&gt;" in page and "<b>" not in page and "<i>" not in page
+    assert [f.models for f in study.families] == [["a"]]  # the model without steering is in no family
+    assert page.count("<svg") == 5  # depth curves, method effects, held-out accuracy, regimes per model and family
+    assert "not measured" in page  # the failed model, and the claims the second model has no stage for
