@@ -11,22 +11,27 @@ from rich.table import Table
 
 from emoaudit.cli.common import (
     Device,
+    DeviceMapOpt,
     DeviceOpt,
+    DiskOffloadOpt,
     DType,
     DTypeOpt,
     FailOn,
     FailOnOpt,
     JudgeOpt,
     JUnitOpt,
+    MaxMemoryOpt,
     ModelArg,
     OutOpt,
     PolicyOpt,
     ProfileName,
     ProfileOpt,
+    QuantizeOpt,
     SeedOpt,
     SpecOpt,
     TrustOpt,
     guard,
+    placement_options,
     stderr_console,
 )
 
@@ -45,6 +50,7 @@ def _audit(
     policy: Path | None = None,
     fail_on: FailOn = FailOn.high,
     junit: Path | None = None,
+    placement: dict[str, object] | None = None,
 ) -> None:
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.run import audit
@@ -62,6 +68,7 @@ def _audit(
             judge=judge,
             policy=policy,
             stages=stages,
+            **(placement or {}),  # type: ignore[arg-type]
         )
     )
     results, checks = guard(lambda: audit(options, stderr_console()))
@@ -138,11 +145,31 @@ def scan(
     policy: PolicyOpt = None,
     fail_on: FailOnOpt = FailOn.high,
     junit: JUnitOpt = None,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    disk_offload: DiskOffloadOpt = True,
+    quantize: QuantizeOpt = None,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
     from emoaudit.audit.options import STAGES
 
-    _audit(STAGES, model, out, profile, seed, device, dtype, spec, trust_remote_code, judge, policy, fail_on, junit)
+    placement = placement_options(device_map, max_memory, disk_offload, quantize)
+    _audit(
+        STAGES,
+        model,
+        out,
+        profile,
+        seed,
+        device,
+        dtype,
+        spec,
+        trust_remote_code,
+        judge,
+        policy,
+        fail_on,
+        junit,
+        placement=placement,
+    )
 
 
 def extract(
@@ -154,6 +181,23 @@ def extract(
     dtype: DTypeOpt = DType.auto,
     spec: SpecOpt = None,
     trust_remote_code: TrustOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    disk_offload: DiskOffloadOpt = True,
+    quantize: QuantizeOpt = None,
 ) -> None:
     """Extract emotion vectors by both methods, sweep the layers and compare the methods."""
-    _audit(("extraction",), model, out, profile, seed, device, dtype, spec, trust_remote_code, fail_on=FailOn.never)
+    placement = placement_options(device_map, max_memory, disk_offload, quantize)
+    _audit(
+        ("extraction",),
+        model,
+        out,
+        profile,
+        seed,
+        device,
+        dtype,
+        spec,
+        trust_remote_code,
+        fail_on=FailOn.never,
+        placement=placement,
+    )
