@@ -102,6 +102,11 @@ def _print_summary(results: dict, out: Path) -> None:
         f"[bold]{model['reference']}[/] {model['architecture']}, {model['parameters'] / 1e6:.0f}M parameters, "
         f"{model['n_layers']} layers, hidden {model['hidden_size']}, {model['dtype']} on {model['device']}"
     )
+    if model.get("device_map"):
+        where = ", ".join(f"{len(modules)} on {place}" for place, modules in model.get("placement", {}).items())
+        console.print(f"device map {model['device_map']}: {where or 'one device'}")
+    if model.get("quantization"):
+        console.print(f"[bold]the vectors come from a model quantised to {model['quantization']}[/]")
     console.print(
         f"emotion layer: {layer['index']} of {model['n_layers']} (relative depth {layer['relative_depth']:.2f})"
     )
