@@ -30,7 +30,8 @@ def audit(
     `model` is what `scan` takes (offline alias, .gguf file, checkpoint directory, Hugging Face ID);
     `out` is written and resumed as `scan --out` is. `judge` is a judge's name as `--judge` takes, or any
     object with the `emoaudit.Judge` shape (`FixedJudge`, your own classifier). `options` are the other
-    fields of `AuditOptions`: seed, device, dtype, spec_path, trust_remote_code, policy, stages.
+    fields of `AuditOptions`: seed, device, dtype, spec_path, trust_remote_code, policy, stages,
+    device_map, max_memory, disk_offload, quantize.
     Progress goes to `console` (stderr if None). Nothing is gated here: `results.findings` holds every
     check, each with its severity and `failed`. Raises EmoauditError for bad input, TypeError for an unknown option.
     """

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoaudit.errors import EmoauditError
+from emoaudit.model.placement import Placement, parse_max_memory
 from emoaudit.steering.judge import Judge
 
 STAGES = ("extraction", "steering", "leakage")
@@ -28,8 +29,17 @@ class AuditOptions:
     judge: str | Judge | None = None  # overrides the specification's judge: a name, or a Judge object
     policy: Path | None = None  # release-gating policy; the built-in one if None
     stages: tuple[str, ...] = STAGES
+    device_map: str | None = None  # accelerate's: auto, balanced, balanced_low_0, sequential
+    max_memory: str | None = None  # budgets per device, "0=70GiB,1=70GiB,cpu=200GiB"
+    disk_offload: bool = True  # under a device map, weights past every budget go to disk
+    quantize: str | None = None  # bitsandbytes: 4bit or 8bit (CUDA only)
 
     def __post_init__(self) -> None:
-        """Raises EmoauditError for a seed numpy cannot take, before anything is loaded."""
+        """Raises EmoauditError for a seed numpy cannot take or a malformed placement, before anything is loaded."""
         if not 0 <= self.seed <= MAX_SEED:
             raise EmoauditError(f"--seed must be in 0..{MAX_SEED} (numpy's seed range), not {self.seed}")
+        _ = self.placement
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.device_map, parse_max_memory(self.max_memory), self.disk_offload, self.quantize)  # type: ignore[arg-type]

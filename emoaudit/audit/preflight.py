@@ -8,7 +8,8 @@ from pathlib import Path
 from emoaudit.audit.options import STAGES
 from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
-from emoaudit.model.generation import check_fits
+from emoaudit.model.footprint import Workload
+from emoaudit.model.generation import GENERATION_BATCH_TOKENS, check_fits
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.spec import AuditSpec, Profile
@@ -26,6 +27,16 @@ def check_lengths(lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tu
         check_fits(lm, [chat_prompt_ids(lm, p) for p in prompts], profile.max_new_tokens + 1)
     if "steering" in stages:
         check_fits(lm, [chat_prompt_ids(lm, sc.prompt) for sc in spec.scenarios], profile.steering_tokens)
+
+
+def workload(spec: AuditSpec, profile: Profile) -> Workload:
+    """What the memory preflight counts beyond the weights: every text whose activations the extraction
+    keeps (passages, stories, held-out texts) and the largest generation batch."""
+    per_label = profile.passages_per_label
+    passages = sum(len(spec.passages[label][:per_label]) for label in spec.labels)
+    heldout = sum(len(spec.heldout[label]) for label in spec.labels)
+    stories = len(spec.labels) * profile.stories_per_label
+    return Workload(samples=passages + heldout + stories, batch_tokens=GENERATION_BATCH_TOKENS)
 
 
 def check_output(out: Path) -> None:

@@ -21,7 +21,7 @@ from rich.console import Console
 from emoaudit import __version__
 from emoaudit.audit.context import Run
 from emoaudit.audit.options import STAGES, AuditOptions
-from emoaudit.audit.preflight import check_lengths, check_output
+from emoaudit.audit.preflight import check_lengths, check_output, workload
 from emoaudit.audit.results.common import Resources
 from emoaudit.audit.results.convert import from_dict, to_dict
 from emoaudit.audit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
@@ -32,6 +32,7 @@ from emoaudit.audit.results.steering import Steering
 from emoaudit.audit.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
+from emoaudit.model.footprint import Workload
 from emoaudit.model.load import LoadedModel, load_model
 from emoaudit.export.manifest import AuditIdentity, write_manifest
 from emoaudit.report.gating import evaluate
@@ -58,7 +59,7 @@ def audit(options: AuditOptions, console: Console) -> Results:
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
         check_judge(options.judge or spec.steering.judge, spec.emotion_names, spec.judge_prototypes)
     runtime_rss = rss_high_water()
-    run = Run(options, load(options, console), spec, profile, console, runtime_rss)
+    run = Run(options, load(options, console, workload(spec, profile)), spec, profile, console, runtime_rss)
     check_lengths(run.lm, spec, profile, options.stages)
     claim_output(run)
     done: dict[str, Any] = {}
@@ -82,13 +83,15 @@ def audit(options: AuditOptions, console: Console) -> Results:
     return document
 
 
-def load(options: AuditOptions, console: Console) -> LoadedModel:
+def load(options: AuditOptions, console: Console, workload: Workload | None = None) -> LoadedModel:
     return load_model(
         options.model,
         device=options.device,
         dtype=options.dtype,
         trust_remote_code=options.trust_remote_code,
         console=console,
+        placement=options.placement,
+        workload=workload,
     )
 
 
@@ -103,6 +106,8 @@ def claim_output(run: Run) -> None:
         "seed": run.options.seed,
         "dtype": run.lm.identity.dtype,
     }
+    if run.lm.identity.quantization:  # quantised weights give other vectors; key absent otherwise (older runs resume)
+        key["quantization"] = run.lm.identity.quantization
     path = run.out / "run.json"
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 
 from emoaudit.capture.reading import Captured
-from emoaudit.model.hooks import block_hooks, input_ids_hook
+from emoaudit.model.hooks import block_device, block_hooks, input_ids_hook
 from emoaudit.model.load import LoadedModel
 
 
@@ -35,8 +35,10 @@ class GenerationReader:
         n_layers = self._lm.stream.n_layers
         hidden = self._lm.identity.hidden_size
         device = self._lm.device
-        sums = torch.zeros((len(rows), n_layers, hidden), dtype=torch.float32, device=device)
-        norm_sums = torch.zeros((len(rows), n_layers), dtype=torch.float32, device=device)
+        # Each block's sums live on the device it runs on (under a device map, blocks run on several).
+        places = [block_device(self._lm.stream, layer)[0] for layer in range(n_layers)]
+        sums = [torch.zeros((len(rows), hidden), dtype=torch.float32, device=d) for d in places]
+        norm_sums = [torch.zeros(len(rows), dtype=torch.float32, device=d) for d in places]
         live = torch.ones(len(rows), dtype=torch.bool, device=device)
         counts = torch.zeros(len(rows), dtype=torch.long, device=device)
         calls = [0]
@@ -44,22 +46,22 @@ class GenerationReader:
         def read_ids(ids: torch.Tensor) -> None:
             calls[0] += 1
             if calls[0] > 1:  # the first call reads the prompt, which is not generated text
-                live.logical_and_(~torch.isin(ids[:, -1], self._eos))
+                live.logical_and_(~torch.isin(ids[:, -1].to(device), self._eos))
                 counts.add_(live)
 
         def read(layer: int, hidden_states: torch.Tensor) -> None:
             if calls[0] > 1:
-                states = hidden_states[:, -1].float() * live[:, None]
-                sums[:, layer] += states
-                norm_sums[:, layer] += torch.linalg.vector_norm(states, dim=-1)
+                states = hidden_states[:, -1].float() * live.to(hidden_states.device)[:, None]
+                sums[layer] += states
+                norm_sums[layer] += torch.linalg.vector_norm(states, dim=-1)
 
         with (
             input_ids_hook(self._lm.model, read_ids),
             block_hooks(self._lm.stream, dict.fromkeys(range(n_layers), read)),
         ):
             yield
-        self.sums[rows] = sums.cpu()
-        self.norm_sums[rows] = norm_sums.cpu()
+        self.sums[rows] = torch.stack([s.cpu() for s in sums], dim=1)
+        self.norm_sums[rows] = torch.stack([n.cpu() for n in norm_sums], dim=1)
         self.counts[rows] = counts.cpu()
 
     def captured(self, rows: Sequence[int]) -> Captured:

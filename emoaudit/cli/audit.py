@@ -12,22 +12,27 @@ from rich.table import Table
 
 from emoaudit.cli.common import (
     Device,
+    DeviceMapOpt,
     DeviceOpt,
+    DiskOffloadOpt,
     DType,
     DTypeOpt,
     FailOn,
     FailOnOpt,
     JudgeOpt,
     JUnitOpt,
+    MaxMemoryOpt,
     ModelArg,
     OutOpt,
     PolicyOpt,
     ProfileName,
     ProfileOpt,
+    QuantizeOpt,
     SeedOpt,
     SpecOpt,
     TrustOpt,
     guard,
+    placement_options,
     stderr_console,
 )
 
@@ -50,6 +55,7 @@ def _audit(
     policy: Path | None = None,
     fail_on: FailOn = FailOn.high,
     junit: Path | None = None,
+    placement: dict[str, object] | None = None,
 ) -> None:
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.run import audit
@@ -70,6 +76,7 @@ def _audit(
             judge=judge,
             policy=policy,
             stages=stages,
+            **(placement or {}),  # type: ignore[arg-type]
         )
     )
     results = guard(lambda: audit(options, stderr_console()))
@@ -105,6 +112,11 @@ def _print_summary(results: Results, out: Path) -> None:
         f"[bold]{escape(model.reference)}[/] {escape(model.architecture)}, {model.parameters / 1e6:.0f}M parameters, "
         f"{model.n_layers} layers, hidden {model.hidden_size}, {model.dtype} on {model.device}"
     )
+    if model.device_map:
+        where = ", ".join(f"{len(modules)} on {place}" for place, modules in (model.placement or {}).items())
+        console.print(escape(f"device map {model.device_map}: {where or 'one device'}"))
+    if model.quantization:
+        console.print(f"[bold]the vectors come from a model quantised to {escape(model.quantization)}[/]")
     console.print(f"emotion layer: {at} of {model.n_layers} (relative depth {stage.emotion_layer.relative_depth:.2f})")
     table = Table()
     for column in ("method", "best layer", "probe acc", "shuffled", "held-out acc", "valence AUC"):
@@ -146,11 +158,31 @@ def scan(
     policy: PolicyOpt = None,
     fail_on: FailOnOpt = FailOn.high,
     junit: JUnitOpt = None,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    disk_offload: DiskOffloadOpt = True,
+    quantize: QuantizeOpt = None,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
     from emoaudit.audit.options import STAGES
 
-    _audit(STAGES, model, out, profile, seed, device, dtype, spec, trust_remote_code, judge, policy, fail_on, junit)
+    placement = placement_options(device_map, max_memory, disk_offload, quantize)
+    _audit(
+        STAGES,
+        model,
+        out,
+        profile,
+        seed,
+        device,
+        dtype,
+        spec,
+        trust_remote_code,
+        judge,
+        policy,
+        fail_on,
+        junit,
+        placement=placement,
+    )
 
 
 def extract(
@@ -162,6 +194,23 @@ def extract(
     dtype: DTypeOpt = DType.auto,
     spec: SpecOpt = None,
     trust_remote_code: TrustOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    disk_offload: DiskOffloadOpt = True,
+    quantize: QuantizeOpt = None,
 ) -> None:
     """Extract emotion vectors by both methods, sweep the layers and compare the methods."""
-    _audit(("extraction",), model, out, profile, seed, device, dtype, spec, trust_remote_code, fail_on=FailOn.never)
+    placement = placement_options(device_map, max_memory, disk_offload, quantize)
+    _audit(
+        ("extraction",),
+        model,
+        out,
+        profile,
+        seed,
+        device,
+        dtype,
+        spec,
+        trust_remote_code,
+        fail_on=FailOn.never,
+        placement=placement,
+    )

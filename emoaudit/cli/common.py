@@ -29,6 +29,18 @@ class DType(str, Enum):
     float16 = "float16"
 
 
+class DeviceMap(str, Enum):
+    auto = "auto"
+    balanced = "balanced"
+    balanced_low_0 = "balanced_low_0"
+    sequential = "sequential"
+
+
+class Quantize(str, Enum):
+    q4 = "4bit"
+    q8 = "8bit"
+
+
 class FailOn(str, Enum):
     low = "low"
     medium = "medium"
@@ -56,6 +68,23 @@ DTypeOpt = Annotated[
         help="Weights and activations dtype; auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32."
     ),
 ]
+DeviceMapOpt = Annotated[
+    DeviceMap | None,
+    typer.Option(help="Spread the weights over the GPUs, the CPU and disk with accelerate (overrides --device)."),
+]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Weight budget per device for the device map, e.g. 0=70GiB,1=70GiB,cpu=200GiB; implies --device-map auto."
+    ),
+]
+DiskOffloadOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Under a device map, put the weights past every budget on disk (under the cache, removed after)."
+    ),
+]
+QuantizeOpt = Annotated[Quantize | None, typer.Option(help="Load the weights quantised with bitsandbytes (CUDA only).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permutations: 0..4294967295.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]
 ProfileOpt = Annotated[ProfileName, typer.Option(help="quick (CI), standard (an audit) or full.")]
@@ -75,6 +104,18 @@ JUnitOpt = Annotated[Path | None, typer.Option(help="Write a JUnit XML file, one
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")
 ]
+
+
+def placement_options(
+    device_map: DeviceMap | None, max_memory: str | None, disk_offload: bool, quantize: Quantize | None
+) -> dict[str, object]:
+    """The placement flags as `AuditOptions` fields."""
+    return {
+        "device_map": device_map.value if device_map else None,
+        "max_memory": max_memory,
+        "disk_offload": disk_offload,
+        "quantize": quantize.value if quantize else None,
+    }
 
 
 def stderr_console() -> Console:

@@ -58,10 +58,28 @@ def input_ids_hook(model: nn.Module, fn: Callable[[torch.Tensor], None]) -> Iter
         handle.remove()
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module runs. Under an accelerate device map that is its hook's execution device: the
+    weights of a block offloaded to disk sit on the meta device until the hook loads them there. Otherwise
+    the device of its first parameter."""
+    hook = getattr(module, "_hf_hook", None)
+    # accelerate chains hooks in a SequentialHook; the one that aligns devices names the execution device
+    for candidate in getattr(hook, "hooks", None) or (hook,):
+        execution = getattr(candidate, "execution_device", None)
+        if execution is not None:
+            return torch.device("cuda", execution) if isinstance(execution, int) else torch.device(execution)
+    return next(module.parameters()).device
+
+
 def block_device(stream: ResidualStream, layer: int) -> tuple[torch.device, torch.dtype]:
-    """Where a block's weights live and in which dtype: what a tensor added to its output must match."""
-    param = next(stream.blocks[layer].parameters())
-    return param.device, param.dtype
+    """Where a block runs and the dtype it computes in: what a tensor added to its output must match.
+
+    The dtype is its first floating-point parameter's: a quantised block's packed weights are integers,
+    its norms are not (meta tensors keep their dtype).
+    """
+    block = stream.blocks[layer]
+    dtype = next(p.dtype for p in block.parameters() if p.dtype.is_floating_point)
+    return module_device(block), dtype
 
 
 @contextmanager

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import re
+import weakref
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from rich.console import Console
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from emoaudit.audit.results.convert import OMITTED_IF_NONE
 from emoaudit.model import registry
+from emoaudit.model.footprint import Workload, check_fits, estimate, machine_memory, parameter_count
+from emoaudit.model.hooks import module_device
+from emoaudit.model.placement import Placement, check_quantization, load_arguments, offload_folder
+from emoaudit.model.placement import placement_record, remove_folder
 from emoaudit.model.gguf import converted_gguf
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.errors import EmoauditError
@@ -51,7 +58,13 @@ class ModelIdentity:
     n_layers: int
     hidden_size: int
     dtype: str
-    device: str
+    device: str  # where inputs enter: the input embedding's device
+    # Left out of results.json on one device without quantisation, as in audits from before they existed.
+    device_map: Annotated[str | None, OMITTED_IF_NONE] = None  # accelerate's strategy, None for one device
+    # modules per place (cpu, cuda:0, disk) under a device map
+    placement: Annotated[dict[str, list[str]] | None, OMITTED_IF_NONE] = None
+    # bitsandbytes scheme (4bit, 8bit): the vectors come from a quantised model
+    quantization: Annotated[str | None, OMITTED_IF_NONE] = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -68,7 +81,8 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where inputs go: the input embedding's device (under a device map, other blocks run elsewhere)."""
+        return module_device(self.model.get_input_embeddings())
 
     @property
     def embedding_rows(self) -> int:
@@ -105,12 +119,22 @@ def load_model(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     console: Console | None = None,
+    placement: Placement | None = None,
+    workload: Workload | None = None,
 ) -> LoadedModel:
-    """Resolve, fetch if needed, and load a causal LM for auditing, in eval mode."""
+    """Resolve, fetch if needed, and load a causal LM for auditing, in eval mode.
+
+    Without a device map or quantisation in `placement` the whole model goes to `device`. With one,
+    accelerate places the weights (offloading to disk under the cache, a folder removed when the model
+    is collected or the process exits). Before any weight is read, the memory preflight refuses a model
+    that cannot fit (with `workload`'s KV cache and activations). Raises EmoauditError for bad input.
+    """
     console = console or Console(stderr=True, quiet=True)
+    placement = placement or Placement()
     source = resolve(reference)
     torch_device = _device(device)
     torch_dtype = _dtype(dtype, torch_device)
+    check_quantization(placement, torch_device)
     if source.kind == "alias":
         alias = registry.load_registry()[reference]
         if registry.is_pulled(alias):
@@ -136,6 +160,9 @@ def load_model(
     with utf8_view(Path(load_from)) if source.kind != "hub" else nullcontext(Path(load_from)) as readable:
         where = load_from if source.kind == "hub" else str(readable)
         config = _config(where, revision, trust_remote_code, reference)
+        need = estimate(config, torch_dtype, placement, workload or Workload(), trust_remote_code)
+        check_fits(need, placement, torch_device, machine_memory())
+        folder = offload_folder(placement, registry.cache_dir())
         try:
             with console.status(f"loading {reference}"):
                 tokenizer = AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=trust_remote_code)
@@ -145,10 +172,18 @@ def load_model(
                     trust_remote_code=trust_remote_code,
                     dtype=torch_dtype,
                     use_safetensors=True,
+                    **load_arguments(placement, torch_dtype, folder),
                 )
         except OSError as exc:
+            remove_folder(folder)
             raise EmoauditError(_load_failure(reference, source, exc)) from exc
-    model.to(torch_device).eval()
+        except BaseException:
+            remove_folder(folder)
+            raise
+    # Under a device map accelerate placed every module (moving one would break its hooks).
+    if not (placement.mapped or placement.quantize):
+        model.to(torch_device)
+    model.eval()
     stream = residual_stream(model)
     if stream.n_layers < 2:
         raise EmoauditError(
@@ -164,16 +199,29 @@ def load_model(
         sha256=source.sha256,
         architecture=type(model).__name__,
         model_type=config.model_type,
-        parameters=sum(p.numel() for p in model.parameters()),
+        # bitsandbytes packs two 4-bit weights in one element: count the config's parameters instead
+        parameters=parameter_count(config, trust_remote_code)
+        if placement.quantize
+        else sum(p.numel() for p in model.parameters()),
         n_layers=stream.n_layers,
         hidden_size=int(model.get_output_embeddings().weight.shape[1]),
         dtype=str(torch_dtype).removeprefix("torch."),
-        device=str(torch_device),
+        device=str(module_device(model.get_input_embeddings())),
+        device_map=(placement.device_map or "auto") if placement.mapped or placement.quantize else None,
+        placement=placement_record(getattr(model, "hf_device_map", None), _module_names(model, stream.blocks)) or None,
+        quantization=placement.quantize,
     )
     rows = int(model.get_input_embeddings().weight.shape[0])
     lm = LoadedModel(model, tokenizer, identity, stream, _padding_id(tokenizer, rows), _context_length(config))
+    if folder is not None:  # removed when the model goes, or at exit: offloaded weights are read until then
+        weakref.finalize(lm, remove_folder, folder)
     _check_prompts(lm)
     return lm
+
+
+def _module_names(model: PreTrainedModel, modules: Sequence[torch.nn.Module]) -> list[str]:
+    names = {id(module): name for name, module in model.named_modules()}
+    return [names[id(module)] for module in modules]
 
 
 def _padding_id(tokenizer: PreTrainedTokenizerBase, rows: int) -> int:

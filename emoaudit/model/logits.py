@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from emoaudit.model.hooks import module_device
 from emoaudit.model.load import LoadedModel
 
 
@@ -27,7 +28,9 @@ def final_logits(lm: LoadedModel, normed: torch.Tensor) -> torch.Tensor:
 def lens_logits(lm: LoadedModel, states: torch.Tensor) -> torch.Tensor:
     """The logit lens: residual states [n, hidden] read through the final norm and the unembedding,
     float32 logits [n, vocab] on the CPU (nostalgebraist 2020)."""
-    param = next(lm.stream.unembed.parameters())  # where the LM head is, the lens runs
+    # where the LM head runs, the lens runs (its weights may sit on the meta device, offloaded to disk)
+    head = lm.stream.unembed
+    dtype = next(p.dtype for p in head.parameters() if p.dtype.is_floating_point)
     with torch.inference_mode():
-        normed = lm.stream.final_norm(states.to(param.device, param.dtype))
+        normed = lm.stream.final_norm(states.to(module_device(head), dtype))
         return final_logits(lm, normed).cpu()

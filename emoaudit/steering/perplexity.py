@@ -59,8 +59,10 @@ def continuation_nll(
                 ).last_hidden_state
                 # token j > 0 is predicted at position j - 1 of the continuation
                 rows, cols = torch.nonzero(mask[:, 1:], as_tuple=True)
-                rest = _target_logprobs(lm, hidden[rows, cols], ids[rows, cols + 1])
-                firsts = first[0, ids[:, 0]]
+                # under a device map the final states and logits may live elsewhere than the inputs
+                at = hidden.device
+                rest = _target_logprobs(lm, hidden[rows.to(at), cols.to(at)], ids[rows, cols + 1])
+                firsts = first[0, ids[:, 0].to(first.device)]
             totals = firsts.cpu().double()  # a copy: float32 in
             totals.index_add_(0, rows.cpu(), rest.cpu().double())
             lengths = mask.sum(dim=1).cpu()
@@ -79,6 +81,6 @@ def _target_logprobs(lm: LoadedModel, normed: torch.Tensor, targets: torch.Tenso
     out = torch.empty(len(targets), device=normed.device)
     for start in range(0, len(targets), chunk):
         logits = final_logits(lm, normed[start : start + chunk])
-        picked = logits.gather(-1, targets[start : start + chunk, None])[:, 0]
+        picked = logits.gather(-1, targets[start : start + chunk, None].to(logits.device))[:, 0]
         out[start : start + chunk] = picked - torch.logsumexp(logits, dim=-1)
     return out
