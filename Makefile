@@ -27,6 +27,7 @@ scan: setup
 
 # pytest exits 5 when it collects no test; that is a failure here, not a pass.
 test: setup
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: setup

@@ -253,7 +253,7 @@ DATA_TYPES: dict[str, Any] = {
 
 def read_document(raw: dict[str, Any], source: str) -> SpecDocument:
     """The parsed TOML as a SpecDocument; EmoauditError `SOURCE: [table] problem with 'key'` otherwise."""
-    named = {**raw, **{table: _named(raw[table]) for table in ("profiles", "emotions") if table in raw}}
+    named: dict[str, Any] = {**raw, **{table: _named(raw[table]) for table in ("profiles", "emotions") if table in raw}}
     # default=str: a TOML date becomes a string, which every field here refuses with a clear message.
     return _validate(TypeAdapter(SpecDocument), json.dumps(named, default=str), source, _toml_place)
 

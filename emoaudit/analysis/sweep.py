@@ -91,8 +91,8 @@ def analyse_method(
         for key, value in values.items():
             curves[key].append(float(value))
         tick()
-    score = np.array(curves["score"])
-    chosen = choose_layer(score, analysis.layer_smoothing)
+    scores = np.array(curves["score"])
+    chosen = choose_layer(scores, analysis.layer_smoothing)
     return LayerSweep(
         n_samples=int(len(acts.labels)),
         pooling=acts.pooling,
@@ -101,7 +101,7 @@ def analyse_method(
         curves=Curves(**curves),
         score=curves["score"],
         chosen_layer=chosen,
-        chosen_relative_depth=chosen / max(len(score) - 1, 1),
+        chosen_relative_depth=chosen / max(len(scores) - 1, 1),
         removed_neutral_components=vectors.removed_components,
     )
 

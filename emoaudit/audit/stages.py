@@ -83,10 +83,10 @@ def extraction_stage(run: Run) -> Extraction:
         vecs.save(run.out / "vectors" / f"{method}.safetensors", lm.identity.to_dict(), spec.sha256)
     analyses: dict[str, MethodResults] = {}
     for m in METHODS:
-        heldout = heldout_curves(held, vectors[m], spec)
+        held_curves = heldout_curves(held, vectors[m], spec)
         analyses[m] = MethodResults(
             **vars(sweeps[m]),
-            heldout=heldout,
+            heldout=held_curves,
             at_emotion_layer=at_layer(acts[m], vectors[m], spec, layer, profile, seed),
         )
     score = sweeps[layer_method].score

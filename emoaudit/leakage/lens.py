@@ -29,7 +29,7 @@ def read_lens(lm: LoadedModel, logits: torch.Tensor, k: int, expected: str = "La
     readings = []
     for row in logits:
         top = torch.topk(row, k).indices.tolist()
-        tokens = [lm.tokenizer.decode([t]) for t in top]
+        tokens = [str(lm.tokenizer.decode([t])) for t in top]
         scripts = [token_script(t) for t in tokens]
         lettered = [s for s in scripts if s is not None]
         foreign = sum(s != expected for s in lettered) / len(lettered) if lettered else 0.0

@@ -75,7 +75,7 @@ def residual_stream(model: nn.Module) -> ResidualStream:
     check_supported(model_type)
     body_path, blocks_path, norm_path = FAMILIES[model_type]
     blocks = _get(model, blocks_path, model_type)
-    unembed = model.get_output_embeddings()
+    unembed = model.get_output_embeddings()  # type: ignore[operator]  # nn.Module types attributes as Tensor
     if not isinstance(blocks, nn.ModuleList) or unembed is None:
         raise EmoauditError(f"{type(model).__name__} ({model_type}) has no decoder blocks or no unembedding")
     return ResidualStream(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
+from typing import cast
+
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -50,7 +52,7 @@ def generate(
             generator = torch.Generator(device=device).manual_seed(seed + batch_index)
             sampler = [NucleusSampler(temperature, top_p, generator)]
         with torch.inference_mode(), context:
-            out = lm.model.generate(
+            out = lm.model.generate(  # type: ignore[operator]
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 max_new_tokens=max_new_tokens,
@@ -102,7 +104,7 @@ class NucleusSampler(LogitsProcessor):
         if bool(wide.any()):
             tokens[wide] = self._draw(*probs[wide].sort(dim=-1, descending=True))
         chosen = torch.full_like(scores, -float("inf"))
-        return chosen.scatter_(1, tokens[:, None], 0.0)
+        return cast(torch.FloatTensor, chosen.scatter_(1, tokens[:, None], 0.0))
 
     def _draw(self, ranked: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """One token per row from probabilities sorted in descending order, within the nucleus."""

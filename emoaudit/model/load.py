@@ -87,7 +87,7 @@ class LoadedModel:
     @property
     def embedding_rows(self) -> int:
         """Token ids the input embedding has a row for: 0 .. embedding_rows - 1."""
-        return int(self.model.get_input_embeddings().weight.shape[0])
+        return int(self.model.get_input_embeddings().weight.shape[0])  # type: ignore[index]
 
 
 def resolve(reference: str) -> ModelSource:
@@ -182,7 +182,7 @@ def load_model(
             raise
     # Under a device map accelerate placed every module (moving one would break its hooks).
     if not (placement.mapped or placement.quantize):
-        model.to(torch_device)
+        model.to(torch_device)  # type: ignore[arg-type]  # transformers types `to` for dtype overloads
     model.eval()
     stream = residual_stream(model)
     if stream.n_layers < 2:
@@ -211,7 +211,7 @@ def load_model(
         placement=placement_record(getattr(model, "hf_device_map", None), _module_names(model, stream.blocks)) or None,
         quantization=placement.quantize,
     )
-    rows = int(model.get_input_embeddings().weight.shape[0])
+    rows = int(model.get_input_embeddings().weight.shape[0])  # type: ignore[index]
     lm = LoadedModel(model, tokenizer, identity, stream, _padding_id(tokenizer, rows), _context_length(config))
     if folder is not None:  # removed when the model goes, or at exit: offloaded weights are read until then
         weakref.finalize(lm, remove_folder, folder)

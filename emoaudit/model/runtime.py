@@ -95,10 +95,10 @@ def generated_text(lm: LoadedModel, ids: Sequence[int]) -> str:
     most 4 bytes), until it does not; if it still does, the text is kept whole. U+FFFD before the end is
     always kept; one the model itself wrote last cannot be told from a cut character and goes too.
     """
-    text = lm.tokenizer.decode(ids, skip_special_tokens=True)
+    text = str(lm.tokenizer.decode(list(ids), skip_special_tokens=True))
     if text.endswith("\ufffd"):
         for cut in range(1, min(3, len(ids)) + 1):
-            shorter = lm.tokenizer.decode(ids[:-cut], skip_special_tokens=True)
+            shorter = str(lm.tokenizer.decode(list(ids[:-cut]), skip_special_tokens=True))
             if not shorter.endswith("\ufffd"):
                 return shorter
     return text

@@ -60,4 +60,8 @@ def write_pdf(html: Path, pdf: Path, timeout: float = 180.0) -> None:
             raise EmoauditError(f"{browser} did not print {html} within {timeout:.0f} s") from exc
         if not printed.is_file() or not printed.read_bytes().startswith(b"%PDF"):
             raise EmoauditError(f"{browser} printed no PDF from {html}")
-        write_with(pdf, lambda target: shutil.copyfile(printed, target))
+        write_with(pdf, lambda target: _copy(printed, target))
+
+
+def _copy(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)

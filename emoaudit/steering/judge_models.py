@@ -95,7 +95,7 @@ def judge_labels(choice: str | Judge, prototypes: Mapping[str, Sequence[str]]) -
         return list(choice.labels)
     if choice in registry.load_judges():
         return [label for label, texts in prototypes.items() if texts]
-    return [str(label) for label in _classifier_config(choice).id2label.values()]
+    return [str(label) for label in (_classifier_config(choice).id2label or {}).values()]
 
 
 def load_judge(

@@ -25,7 +25,7 @@ def summarise(
         largest[emotion] = None
         for multiplier in multipliers:
             cell = [t for t in steered if t.emotion == emotion and t.multiplier == multiplier]
-            counts = {r: sum(t.regime == r for t in cell) for r in REGIMES}
+            counts: dict[str, int] = {r: sum(t.regime == r for t in cell) for r in REGIMES}
             regime_map[emotion][str(multiplier)] = counts
             if cell and counts["surgical"] * 2 >= len(cell):
                 largest[emotion] = max(largest[emotion] or 0.0, cell[0].strength)

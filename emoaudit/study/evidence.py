@@ -1,7 +1,6 @@
 """What a study takes from each model's results.json.
 
-The one module of the study that knows the layout of the results document: when results become typed,
-this module changes and the rest of the study does not.
+The one module of the study that reads the results document.
 """
 
 from __future__ import annotations
@@ -12,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from emoaudit.audit.options import STAGES
-from emoaudit.audit.results import read_results
+from emoaudit.audit.results.common import Check
+from emoaudit.audit.results.extraction import MethodResults
+from emoaudit.audit.results.reading import read_results
 from emoaudit.errors import EmoauditError
-from emoaudit.report.gating import Check, evaluate
+from emoaudit.report.gating import evaluate
+from emoaudit.report.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -81,50 +83,45 @@ def is_finished(path: Path, reference: str, profile: str, seed: int, spec_sha256
         return False
 
 
-def read_evidence(path: Path, policy: dict[str, dict[str, Any]]) -> ModelEvidence:
-    """A model's evidence from its results.json (validated against the results schema).
+def read_evidence(path: Path, policy: Policy) -> ModelEvidence:
+    """A model's evidence from its results.json (validated against the results schema and read typed).
 
-    Raises EmoauditError when the file is missing or is not a results file.
+    Raises EmoauditError when the file is missing, is not a results file, or lacks the extraction stage.
     """
     results = read_results(path)
-    try:
-        return _evidence(results, policy)
-    except KeyError as exc:  # results of another emoaudit version: one line, not a traceback
-        raise EmoauditError(f"{path} lacks {exc} that a study compares; rerun its audit") from exc
-
-
-def _evidence(results: dict[str, Any], policy: dict[str, dict[str, Any]]) -> ModelEvidence:
-    model, stages = results["model"], results["stages"]
-    extraction = stages["extraction"]
-    layer = int(extraction["emotion_layer"]["index"])
-    comparison = extraction["comparison"]
+    model, stages = results.model, results.stages
+    extraction = stages.extraction
+    if extraction is None:
+        raise EmoauditError(f"{path} holds no extraction stage, which a study compares; rerun its audit")
+    layer = extraction.layer
+    comparison = extraction.comparison
     # The results name the methods compared: d is positive when method_a separates better.
-    sign = 1.0 if comparison["method_a"] == "generation" else -1.0
-    steering, leakage = stages.get("steering"), stages.get("leakage")
+    sign = 1.0 if comparison.method_a == "generation" else -1.0
+    steering, leakage = stages.steering, stages.leakage
     return ModelEvidence(
-        reference=model["reference"],
-        model_type=model["model_type"],
-        architecture=model["architecture"],
-        parameters=int(model["parameters"]),
-        n_layers=int(model["n_layers"]),
+        reference=model.reference,
+        model_type=model.model_type,
+        architecture=model.architecture,
+        parameters=model.parameters,
+        n_layers=model.n_layers,
         emotion_layer=layer,
-        relative_depth=float(extraction["emotion_layer"]["relative_depth"]),
-        layer_method=extraction["emotion_layer"]["method"],
-        score=[float(s) for s in extraction["emotion_layer"]["score"]],
-        comparison=Comparison(sign * float(comparison["cohens_d"]), float(comparison["mann_whitney_p"])),
-        methods={name: _method(analysis, layer) for name, analysis in extraction["methods"].items()},
-        regimes=dict(steering["summary"]["regime_totals"]) if steering else None,
-        leakage_severity=leakage["severity"] if leakage else None,
+        relative_depth=extraction.emotion_layer.relative_depth,
+        layer_method=extraction.emotion_layer.method,
+        score=list(extraction.emotion_layer.score),
+        comparison=Comparison(sign * comparison.cohens_d, comparison.mann_whitney_p),
+        methods={name: _method(analysis, layer) for name, analysis in extraction.methods.items()},
+        regimes=dict(steering.summary.regime_totals) if steering else None,
+        leakage_severity=leakage.severity if leakage else None,
         findings=evaluate(results, policy),
     )
 
 
-def _method(analysis: dict[str, Any], layer: int) -> MethodEvidence:
-    curves, heldout = analysis["curves"], analysis["heldout"]
+def _method(analysis: MethodResults, layer: int) -> MethodEvidence:
+    curves, heldout = analysis.curves, analysis.heldout
     return MethodEvidence(
-        heldout_accuracy=float(heldout["accuracy"][layer]),
-        chance_accuracy=float(heldout["chance_accuracy"]),
-        probe_accuracy=float(curves["probe_accuracy"][layer]),
-        probe_accuracy_shuffled=float(curves["probe_accuracy_shuffled"][layer]),
-        fisher_p=float(curves["fisher_p"][layer]),
+        heldout_accuracy=heldout.accuracy[layer],
+        chance_accuracy=heldout.chance_accuracy,
+        probe_accuracy=curves.probe_accuracy[layer],
+        probe_accuracy_shuffled=curves.probe_accuracy_shuffled[layer],
+        fisher_p=curves.fisher_p[layer],
     )

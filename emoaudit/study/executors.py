@@ -14,6 +14,7 @@ import io
 import tarfile
 import tempfile
 import time
+from functools import partial
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -178,7 +179,7 @@ def unpack(data: bytes, directory: Path) -> None:
             source = archive.extractfile(member)
             assert source is not None  # a regular file always has contents
             payload = source.read()
-            write_with(directory / safe.name, lambda tmp, payload=payload: tmp.write_bytes(payload))
+            write_with(directory / safe.name, partial(_write_bytes, data=payload))
 
 
 def _connect(ray: object, address: str | None) -> None:
@@ -219,3 +220,7 @@ def _report(console: Console, target: Target, attempt: Attempt) -> None:
     else:
         # One line, unwrapped, as the CLI's other errors.
         console.print(f"study: {escape(target.reference)} failed: {escape(attempt.error)}", soft_wrap=True)
+
+
+def _write_bytes(path: Path, *, data: bytes) -> None:
+    path.write_bytes(data)

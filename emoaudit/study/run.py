@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,7 +13,7 @@ from rich.markup import escape
 from emoaudit import __version__
 from emoaudit.audit.options import AuditOptions
 from emoaudit.errors import EmoauditError
-from emoaudit.report.gating import DEFAULT_POLICY, load_policy
+from emoaudit.report.policy import DEFAULT_POLICY, Policy, load_policy
 from emoaudit.spec import load_spec
 from emoaudit.storage import sha256_file, write_json
 from emoaudit.study.claims import DEFAULT_CLAIMS, Subject, evaluate_claims, load_claims
@@ -87,7 +87,7 @@ def run_study(request: StudyRequest, console: Console) -> Study:
             "seed": options.seed,
             "device": options.device,
             "dtype": options.dtype,
-            "judge": options.judge or str(spec.steering["judge"]),
+            "judge": options.judge or spec.steering.judge,
             "policy_sha256": sha256_file(options.policy or DEFAULT_POLICY),
             "claims_sha256": sha256_file(DEFAULT_CLAIMS),
             "emoaudit": __version__,
@@ -109,9 +109,9 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     return study
 
 
-def _entry(target: Target, attempt: Attempt | None, out: Path, policy: dict[str, dict[str, Any]]) -> ModelEntry:
+def _entry(target: Target, attempt: Attempt | None, out: Path, policy: Policy) -> ModelEntry:
     """A model's entry: reused or audited now, with its evidence; failed when its audit or its results fail."""
-    status = "reused" if attempt is None else "audited"
+    status: Literal["reused", "audited"] = "reused" if attempt is None else "audited"
     seconds = None if attempt is None else round(attempt.seconds, 1)
     if attempt is not None and attempt.error is not None:
         return ModelEntry(

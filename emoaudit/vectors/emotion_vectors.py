@@ -105,7 +105,7 @@ class EmotionVectors:
         these vectors', an unknown emotion or layer.
         """
         stream = residual_stream(model)
-        hidden, model_hidden = int(self.vectors.shape[2]), int(stream.unembed.weight.shape[1])
+        hidden, model_hidden = int(self.vectors.shape[2]), int(stream.unembed.weight.shape[1])  # type: ignore[index]
         if (stream.n_layers, model_hidden) != (self.n_layers, hidden):
             raise EmoauditError(
                 f"these vectors are for a model of {self.n_layers} layers × {hidden}, "

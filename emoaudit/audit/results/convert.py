@@ -26,7 +26,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as the dict `json.dumps` writes: keys in field order, floats untouched (a NaN still
     fails the writer's allow_nan=False). A value of the wrong type raises PydanticSerializationError
     instead of reaching the file."""
-    return _adapter(type(obj)).dump_python(obj, warnings="error")
+    return _adapter(type(obj)).dump_python(obj, warnings="error")  # type: ignore[arg-type]  # types hash
 
 
 def from_dict(cls: type[T], data: Any, source: str) -> T:
@@ -36,7 +36,7 @@ def from_dict(cls: type[T], data: Any, source: str) -> T:
     a misspelt key is both unknown and, under its right name, missing.
     """
     try:
-        return _adapter(cls).validate_python(data)
+        return _adapter(cls).validate_python(data)  # type: ignore[arg-type]  # types hash
     except ValidationError as exc:
         errors = exc.errors()
         told = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in errors[:3])
