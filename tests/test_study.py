@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from emoaudit.audit.results import read_results
+from emoaudit.audit.results.reading import read_json
 from emoaudit.export.manifest import verify
-from emoaudit.report.gating import SEVERITIES
+from emoaudit.audit.results.common import SEVERITIES
 from emoaudit.study.study import schema
 from tests.conftest import REPO, run_cli, tiny_tokenizer
 
@@ -100,7 +100,7 @@ def test_a_ray_study_audits_each_model_and_reports_the_one_that_fails(
     assert broken["evidence"] is None and not (out / broken["slug"] / "results.json").exists()
     for model in study["models"][:2]:
         # The worker's outputs reached OUT/<slug>/ whole: a complete, valid audit.
-        results = read_results(out / model["results"])
+        results = read_json(out / model["results"])
         assert results["complete"] is True and set(results["stages"]) == {"extraction", "steering", "leakage"}
         assert model["evidence"]["n_layers"] == results["model"]["n_layers"] == 3
         assert model["evidence"]["model_type"] == results["model"]["model_type"]

@@ -11,6 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from emoaudit.cli.common import (
+    ModelCardOpt,
+    PdfOpt,
+    SarifOpt,
     Device,
     DeviceMapOpt,
     DeviceOpt,
@@ -56,13 +59,22 @@ def _audit(
     fail_on: FailOn = FailOn.high,
     junit: Path | None = None,
     placement: dict[str, object] | None = None,
+    sarif: Path | None = None,
+    model_card: Path | None = None,
+    pdf: Path | None = None,
 ) -> None:
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.run import audit
+    from emoaudit.export.manifest import refresh_manifest
+    from emoaudit.report.exports import Exports
+    from emoaudit.report.policy import load_policy
     from emoaudit.storage import check_writable
+
+    exports = Exports(sarif, model_card, pdf)
 
     if junit is not None:  # before the audit, not after it
         guard(lambda: check_writable(junit))
+    guard(exports.check)
     options = guard(
         lambda: AuditOptions(
             model=model,
@@ -81,12 +93,16 @@ def _audit(
     )
     results = guard(lambda: audit(options, stderr_console()))
     _print_summary(results, out)
-    gate(results.findings or [], fail_on, junit, results.model.reference)
+    guard(lambda: exports.write(results, load_policy(policy), out / "report.html"))
+    status = gate(results.findings or [], fail_on, junit, results.model.reference)
+    if any(_inside(path, out) for path in [*exports.paths(), *([junit] if junit else [])]):
+        guard(lambda: refresh_manifest(out))  # what landed in OUT after the audit is vouched for too
+    raise typer.Exit(status)
 
 
-def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -> None:
-    """Print the findings, write JUnit if asked, and exit 1 when a finding reaches --fail-on
-    (2, and one line, when the JUnit file cannot be written)."""
+def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -> int:
+    """Print the findings, write JUnit if asked; the exit status: 1 when a finding reaches --fail-on
+    (exits 2, and one line, when the JUnit file cannot be written)."""
     from emoaudit.report.gating import exit_status, junit_xml
     from emoaudit.storage import write_text
 
@@ -99,7 +115,7 @@ def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -
     status = exit_status(checks, fail_on.value)
     if status:
         console.print(f"a finding reaches --fail-on {fail_on.value}: exit status 1")
-    raise typer.Exit(status)
+    return status
 
 
 def _print_summary(results: Results, out: Path) -> None:
@@ -162,6 +178,9 @@ def scan(
     max_memory: MaxMemoryOpt = None,
     disk_offload: DiskOffloadOpt = True,
     quantize: QuantizeOpt = None,
+    sarif: SarifOpt = None,
+    model_card: ModelCardOpt = None,
+    pdf: PdfOpt = None,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
     from emoaudit.audit.options import STAGES
@@ -182,6 +201,9 @@ def scan(
         fail_on,
         junit,
         placement=placement,
+        sarif=sarif,
+        model_card=model_card,
+        pdf=pdf,
     )
 
 
@@ -214,3 +236,7 @@ def extract(
         fail_on=FailOn.never,
         placement=placement,
     )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.absolute().is_relative_to(folder.absolute())

@@ -101,6 +101,15 @@ JudgeOpt = Annotated[
 PolicyOpt = Annotated[Path | None, typer.Option(help="Release-gating policy (TOML); the built-in one if omitted.")]
 FailOnOpt = Annotated[FailOn, typer.Option(help="Exit 1 when a finding is at this severity or above.")]
 JUnitOpt = Annotated[Path | None, typer.Option(help="Write a JUnit XML file, one test case per check.")]
+SarifOpt = Annotated[
+    Path | None, typer.Option("--sarif", help="Write the findings as SARIF 2.1.0 (code-scanning dashboards).")
+]
+ModelCardOpt = Annotated[
+    Path | None, typer.Option("--model-card", help="Write a Markdown section for a Hugging Face model card.")
+]
+PdfOpt = Annotated[
+    Path | None, typer.Option("--pdf", help="Print the report to a paginated PDF (needs headless Chromium).")
+]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")
 ]

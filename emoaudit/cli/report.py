@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from emoaudit.cli.audit import gate
-from emoaudit.cli.common import FailOn, FailOnOpt, JUnitOpt, PolicyOpt, guard
+from emoaudit.cli.common import FailOn, FailOnOpt, JUnitOpt, ModelCardOpt, PdfOpt, PolicyOpt, SarifOpt, guard
 from emoaudit.errors import EmoauditError
 
 if TYPE_CHECKING:
@@ -33,25 +33,36 @@ def report(
     policy: PolicyOpt = None,
     fail_on: FailOnOpt = FailOn.high,
     junit: JUnitOpt = None,
+    sarif: SarifOpt = None,
+    model_card: ModelCardOpt = None,
+    pdf: PdfOpt = None,
 ) -> None:
-    """Rebuild the report and findings from a results file, without running the model.
+    """Rebuild the report and findings from a results file, without running the model; write the SARIF,
+    model-card and PDF exports asked for.
 
     RESULTS is never rewritten unless --overwrite is given, so an archived audit can be re-reported.
     """
+    from emoaudit.report.exports import Exports
+    from emoaudit.report.policy import load_policy
     from emoaudit.report.rerender import rerender
 
     report_path = out or results.with_name("report.html")
+    exports = Exports(sarif, model_card, pdf)
 
     def run() -> Results:
-        for path, option in ((report_path, "--out"), (out_results, "--out-results"), (junit, "--junit")):
+        outputs = ((report_path, "--out"), (out_results, "--out-results"), (junit, "--junit"))
+        for path, option in (*outputs, (sarif, "--sarif"), (model_card, "--model-card"), (pdf, "--pdf")):
             _refuse_input(path, option, results)
         if overwrite and out_results is not None:
             raise EmoauditError("give --out-results or --overwrite, not both")
-        return rerender(results, report_path, policy, results if overwrite else out_results)
+        exports.check()
+        document = rerender(results, report_path, policy, results if overwrite else out_results)
+        exports.write(document, load_policy(policy), report_path)
+        return document
 
     document = guard(run)
     Console().print(escape(f"report: {report_path}"))
-    gate(document.findings or [], fail_on, junit, document.model.reference)
+    raise typer.Exit(gate(document.findings or [], fail_on, junit, document.model.reference))
 
 
 def compare(

@@ -62,6 +62,15 @@ def write_manifest(out: Path, identity: AuditIdentity) -> Path:
     return path
 
 
+def refresh_manifest(out: Path) -> None:
+    """Rewrite OUT/manifest.json over the files OUT holds now, with the identity it recorded: for files the
+    command line adds to OUT after the audit (a JUnit or SARIF file asked to land there)."""
+    path = out / MANIFEST
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        write_manifest(out, AuditIdentity(**{f: recorded[f] for f in AuditIdentity.__dataclass_fields__}))
+
+
 def verify(out: Path) -> list[Discrepancy]:
     """Every file that differs from OUT/manifest.json, changed files first, then missing, then added.
 

@@ -1,0 +1,144 @@
+"""A section for a Hugging Face model card (Markdown with a YAML block of the key figures).
+
+Every text that comes from the audit (findings, references) is escaped for Markdown, so nothing an
+audited model or a user wrote becomes markup, a link or a broken table; the YAML block double-quotes
+every string (escaping what it must), so no line of it can close its code fence.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from emoaudit import __version__
+from emoaudit.audit.results.common import SEVERITIES, Check
+from emoaudit.audit.results.document import Results
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~&])")
+
+
+class _QuotingDumper(yaml.SafeDumper):
+    """Every string double-quoted (escapes included), numbers and booleans plain."""
+
+
+_QuotingDumper.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+)
+
+
+def markdown_text(text: str) -> str:
+    """Text safe inside a Markdown paragraph or table cell: one line, no control characters, every
+    character Markdown or inline HTML would read backslash-escaped."""
+    flat = " ".join(_CONTROL.sub("\ufffd", text).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
+def verdict(checks: list[Check]) -> str:
+    failed = [c.severity for c in checks if c.failed]
+    return max(failed, key=SEVERITIES.index) if failed else "no finding"
+
+
+def model_card_section(results: Results, checks: list[Check]) -> str:
+    """The section, Markdown; the figures it quotes are also in its YAML block."""
+    model, audit = results.model, results.audit
+    lines = [
+        "## Emotion-representation audit (emoaudit)",
+        "",
+        f"**Verdict: {verdict(checks)}**. Audited with emoaudit {markdown_text(__version__)} on "
+        f"{markdown_text(results.finished[:10])}, {markdown_text(audit.profile)} profile, seed {audit.seed}.",
+        "",
+        "| check | result | severity | evidence |",
+        "| --- | --- | --- | --- |",
+    ]
+    for check in checks:
+        result = "finding" if check.failed else "pass"
+        lines.append(
+            f"| {markdown_text(check.title)} ({markdown_text(check.id)}) | {result} | "
+            f"{check.severity if check.failed else '—'} | {markdown_text(check.detail)} |"
+        )
+    lines += ["", *_summary_lines(results), ""]
+    lines += [
+        f"Audit identity: model {markdown_text(model.reference)}, weights sha256 `{model.sha256 or 'unknown'}`; "
+        f"audit specification {markdown_text(audit.name)}, sha256 `{audit.sha256}`; emoaudit "
+        f"{markdown_text(results.environment.emoaudit)}; finished {markdown_text(results.finished)}.",
+        "",
+        "Reproduce and check: `emoaudit scan MODEL --profile "
+        f"{markdown_text(audit.profile)} --seed {audit.seed} --out OUT`, then `emoaudit verify OUT` against the "
+        "published outputs.",
+        "",
+        "```yaml",
+        yaml.dump(
+            {"emoaudit": key_figures(results, checks)},
+            Dumper=_QuotingDumper,
+            sort_keys=False,
+            allow_unicode=False,
+            width=1_000_000,
+        ).rstrip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def key_figures(results: Results, checks: list[Check]) -> dict[str, Any]:
+    """The figures a reader compares across model cards, as plain values."""
+    figures: dict[str, Any] = {
+        "version": results.environment.emoaudit,
+        "model_sha256": results.model.sha256,
+        "specification_sha256": results.audit.sha256,
+        "profile": results.audit.profile,
+        "seed": results.audit.seed,
+        "verdict": verdict(checks),
+        "findings": {c.id: c.severity for c in checks if c.failed},
+    }
+    extraction, steering, leakage = results.stages.extraction, results.stages.steering, results.stages.leakage
+    if extraction is not None:
+        layer = extraction.emotion_layer.index
+        held = extraction.methods["comprehension"].heldout
+        figures["emotion_layer"] = layer
+        figures["relative_depth"] = round(extraction.emotion_layer.relative_depth, 3)
+        figures["heldout_accuracy"] = round(held.accuracy[layer], 4)
+        figures["heldout_chance"] = round(held.chance_accuracy, 4)
+        figures["heldout_valence_auc"] = round(held.valence_auc[layer], 4)
+    if steering is not None:
+        figures["steering_trials"] = steering.summary.trials
+        figures["steering_success_rate"] = _round(steering.summary.success_rate)
+    if leakage is not None:
+        figures["leakage_severity"] = leakage.severity
+    return figures
+
+
+def _summary_lines(results: Results) -> list[str]:
+    lines = []
+    extraction, steering, leakage = results.stages.extraction, results.stages.steering, results.stages.leakage
+    if extraction is not None:
+        layer = extraction.emotion_layer.index
+        held = extraction.methods["comprehension"].heldout
+        lines.append(
+            f"- Emotion layer: {layer} of {extraction.n_layers} (relative depth "
+            f"{extraction.emotion_layer.relative_depth:.2f}). Held-out generalisation: comprehension vectors "
+            f"classify held-out sentences at {held.accuracy[layer]:.0%} (chance {held.chance_accuracy:.0%}), "
+            f"valence AUC {held.valence_auc[layer]:.2f}."
+        )
+    if steering is not None:
+        summary = steering.summary
+        regimes = ", ".join(f"{markdown_text(k)} {v}" for k, v in summary.regime_totals.items())
+        rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.0%}"
+        lines.append(
+            f"- Steering: {summary.trials} steered continuations at layer {steering.layer}; "
+            f"success rate {rate}; regimes: {regimes}."
+        )
+    if leakage is not None:
+        lines.append(
+            f"- Cross-lingual leakage: severity {markdown_text(leakage.severity)}; unsteered baseline "
+            f"{leakage.baseline.output_rate:.0%} of texts, {leakage.baseline.lens_foreign_share:.0%} of logit-lens "
+            "tokens in another script."
+        )
+    return lines
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
