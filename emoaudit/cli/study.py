@@ -98,17 +98,19 @@ def study(
     if executor is ExecutorName.local and ray_address is not None:
         print("emoaudit: error: --ray-address needs --executor ray", file=sys.stderr)
         raise typer.Exit(2)
-    template = AuditOptions(
-        model="",  # each model's own, set per model
-        out=out,
-        profile=profile.value,
-        seed=seed,
-        device=device.value,
-        dtype=dtype.value,
-        spec_path=spec,
-        trust_remote_code=trust_remote_code,
-        judge=judge,
-        policy=policy,
+    template = guard(  # a seed numpy cannot take is one line, before any work
+        lambda: AuditOptions(
+            model="",  # each model's own, set per model
+            out=out,
+            profile=profile.value,
+            seed=seed,
+            device=device.value,
+            dtype=dtype.value,
+            spec_path=spec,
+            trust_remote_code=trust_remote_code,
+            judge=judge,
+            policy=policy,
+        )
     )
     ray = RayResources(ray_address, cpus_per_model, gpus_per_model) if executor is ExecutorName.ray else None
     result = guard(
