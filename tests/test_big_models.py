@@ -4,6 +4,7 @@ without CUDA, and the placement flags read strictly."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from rich.console import Console
 from transformers import AutoConfig, AutoModelForCausalLM
 
 import emoaudit
+from emoaudit.audit.results.document import Results
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Footprint, Workload, check_fits, estimate
@@ -35,8 +37,8 @@ def eight_blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _extract(model: Path, out: Path, **placement: object) -> dict:
-    results, _ = emoaudit.audit(
+def _extract(model: Path, out: Path, **placement: object) -> Results:
+    return emoaudit.audit(
         str(model),
         "tiny",
         out,
@@ -47,18 +49,19 @@ def _extract(model: Path, out: Path, **placement: object) -> dict:
         stages=("extraction",),
         **placement,
     )
-    return results
 
 
 def test_disk_offloaded_blocks_give_the_vectors_of_one_device(eight_blocks: Path, tmp_path: Path) -> None:
     one = _extract(eight_blocks, tmp_path / "one")
     offloaded = _extract(eight_blocks, tmp_path / "offloaded", device_map="auto", max_memory="cpu=2MB")
-    placement = offloaded["model"]["placement"]
+    placement = offloaded.model.placement or {}
     blocks = [f"model.layers.{i}" for i in range(8)]
     assert sum(b in placement.get("disk", []) for b in blocks) >= 5, placement
-    assert offloaded["model"]["device_map"] == "auto" and offloaded["model"]["quantization"] is None
-    assert one["model"]["placement"] == {} and one["model"]["device_map"] is None
-    assert offloaded["model"]["sha256"] == one["model"]["sha256"]  # the identity does not depend on placement
+    assert offloaded.model.device_map == "auto" and offloaded.model.quantization is None
+    assert one.model.placement is None and one.model.device_map is None  # left out of results.json
+    assert "placement" not in json.loads((tmp_path / "one" / "results.json").read_text())["model"]
+    assert json.loads((tmp_path / "offloaded" / "results.json").read_text())["model"]["placement"] == placement
+    assert offloaded.model.sha256 == one.model.sha256  # the identity does not depend on placement
     for method in ("comprehension", "generation"):
         a = EmotionVectors.load(tmp_path / "one" / "vectors" / f"{method}.safetensors")
         b = EmotionVectors.load(tmp_path / "offloaded" / "vectors" / f"{method}.safetensors")
