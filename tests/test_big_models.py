@@ -17,7 +17,7 @@ from emoaudit.audit.results.document import Results
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Footprint, Workload, check_fits, estimate
-from emoaudit.model.placement import Placement, parse_max_memory, parse_size
+from emoaudit.model.placement import Placement, check_quantization, parse_max_memory, parse_size
 from emoaudit.vectors import EmotionVectors
 from tests.conftest import TINY_SIZES, run_cli, tiny_tokenizer
 
@@ -68,6 +68,23 @@ def test_disk_offloaded_blocks_give_the_vectors_of_one_device(eight_blocks: Path
         cosine = torch.nn.functional.cosine_similarity(a.vectors, b.vectors, dim=-1)
         assert float(cosine.min()) >= 0.9999
     assert not any((registry.cache_dir() / "offload").iterdir())  # the offload folder went with the model
+    # `steer` takes the same placement flags, and steers the offloaded blocks as it steers one device
+    steer = (
+        "steer",
+        str(eight_blocks),
+        "Hi",
+        "--emotion",
+        "angry",
+        "--strength",
+        "4",
+        "--vectors",
+        str(tmp_path / "one"),
+    )
+    common = ("--spec", str(TINY_SPEC_PATH), "--dtype", "float32", "--device", "cpu", "--max-new-tokens", "8")
+    plain = run_cli(*steer, *common)
+    mapped = run_cli(*steer, *common, "--device-map", "auto", "--max-memory", "cpu=2MB")
+    assert plain.returncode == 0 and mapped.returncode == 0, plain.stderr + mapped.stderr
+    assert "steered toward angry" in plain.stdout and mapped.stdout == plain.stdout
 
 
 def test_the_preflight_refuses_weights_that_fit_nowhere(eight_blocks: Path, tmp_path: Path) -> None:
@@ -113,6 +130,14 @@ def test_quantize_is_refused_in_one_line_without_cuda(eight_blocks: Path, tmp_pa
         f"emoaudit: error: --quantize {scheme} needs a CUDA device (bitsandbytes), and torch sees none here: "
         "drop --quantize, or run on a GPU machine"
     ]
+
+
+def test_quantize_on_a_cuda_machine_with_device_cpu_names_the_device_not_a_missing_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(EmoauditError, match=r"runs on CUDA \(bitsandbytes\), not on --device cpu"):
+        check_quantization(Placement(quantize="4bit"), torch.device("cpu"))
 
 
 def test_max_memory_is_read_strictly() -> None:

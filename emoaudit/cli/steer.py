@@ -12,14 +12,19 @@ from rich.table import Table
 
 from emoaudit.cli.common import (
     Device,
+    DeviceMapOpt,
     DeviceOpt,
+    DiskOffloadOpt,
     DType,
     DTypeOpt,
+    MaxMemoryOpt,
     ModelArg,
+    QuantizeOpt,
     SeedOpt,
     SpecOpt,
     TrustOpt,
     guard,
+    placement_options,
     stderr_console,
 )
 
@@ -53,11 +58,16 @@ def steer(
     spec: SpecOpt = None,
     seed: SeedOpt = 0,
     trust_remote_code: TrustOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    disk_offload: DiskOffloadOpt = True,
+    quantize: QuantizeOpt = None,
 ) -> None:
     """Print MODEL's unsteered and steered answers to PROMPT side by side."""
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.steer import steer_once
 
+    placement = placement_options(device_map, max_memory, disk_offload, quantize)
     options = guard(
         lambda: AuditOptions(
             model=model,
@@ -67,6 +77,7 @@ def steer(
             dtype=dtype.value,
             spec_path=spec,
             trust_remote_code=trust_remote_code,
+            **placement,  # type: ignore[arg-type]
         )
     )
     result = guard(

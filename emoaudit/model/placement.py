@@ -96,10 +96,15 @@ def check_quantization(placement: Placement, device: torch.device) -> None:
     """EmoauditError, before any weight is read, where bitsandbytes cannot quantise: no CUDA, or not installed."""
     if placement.quantize is None:
         return
-    if not torch.cuda.is_available() or (device.type != "cuda" and not placement.mapped):
+    if not torch.cuda.is_available():
         raise EmoauditError(
             f"--quantize {placement.quantize} needs a CUDA device (bitsandbytes), and torch sees none here: "
             "drop --quantize, or run on a GPU machine"
+        )
+    if device.type != "cuda" and not placement.mapped:
+        raise EmoauditError(
+            f"--quantize {placement.quantize} runs on CUDA (bitsandbytes), not on --device {device.type}: "
+            "use --device cuda or a --device-map"
         )
     try:
         import bitsandbytes  # noqa: F401
