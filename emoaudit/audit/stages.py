@@ -103,7 +103,8 @@ def extraction_stage(run: Run) -> Extraction:
         }
     layer_method = spec.analysis.layer_method
     # a generation layer is the one read while written, as before the stories were read again
-    layer = sweeps["writing" if layer_method == "generation" else layer_method].chosen_layer
+    layer_sweep = sweeps["writing" if layer_method == "generation" else layer_method]
+    layer = layer_sweep.chosen_layer
     n_layers = lm.stream.n_layers
 
     def held_scores(vecs: EmotionVectors) -> tuple[HeldoutCurves, HeldoutCurves | None, dict[str, HeldoutCurves]]:
@@ -150,7 +151,7 @@ def extraction_stage(run: Run) -> Extraction:
             heldout_keyword_free=free,
             heldout_sets=by_set or None,
         )
-    score = sweeps[layer_method].score
+    score = layer_sweep.score
     return Extraction(
         layer_convention=LAYER_CONVENTION,
         n_layers=n_layers,
