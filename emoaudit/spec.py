@@ -12,7 +12,7 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,9 @@ class AuditSpec:
     judge_prototypes: dict[str, list[str]]
     steering: Steering
     leakage: LeakageConfig
+    # Held-out texts by set (registers such as "messages", languages such as "es"): {set: {label: [text]}}.
+    heldout_sets: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    lexicon: dict[str, list[str]] = field(default_factory=dict)  # {emotion: words that name it}
 
     @property
     def emotion_names(self) -> list[str]:
@@ -84,6 +87,17 @@ class AuditSpec:
         found |= {w.removesuffix("'s") for w in found}
         return sorted(found & banned)
 
+    def emotion_words(self, emotion: str) -> set[str]:
+        """The words that name an emotion: its forbidden words and its lexicon's, lower-case."""
+        table = next(e for e in self.emotions if e.name == emotion)
+        return {w.lower() for w in (*table.forbidden, *self.lexicon.get(emotion, []))}
+
+    def emotions_named_in(self, text: str) -> list[str]:
+        """The emotions whose words (`emotion_words`) a text contains, whole words in any case."""
+        found = {t.lower().strip("'") for t in _WORD.findall(text)}
+        found |= {w.removesuffix("'s") for w in found}
+        return [e for e in self.emotion_names if found & self.emotion_words(e)]
+
 
 def load_spec(path: Path | str | None = None) -> AuditSpec:
     """Read and validate an audit specification; its data files are resolved relative to it.
@@ -105,7 +119,8 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
     data: dict[str, Any] = {}
     typed: dict[str, Any] = {}
     for kind, rel in vars(doc.files).items():
-        data[kind], typed[kind] = _read_data(kind, spec_path.parent / rel)
+        if rel is not None:
+            data[kind], typed[kind] = _read_data(kind, spec_path.parent / rel)
     generation = typed["generation"]
     spec = AuditSpec(
         name=doc.name,
@@ -127,6 +142,8 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
         judge_prototypes=typed["judge"],
         steering=doc.steering,
         leakage=doc.leakage,
+        heldout_sets={name: table for group in typed.get("heldout_sets", {}).values() for name, table in group.items()},
+        lexicon=typed.get("lexicon", {}),
     )
     _check_names(doc, source)
     _check_runnable(spec, source)

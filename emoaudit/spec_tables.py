@@ -113,6 +113,10 @@ class Files:
     heldout: Text
     scenarios: Text
     judge: Text
+    # Optional: held-out texts in other registers and languages, and each emotion's words beyond `forbidden`
+    # (what the keyword confound counts in the model's stories).
+    heldout_sets: Text | None = None
+    lexicon: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,9 @@ DATA_TYPES: dict[str, Any] = {
     "heldout": LabelledTexts,
     "scenarios": Scenarios,
     "judge": LabelledTexts,
+    # {"registers": {name: {label: [text, ...]}}, "languages": {code: {label: [text, ...]}}}
+    "heldout_sets": dict[Literal["registers", "languages"], dict[str, LabelledTexts]],
+    "lexicon": LabelledTexts,
 }
 
 

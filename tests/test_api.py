@@ -91,6 +91,19 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert {s["emotion"] for s in samples} == {None, *steering["emotions"]}
     assert all(list(s["judge"]) == TINY.labels and "leakage" in s for s in samples)
     assert {s["regime"] for s in samples if s["emotion"]} <= set(REGIMES)
+    extraction = document["stages"]["extraction"]
+    layer = extraction["emotion_layer"]["index"]
+    for method in extraction["methods"].values():
+        assert set(method["heldout_sets"]) == {"messages", "zh"}
+        assert method["embedding"]["score_above"] == pytest.approx(
+            method["score"][layer] - method["embedding"]["score"]
+        )
+    variants = extraction["generation_variants"]
+    exported = extraction["methods"]["generation"]["heldout"]["accuracy"][layer]
+    assert variants["variants"][variants["exported"]]["at_emotion_layer"]["heldout"] == exported
+    assert extraction["story_keywords"]["n_stories"] == len(TINY.emotions) * profile.stories_per_label
+    _, meta = emoaudit.EmotionVectors.load_with_metadata(out / "vectors" / "generation.safetensors")
+    assert meta["stories_read"].startswith(variants["exported"])
     vectors = emoaudit.EmotionVectors.load(out)
     assert vectors.emotions == TINY.emotion_names
     assert vectors.emotion_layer == document["stages"]["extraction"]["emotion_layer"]["index"]

@@ -19,11 +19,15 @@ from emoaudit.audit.results.document import AuditInfo, Environment, Results, Sta
 from emoaudit.audit.results.extraction import (
     AtLayer,
     Curves,
+    EmbeddingBaseline,
     EmotionLayer,
     Extraction,
+    GenerationVariants,
     HeldoutCurves,
     MethodResults,
+    StoryKeywords,
     TruncatedTexts,
+    VariantScores,
 )
 from emoaudit.audit.results.leakage import Leakage, LeakageCell
 from emoaudit.audit.results.reading import read_results, schema
@@ -55,6 +59,10 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "method"), MethodResults),
     (("$defs", "method", "properties", "curves"), Curves),
     (("$defs", "method", "properties", "heldout"), HeldoutCurves),
+    (("$defs", "method", "properties", "embedding"), EmbeddingBaseline),
+    (("$defs", "extraction", "properties", "generation_variants"), GenerationVariants),
+    (("$defs", "generation_variant"), VariantScores),
+    (("$defs", "extraction", "properties", "story_keywords"), StoryKeywords),
     (("$defs", "method", "properties", "at_emotion_layer"), AtLayer),
     (("$defs", "steering"), Steering),
     (("$defs", "steering", "properties", "judge"), JudgeInfo),

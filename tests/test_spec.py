@@ -125,7 +125,7 @@ def test_digest_is_the_specification_and_data_as_before(tmp_path: Path) -> None:
     """The digest recorded in results and vectors: sha256 of the TOML bytes, then of the data files'
     JSON (sorted keys, not ASCII-escaped), computed here independently of the loader."""
     path = spec_copy(tmp_path, lambda text: text + "\n")
-    names = ("passages", "generation", "heldout", "scenarios", "judge")
+    names = ("passages", "generation", "heldout", "scenarios", "judge", "heldout_sets", "lexicon")
     files = {k: json.loads((tmp_path / "default" / f"{k}.json").read_text()) for k in names}
     h = hashlib.sha256(path.read_bytes())
     h.update(json.dumps(files, sort_keys=True, ensure_ascii=False).encode("utf-8"))

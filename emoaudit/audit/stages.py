@@ -11,12 +11,25 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from emoaudit.analysis import confounds
+from emoaudit.analysis.confounds import (
+    READINGS,
+    VARIANT_RULE,
+    better_variant,
+    embedding_baseline,
+    keyword_free,
+    scorable_heldout,
+    story_keywords,
+    variant_scores,
+)
 from emoaudit.analysis.sweep import analyse_method, at_layer, compare_at_layer, heldout_curves, smooth
 from emoaudit.audit.context import Run
 from emoaudit.audit.results.extraction import (
     EmotionLayer,
     Extraction,
     ExtractionTokens,
+    GenerationVariants,
+    HeldoutCurves,
     MethodResults,
     TruncatedTexts,
 )
@@ -29,6 +42,9 @@ from emoaudit.capture.stimuli import (
     generation_activations,
     generation_prompts,
     heldout_activations,
+    heldout_set_activations,
+    heldout_set_rows,
+    reread_activations,
 )
 from emoaudit.leakage.assess import annotate, assess
 from emoaudit.model.architectures import LAYER_CONVENTION
@@ -43,7 +59,11 @@ from emoaudit.vectors import EmotionVectors, unit_deltas
 
 
 def extraction_stage(run: Run) -> Extraction:
-    """Activations by both methods and of the held-out sentences, vectors, the layer sweep and the emotion layer."""
+    """Activations by both methods and of the held-out sentences, vectors, the layer sweep and the emotion layer.
+
+    The stories are read twice: while written, and again as plain text without the prompt that named
+    the emotion; the variant whose vectors generalise better to the held-out sentences is the
+    generation method's (`GenerationVariants`)."""
     spec, profile, lm, seed = run.spec, run.profile, run.lm, run.seed
 
     def comprehension(progress: Progress) -> Activations:
@@ -65,31 +85,73 @@ def extraction_stage(run: Run) -> Extraction:
     }
     held = _activations(run, "heldout", heldout)
     _write_stories(run.out / "stories.jsonl", acts["generation"])
+    reread = _activations(run, "generation_reread", lambda _: reread_activations(lm, spec, acts["generation"]))
+    set_names = heldout_set_rows(spec)[0]
+    held_sets = _activations(run, "heldout_sets", lambda _: heldout_set_activations(lm, spec)) if set_names else None
+    variant_acts = {"writing": acts["generation"], "reread": reread}
 
     denoise = spec.analysis.denoise_variance
+    read = {"comprehension": acts["comprehension"], **variant_acts}
     vectors = {
-        m: EmotionVectors.from_activations(acts[m], spec.emotion_names, spec.reference, denoise) for m in METHODS
+        m: EmotionVectors.from_activations(a, spec.emotion_names, spec.reference, denoise) for m, a in read.items()
     }
     with run.timed("analysis"), run.progress() as progress:
-        task = progress.add_task("layer sweep", total=len(METHODS) * lm.stream.n_layers)
+        task = progress.add_task("layer sweep", total=len(read) * lm.stream.n_layers)
         sweeps = {
-            m: analyse_method(acts[m], vectors[m], spec, profile, seed, lambda: progress.advance(task)) for m in METHODS
+            m: analyse_method(a, vectors[m], spec, profile, seed, lambda: progress.advance(task))
+            for m, a in read.items()
         }
     layer_method = spec.analysis.layer_method
-    layer = sweeps[layer_method].chosen_layer
+    # a generation layer is the one read while written, as before the stories were read again
+    layer_sweep = sweeps["writing" if layer_method == "generation" else layer_method]
+    layer = layer_sweep.chosen_layer
     n_layers = lm.stream.n_layers
-    for method, vecs in vectors.items():
+
+    def held_scores(vecs: EmotionVectors) -> tuple[HeldoutCurves, HeldoutCurves | None, dict[str, HeldoutCurves]]:
+        free = scorable_heldout(keyword_free(held, spec), vecs, spec)
+        by_set = confounds.heldout_sets(held_sets, set_names, vecs, spec) if held_sets is not None else {}
+        return heldout_curves(held, vecs, spec), free, by_set
+
+    scored = {m: held_scores(v) for m, v in vectors.items()}
+    at_layer_by_set = {
+        m: {
+            "heldout": h.accuracy[layer],
+            **({"keyword_free": free.accuracy[layer]} if free else {}),
+            **{name: c.accuracy[layer] for name, c in by_set.items()},
+        }
+        for m, (h, free, by_set) in scored.items()
+    }
+    exported = better_variant({v: at_layer_by_set[v]["heldout"] for v in variant_acts})
+    variants = GenerationVariants(
+        exported=exported,
+        rule=VARIANT_RULE,
+        variants={v: variant_scores(sweeps[v], scored[v][0], at_layer_by_set[v]) for v in variant_acts},
+    )
+    acts["generation"] = variant_acts[exported]
+    vectors["generation"], sweeps["generation"], scored["generation"] = (
+        vectors[exported],
+        sweeps[exported],
+        scored[exported],
+    )
+    for method in METHODS:
+        vecs = vectors[method]
         vecs.emotion_layer = layer
-        vecs.save(run.out / "vectors" / f"{method}.safetensors", lm.identity.to_dict(), spec.sha256)
+        reading = {"stories_read": READINGS[exported]} if method == "generation" else None
+        vecs.save(run.out / "vectors" / f"{method}.safetensors", lm.identity.to_dict(), spec.sha256, reading)
+    # the stories' embeddings do not depend on how the stories are read: both variants share the reread's
+    embedded = {"comprehension": acts["comprehension"], "generation": reread}
     analyses: dict[str, MethodResults] = {}
     for m in METHODS:
-        held_curves = heldout_curves(held, vectors[m], spec)
+        held_curves, free, by_set = scored[m]
         analyses[m] = MethodResults(
             **vars(sweeps[m]),
             heldout=held_curves,
             at_emotion_layer=at_layer(acts[m], vectors[m], spec, layer, profile, seed),
+            embedding=embedding_baseline(embedded[m], held, spec, profile, seed, sweeps[m].score[layer]),
+            heldout_keyword_free=free,
+            heldout_sets=by_set or None,
         )
-    score = sweeps[layer_method].score
+    score = layer_sweep.score
     return Extraction(
         layer_convention=LAYER_CONVENTION,
         n_layers=n_layers,
@@ -118,6 +180,8 @@ def extraction_stage(run: Run) -> Extraction:
             heldout=truncated(lm, held.texts),
             max_tokens=read_limit(lm),
         ),
+        generation_variants=variants,
+        story_keywords=story_keywords(variant_acts["writing"], spec),
     )
 
 

@@ -14,7 +14,7 @@ import torch
 from emoaudit.capture.pooling import Pooling, pooling_weights
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
-from emoaudit.model.hooks import block_hooks
+from emoaudit.model.hooks import block_hooks, embedding_hook
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.runtime import PadSide, length_batches, pad_batch, pad_id, run_body
 
@@ -27,10 +27,12 @@ MEAN_POOLING = Pooling()
 
 @dataclass(frozen=True)
 class Captured:
-    """Pooled activations [n, layers, hidden] and the mean L2 norm of the pooled tokens [n, layers]."""
+    """Pooled activations [n, layers, hidden] and the mean L2 norm of the pooled tokens [n, layers]; `embedding`
+    [n, hidden], where read, is the same pooling of the input to block 0 (the token embeddings)."""
 
     means: torch.Tensor
     token_norms: torch.Tensor
+    embedding: torch.Tensor | None = None
 
 
 def capture(
@@ -42,7 +44,7 @@ def capture(
     pad_side: PadSide = "right",
     on_batch: Callable[[int], None] | None = None,
 ) -> Captured:
-    """Pooled residual stream after every decoder block, float32 on the CPU.
+    """Pooled residual stream after every decoder block, and of the input to block 0, float32 on the CPU.
 
     Runs the model body only (no LM head); `on_batch` is told how many sequences finished. Raises
     EmoauditError when there is nothing to read.
@@ -52,6 +54,8 @@ def capture(
     n_layers, hidden = lm.stream.n_layers, lm.identity.hidden_size
     out = torch.empty((len(sequences), n_layers, hidden), dtype=torch.float32)
     out_norms = torch.empty((len(sequences), n_layers), dtype=torch.float32)
+    out_embedding = torch.empty((len(sequences), hidden), dtype=torch.float32)
+    embedded = [torch.empty(0)]
     pooled: list[torch.Tensor] = [torch.empty(0)] * n_layers
     norms: list[torch.Tensor] = [torch.empty(0)] * n_layers
     weights = torch.empty(0)
@@ -62,14 +66,23 @@ def capture(
         pooled[layer] = torch.bmm(w.to(hidden_states.dtype).unsqueeze(1), hidden_states).squeeze(1).float()
         norms[layer] = (w * torch.linalg.vector_norm(hidden_states, dim=-1).float()).sum(dim=1)
 
-    with block_hooks(lm.stream, {layer: read for layer in range(n_layers)}), torch.inference_mode():
+    def read_embedding(hidden_states: torch.Tensor) -> None:
+        w = weights.to(hidden_states.device)
+        embedded[0] = torch.bmm(w.to(hidden_states.dtype).unsqueeze(1), hidden_states).squeeze(1).float()
+
+    with (
+        block_hooks(lm.stream, {layer: read for layer in range(n_layers)}),
+        embedding_hook(lm.stream, read_embedding),
+        torch.inference_mode(),
+    ):
         for batch in length_batches([len(s) for s in sequences], max_batch_tokens):
             ids, mask = pad_batch([sequences[i] for i in batch], pad_id(lm), pad_side)
             weights = pooling_weights(mask.to(lm.device), pooling)
             run_body(lm, ids, mask)
             out[batch] = torch.stack([p.cpu() for p in pooled], dim=1)
             out_norms[batch] = torch.stack([n.cpu() for n in norms], dim=1)
+            out_embedding[batch] = embedded[0].cpu()
             release_free_memory()
             if on_batch is not None:
                 on_batch(len(batch))
-    return Captured(out, out_norms)
+    return Captured(out, out_norms, out_embedding)

@@ -3,7 +3,8 @@
 
 * comprehension: the model reads passages we wrote; activations are pooled over each passage.
 * generation: the model writes a story for each emotion; activations are pooled over the tokens it
-  generated, never over the prompt that named the emotion.
+  generated, never over the prompt that named the emotion. Read while written, those tokens still attend
+  to that prompt; `reread_activations` reads the stories again as plain text, without it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def comprehension_activations(
         captured.means,
         captured.token_norms,
         f"{spec.extraction.pooling} over the passage",
+        embedding=captured.embedding,
     )
 
 
@@ -42,7 +44,56 @@ def heldout_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
     labels, texts = _passages(spec.heldout, spec.labels, None)
     captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling)
     return Activations(
-        "heldout", labels, texts, captured.means, captured.token_norms, f"{spec.extraction.pooling} over the text"
+        "heldout",
+        labels,
+        texts,
+        captured.means,
+        captured.token_norms,
+        f"{spec.extraction.pooling} over the text",
+        embedding=captured.embedding,
+    )
+
+
+def heldout_set_rows(spec: AuditSpec) -> tuple[list[str], list[str], list[str]]:
+    """(set names, labels, texts) of every text of the held-out sets, in the order they are read."""
+    sets: list[str] = []
+    labels: list[str] = []
+    texts: list[str] = []
+    for name, table in spec.heldout_sets.items():
+        set_labels, set_texts = _passages(table, [lab for lab in spec.labels if lab in table], None)
+        sets += [name] * len(set_texts)
+        labels += set_labels
+        texts += set_texts
+    return sets, labels, texts
+
+
+def heldout_set_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
+    """The held-out sets' texts (other registers and languages), read in one pass; rows as `heldout_set_rows`."""
+    _, labels, texts = heldout_set_rows(spec)
+    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling)
+    return Activations(
+        "heldout_sets",
+        labels,
+        texts,
+        captured.means,
+        captured.token_norms,
+        f"{spec.extraction.pooling} over the text",
+        embedding=captured.embedding,
+    )
+
+
+def reread_activations(lm: LoadedModel, spec: AuditSpec, stories: Activations) -> Activations:
+    """The model's own stories read again as plain documents, without the instruction that named the emotion."""
+    captured = capture(lm, tokenize(lm, stories.texts), spec.extraction.pooling)
+    return Activations(
+        "generation",
+        list(stories.labels),
+        list(stories.texts),
+        captured.means,
+        captured.token_norms,
+        f"{spec.extraction.pooling} over the story, read again without its prompt",
+        stories.prompts,
+        captured.embedding,
     )
 
 

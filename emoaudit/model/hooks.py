@@ -1,9 +1,10 @@
 """Forward hooks on the residual stream: the one module that registers and removes them.
 
-Capture, the generation reader, steering and the logit lens are all built on `block_hooks` (and the
-generation reader on `input_ids_hook` too). Whatever happens inside the `with` block, every hook is
-removed on exit and the model is left exactly as it was. The design follows steering-vectors'
-`record_activations` and `SteeringVector.apply`: one primitive, contexts built on it.
+Capture, the generation reader, steering and the logit lens are all built on `block_hooks` (the
+generation reader on `input_ids_hook` too, capture on `embedding_hook` for the embedding baseline).
+Whatever happens inside the `with` block, every hook is removed on exit and the model is left exactly
+as it was. The design follows steering-vectors' `record_activations` and `SteeringVector.apply`: one
+primitive, contexts built on it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ def block_hooks(stream: ResidualStream, hooks: Mapping[int, BlockHook]) -> Itera
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def embedding_hook(stream: ResidualStream, fn: Callable[[torch.Tensor], None]) -> Iterator[None]:
+    """Show `fn` the input of decoder block 0 [batch, positions, hidden]: the token embeddings as the blocks
+    receive them (`hidden_states[0]` in transformers, after any embedding scaling), the layer-free baseline."""
+
+    def hook(_module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        assert isinstance(hidden, torch.Tensor)
+        fn(hidden)
+
+    handle = stream.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 @contextmanager

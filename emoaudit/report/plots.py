@@ -67,10 +67,16 @@ def layer_curves(extraction: Extraction) -> str:
 
 
 def score_curve(extraction: Extraction) -> str:
-    """The baseline-corrected separation each method reaches per layer, and the chosen layer."""
+    """The baseline-corrected separation each method reaches per layer, the same score on the input embeddings
+    (dotted), and the chosen layer."""
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     for method, analysis in extraction.methods.items():
-        ax.plot(analysis.score, color=METHOD_COLOURS.get(method, "black"), label=_drawable(method))
+        colour = METHOD_COLOURS.get(method, "black")
+        ax.plot(analysis.score, color=colour, label=_drawable(method))
+        if analysis.embedding is not None:  # the input embeddings: what static lexical geometry alone reaches
+            ax.axhline(
+                analysis.embedding.score, color=colour, linestyle=":", label=_drawable(f"{method}, input embeddings")
+            )
     ax.plot(
         extraction.emotion_layer.smoothed_score,
         color="black",

@@ -115,8 +115,12 @@ class EmotionVectors:
         with add_to_blocks(stream, [chosen], self.delta(emotion, chosen, strength)):
             yield
 
-    def save(self, path: Path, identity: dict[str, object], spec_sha256: str) -> None:
-        """`path` holds one [layers, hidden] tensor per emotion; `<stem>.stats.safetensors` what using them needs."""
+    def save(
+        self, path: Path, identity: dict[str, object], spec_sha256: str, extra: dict[str, str] | None = None
+    ) -> None:
+        """`path` holds one [layers, hidden] tensor per emotion; `<stem>.stats.safetensors` what using them needs.
+
+        `extra` adds metadata entries (e.g. which reading of the stories generation vectors come from)."""
         metadata = {
             "format": FORMAT,
             "emoaudit_version": __version__,
@@ -133,6 +137,7 @@ class EmotionVectors:
             "denoising": json.dumps({"removed_neutral_components_per_layer": self.removed_components}),
             "model": json.dumps(identity),
             "audit_spec_sha256": spec_sha256,
+            **(extra or {}),
         }
         tensors = {e: self.vectors[i].contiguous() for i, e in enumerate(self.emotions)}
         stats = {"grand_mean": self.grand_mean, "reference_mean": self.reference_mean, "mean_norm": self.mean_norm}

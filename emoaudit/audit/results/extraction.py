@@ -71,11 +71,63 @@ class LayerSweep:
 
 
 @dataclass(frozen=True)
+class EmbeddingBaseline:
+    """The layer score and accuracies of the same pooling on the input embeddings (the input to block 0,
+    `hidden_states[0]`): the null of static lexical geometry, which a layer's separation must beat."""
+
+    fisher_ratio: float
+    fisher_null_mean: float
+    score: float  # log(Fisher ratio / its shuffled-label null mean), as the layer score
+    probe_accuracy: float
+    centroid_accuracy: float
+    heldout_accuracy: float  # vectors of the embeddings, scored on the held-out sentences' embeddings
+    score_above: float  # the method's layer score at the emotion layer minus `score`
+
+
+@dataclass(frozen=True)
 class MethodResults(LayerSweep):
     """A method's sweep, with what is measured once the emotion layer is known."""
 
     heldout: HeldoutCurves
     at_emotion_layer: AtLayer
+    embedding: Annotated[EmbeddingBaseline | None, OMITTED_IF_NONE] = None
+    # the held-out sentences that contain no word of any emotion (spec.emotions_named_in)
+    heldout_keyword_free: Annotated[HeldoutCurves | None, OMITTED_IF_NONE] = None
+    heldout_sets: Annotated[dict[str, HeldoutCurves] | None, OMITTED_IF_NONE] = None  # by register or language
+
+
+@dataclass(frozen=True)
+class VariantScores:
+    """One reading of the model's stories: its separation per layer and how its vectors generalise."""
+
+    pooling: str
+    score: list[float]  # log(Fisher ratio / null mean) per layer
+    centroid_accuracy: list[float]
+    probe_accuracy: list[float]
+    chosen_layer: int  # where its own score peaks
+    heldout_accuracy: list[float]  # per layer, on the held-out sentences
+    heldout_valence_auc: list[float]
+    at_emotion_layer: dict[str, float]  # held-out accuracy at the emotion layer, by held-out set
+
+
+@dataclass(frozen=True)
+class GenerationVariants:
+    """The stories read while written (attending to the prompt that named the emotion) and read again alone."""
+
+    exported: str  # the variant saved as vectors/generation.safetensors and analysed as "generation"
+    rule: str
+    variants: dict[str, VariantScores]  # "writing", "reread"
+
+
+@dataclass(frozen=True)
+class StoryKeywords:
+    """The keyword confound: how often the model's stories name an emotion outright."""
+
+    n_stories: int
+    own_emotion_share: float  # stories that contain a word of the emotion they were asked for
+    any_emotion_share: float  # stories that contain a word of any emotion
+    per_emotion_own_share: dict[str, float]
+    words: str  # which words count
 
 
 @dataclass(frozen=True)
@@ -119,6 +171,8 @@ class Extraction:
     tokens: ExtractionTokens
     # absent in audits from before texts were cut to the model's context
     truncated_texts: Annotated[TruncatedTexts | None, OMITTED_IF_NONE] = None
+    generation_variants: Annotated[GenerationVariants | None, OMITTED_IF_NONE] = None
+    story_keywords: Annotated[StoryKeywords | None, OMITTED_IF_NONE] = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds, set by the run
     resources: Annotated[Resources | None, OMITTED_IF_NONE] = None  # set by the run
 
