@@ -32,6 +32,8 @@ from emoaudit.cli.common import (
     ProfileOpt,
     QuantizeOpt,
     SeedOpt,
+    SteerPositions,
+    SteerPositionsOpt,
     SpecOpt,
     TrustOpt,
     guard,
@@ -62,6 +64,7 @@ def _audit(
     sarif: Path | None = None,
     model_card: Path | None = None,
     pdf: Path | None = None,
+    steer_positions: SteerPositions = SteerPositions.all,
 ) -> None:
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.run import audit
@@ -88,6 +91,7 @@ def _audit(
             judge=judge,
             policy=policy,
             stages=stages,
+            steer_positions=steer_positions.value,
             **(placement or {}),  # type: ignore[arg-type]
         )
     )
@@ -181,6 +185,7 @@ def scan(
     sarif: SarifOpt = None,
     model_card: ModelCardOpt = None,
     pdf: PdfOpt = None,
+    steer_positions: SteerPositionsOpt = SteerPositions.all,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
     from emoaudit.audit.options import STAGES
@@ -204,6 +209,7 @@ def scan(
         sarif=sarif,
         model_card=model_card,
         pdf=pdf,
+        steer_positions=steer_positions,
     )
 
 

@@ -17,6 +17,8 @@ from emoaudit.cli.common import (
     DTypeOpt,
     ModelArg,
     SeedOpt,
+    SteerPositions,
+    SteerPositionsOpt,
     SpecOpt,
     TrustOpt,
     guard,
@@ -53,6 +55,7 @@ def steer(
     spec: SpecOpt = None,
     seed: SeedOpt = 0,
     trust_remote_code: TrustOpt = False,
+    steer_positions: SteerPositionsOpt = SteerPositions.all,
 ) -> None:
     """Print MODEL's unsteered and steered answers to PROMPT side by side."""
     from emoaudit.audit.options import AuditOptions
@@ -67,6 +70,7 @@ def steer(
             dtype=dtype.value,
             spec_path=spec,
             trust_remote_code=trust_remote_code,
+            steer_positions=steer_positions.value,
         )
     )
     result = guard(
