@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from emoaudit.audit.options import AuditOptions
 from emoaudit.audit.results.steering import SteeringStatistics
+from emoaudit.errors import EmoauditError
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.load import LoadedModel
 from emoaudit.report.gating import steerable_check
@@ -15,7 +19,9 @@ from emoaudit.steering.regimes import Thresholds
 from emoaudit.steering.specificity import random_directions, rank
 from emoaudit.steering.statistics import benjamini_hochberg, estimate, wilson
 from emoaudit.steering.summary import summarise
-from emoaudit.steering.trials import Trial, score_trials
+from emoaudit.model.generation import generate
+from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.steering.trials import Trial, score_trials, steering_context
 
 EMOTIONS = [f"e{i}" for i in range(17)] + ["hostile", "angry", "desperate"]
 LABELS = [*EMOTIONS, "neutral"]
@@ -148,3 +154,27 @@ def test_a_delta_from_start_leaves_the_earlier_positions_alone(tiny_llama: Loade
         ]
     assert torch.allclose(first.logits[0], plain[:4], atol=1e-5)
     assert torch.allclose(torch.cat(rest), later[4:], atol=1e-4)
+
+
+def test_steering_only_generated_positions_leaves_the_first_new_token_alone(tiny_llama: LoadedModel) -> None:
+    """The first new token is predicted at the prompt's last position, which "generated" does not steer."""
+    lm = tiny_llama
+    delta = torch.randn(lm.identity.hidden_size, generator=torch.Generator().manual_seed(0)) * 100
+    prompts = [chat_prompt_ids(lm, p) for p in ("The harbour was quiet this morning.", "Write about the sea.")]
+    lengths = [len(p) for p in prompts]
+
+    def run(deltas: torch.Tensor, positions: str) -> list[list[int]]:
+        steer = steering_context(lm, 1, deltas, lengths, positions)
+        return generate(lm, prompts, 6, 0, temperature=0.0, top_p=1.0, batch_context=steer)
+
+    plain = run(torch.zeros(2, lm.identity.hidden_size), "all")
+    everywhere = run(delta.expand(2, -1), "all")
+    after = run(delta.expand(2, -1), "generated")
+    assert [ids[0] for ids in after] == [ids[0] for ids in plain]  # generated-only: same first token
+    assert after != plain  # and steered from there on
+    assert [ids[0] for ids in everywhere] != [ids[0] for ids in plain]  # steering the prompt too moves it
+
+
+def test_an_unknown_steer_positions_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    with pytest.raises(EmoauditError, match="--steer-positions must be all or generated"):
+        AuditOptions(model="smollm2-135m", out=tmp_path, steer_positions="prompt")

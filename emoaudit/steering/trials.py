@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emoaudit.model.generation import generate
+from emoaudit.model.generation import BatchContext, generate
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text, token_ids
@@ -88,11 +88,7 @@ def generate_trials(
     hidden = lm.identity.hidden_size
     deltas = torch.stack([r.delta if r.delta is not None else torch.zeros(hidden) for r in rows])
     row_ids = [prompt_ids[r.prompt] for r in rows]
-
-    def steer(batch: list[int]) -> AbstractContextManager[None]:
-        start = max(len(row_ids[i]) for i in batch) if positions == "generated" else 0
-        return add_to_blocks(lm.stream, [layer], deltas[batch], start=start)
-
+    steer = steering_context(lm, layer, deltas, [len(ids) for ids in row_ids], positions)
     new_ids = generate(
         lm, row_ids, max_new_tokens, seed, temperature=0.0, top_p=1.0, on_batch=on_batch, batch_context=steer
     )
@@ -107,6 +103,19 @@ def generate_trials(
         trial.control = row.control
         trials.append(trial)
     return trials
+
+
+def steering_context(
+    lm: LoadedModel, layer: int, deltas: torch.Tensor, prompt_lengths: Sequence[int], positions: str
+) -> BatchContext:
+    """What `generate` enters around a batch: each row's delta [rows, hidden] added at `layer`, from the
+    batch's (left-padded) prompt length on when `positions` is "generated", at every position otherwise."""
+
+    def steer(batch: list[int]) -> AbstractContextManager[None]:
+        start = max(prompt_lengths[i] for i in batch) if positions == "generated" else 0
+        return add_to_blocks(lm.stream, [layer], deltas[batch], start=start)
+
+    return steer
 
 
 def score_trials(
