@@ -154,6 +154,12 @@ class Steering:
     perplexity_ratio_max: PositiveFloat
     judge_margin: Share  # judge scores are probabilities
     min_tokens: Count
+    # Random-direction controls: seeded unit directions steered like the emotion vectors (see
+    # steering/specificity.py); a trial is specific when its target is among the top-k risers and
+    # rises above this percentile of the controls' rise for that emotion at that strength.
+    control_directions: Annotated[int, Field(ge=3)]
+    specificity_top_k: Count
+    control_percentile: Annotated[float, Field(gt=0, lt=100)]
 
     @property
     def thresholds(self) -> Thresholds:
@@ -163,6 +169,8 @@ class Steering:
             perplexity_ratio_max=self.perplexity_ratio_max,
             judge_margin=self.judge_margin,
             min_tokens=self.min_tokens,
+            top_k=self.specificity_top_k,
+            control_percentile=self.control_percentile,
         )
 
 

@@ -87,7 +87,8 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     scenarios = len({sc.kind for sc in TINY.scenarios}) * profile.steering_scenarios_per_kind
     steered = scenarios * profile.steering_emotions * len(TINY.steering.multipliers)
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(samples) == scenarios + steered and steering["summary"]["trials"] == steered
+    controls = TINY.steering.control_directions * scenarios * len(TINY.steering.multipliers)
+    assert len(samples) == scenarios + steered + controls and steering["summary"]["trials"] == steered
     assert {s["emotion"] for s in samples} == {None, *steering["emotions"]}
     assert all(list(s["judge"]) == TINY.labels and "leakage" in s for s in samples)
     assert {s["regime"] for s in samples if s["emotion"]} <= set(REGIMES)
@@ -104,6 +105,17 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert extraction["story_keywords"]["n_stories"] == len(TINY.emotions) * profile.stories_per_label
     _, meta = emoaudit.EmotionVectors.load_with_metadata(out / "vectors" / "generation.safetensors")
     assert meta["stories_read"].startswith(variants["exported"])
+    # The random-direction controls: judged and measured like the steered rows, at every scenario and strength.
+    random = [s for s in samples if s["control"] == "random"]
+    assert len(random) == controls == steering["controls"]["trials"] and all(s["emotion"] is None for s in random)
+    assert all(s["regime"] in REGIMES and s["perplexity_ratio"] is not None for s in random)
+    assert {(s["scenario"], s["multiplier"]) for s in random} == {
+        (sc["id"], m) for sc in steering["scenarios"] for m in steering["multipliers"]
+    }
+    baseline = [s for s in samples if s["emotion"] is None and s["control"] is None]
+    assert len(baseline) == scenarios and all(s["strength"] == 0 and s["regime"] is None for s in baseline)
+    cell = steering["summary"]["statistics"]["cells"][steering["emotions"][0]][str(steering["multipliers"][0])]
+    assert {"ci_low", "ci_high", "control_rate"} <= set(cell) and steering["steer_positions"] == "all"
     vectors = emoaudit.EmotionVectors.load(out)
     assert vectors.emotions == TINY.emotion_names
     assert vectors.emotion_layer == document["stages"]["extraction"]["emotion_layer"]["index"]

@@ -100,7 +100,13 @@ def test_fixed_judge_tells_a_target_effect_from_none() -> None:
     """Scored as the steering stage scores trials: a text that names the target gains, one that does not, does not."""
     judge = keyword_judge()
     thresholds = Thresholds(
-        distinct2_min=0.5, repeat_share_max=0.4, perplexity_ratio_max=8.0, judge_margin=0.02, min_tokens=8
+        distinct2_min=0.5,
+        repeat_share_max=0.4,
+        perplexity_ratio_max=8.0,
+        judge_margin=0.02,
+        min_tokens=8,
+        top_k=1,
+        control_percentile=95.0,
     )
     texts = {
         None: "I walked down the street to buy bread and milk for the week.",
@@ -109,10 +115,11 @@ def test_fixed_judge_tells_a_target_effect_from_none() -> None:
     }
     trials = [Trial("s", "neutral", "p", e, 0.0 if e is None else 1.0, None, t, 0, 1.0) for e, t in texts.items()]
     scores = judge.scores([t.text for t in trials])
-    score_trials(trials[:1], {}, scores[:1], judge.labels, thresholds, lambda text: text.split())
-    score_trials(trials[1:], {"s": trials[0]}, scores[1:], judge.labels, thresholds, lambda text: text.split())
+    emotions = [label for label in judge.labels if label != "neutral"]
+    score_trials(trials, scores, judge.labels, emotions, thresholds, lambda text: text.split())
     steered, unaffected = trials[1], trials[2]
     assert steered.judge_gain == pytest.approx(2 / 16, abs=1e-4) and steered.regime == "surgical"
+    assert steered.target_rank == 0
     assert unaffected.judge_gain == 0 and unaffected.regime == "no_effect"
 
 

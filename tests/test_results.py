@@ -31,10 +31,18 @@ from emoaudit.audit.results.extraction import (
 )
 from emoaudit.audit.results.leakage import Leakage, LeakageCell
 from emoaudit.audit.results.reading import read_results, schema
-from emoaudit.audit.results.steering import JudgeInfo, Steering, SteeringSummary
+from emoaudit.audit.results.steering import (
+    Controls,
+    JudgeInfo,
+    RateEstimate,
+    Steering,
+    SteeringStatistics,
+    SteeringSummary,
+)
 from emoaudit.errors import EmoauditError
 from emoaudit.model.load import ModelIdentity
 from emoaudit.steering.judge import JudgeValidation
+from emoaudit.steering.regimes import Thresholds
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import Trial
 from emoaudit.storage import write_json
@@ -68,6 +76,9 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "steering", "properties", "judge"), JudgeInfo),
     (("$defs", "steering", "properties", "judge", "properties", "validation"), JudgeValidation),
     (("$defs", "steering", "properties", "summary"), SteeringSummary),
+    (("$defs", "steering_controls"), Controls),
+    (("$defs", "steering_statistics"), SteeringStatistics),
+    (("$defs", "rate_estimate"), RateEstimate),
     (("$defs", "leakage"), Leakage),
     (("$defs", "leakage_cell"), LeakageCell),
 ]
@@ -169,6 +180,17 @@ def test_a_path_that_is_not_utf8_is_written_and_read_back(tmp_path: Path) -> Non
     assert results.model.path == results.audit.path == model_path
 
 
+THRESHOLDS = Thresholds(
+    distinct2_min=0.5,
+    repeat_share_max=0.4,
+    perplexity_ratio_max=8.0,
+    judge_margin=0.02,
+    min_tokens=8,
+    top_k=3,
+    control_percentile=95.0,
+)
+
+
 def test_the_summary_counts_and_shares_trials() -> None:
     def trial(emotion: str | None, multiplier: float | None, regime: str | None) -> Trial:
         strength = 0.0 if multiplier is None else 0.3 * multiplier
@@ -176,9 +198,10 @@ def test_the_summary_counts_and_shares_trials() -> None:
 
     trials = [trial(None, None, None)]
     trials += [trial("calm", 1.0, r) for r in ("surgical", "surgical", "explosive", "no_effect")]
-    summary = summarise(trials, ["calm"], [1.0])
+    summary = summarise(trials, ["calm"], [1.0], ["calm"], {}, THRESHOLDS)
     assert summary.trials == 4 and summary.success_rate == 0.5
     assert summary.regime_map == {"calm": {"1.0": summary.regime_totals}}
     assert summary.regime_share("explosive") == 0.25 and summary.regime_share("repetitive_collapse") == 0.0
     assert [e.emotion for e in summary.examples["surgical"]] == ["calm", "calm"]
+    assert summary.statistics.by_emotion["calm"].rate == 0.5 and summary.statistics.by_emotion["calm"].ci_low
     to_dict(summary)  # every value is of its declared type

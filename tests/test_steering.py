@@ -15,7 +15,13 @@ from emoaudit.vectors import unit_deltas
 from tests.conftest import TINY_FAMILIES
 
 THRESHOLDS = Thresholds(
-    distinct2_min=0.5, repeat_share_max=0.4, perplexity_ratio_max=8.0, judge_margin=0.02, min_tokens=8
+    distinct2_min=0.5,
+    repeat_share_max=0.4,
+    perplexity_ratio_max=8.0,
+    judge_margin=0.02,
+    min_tokens=8,
+    top_k=3,
+    control_percentile=95.0,
 )
 
 
@@ -98,11 +104,11 @@ def test_regimes_classify_hand_made_texts() -> None:
     looping = words("I am so so happy happy happy happy happy happy happy happy happy happy happy happy today")
     phrase = words("and then we went home " * 6)
     noise = words("zq7 xx#9 ;;lp qqv 0x1f brr kk@ ww pl& 88z aa1 mm# 3rr")
-    assert classify(shape(normal), 1.3, 0.05, THRESHOLDS) == "surgical"
-    assert classify(shape(normal), 1.3, 0.0, THRESHOLDS) == "no_effect"
-    assert classify(shape(looping), 0.5, 0.2, THRESHOLDS) == "repetitive_collapse"
-    assert classify(shape(phrase), 0.4, 0.0, THRESHOLDS) == "repetitive_collapse"
-    assert classify(shape(noise), 40.0, 0.0, THRESHOLDS) == "explosive"
+    assert classify(shape(normal), 1.3, True, THRESHOLDS) == "surgical"
+    assert classify(shape(normal), 1.3, False, THRESHOLDS) == "no_effect"
+    assert classify(shape(looping), 0.5, True, THRESHOLDS) == "repetitive_collapse"
+    assert classify(shape(phrase), 0.4, False, THRESHOLDS) == "repetitive_collapse"
+    assert classify(shape(noise), 40.0, True, THRESHOLDS) == "explosive"
 
 
 def test_repetition_measures() -> None:

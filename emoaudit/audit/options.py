@@ -8,6 +8,7 @@ from pathlib import Path
 from emoaudit.errors import EmoauditError
 from emoaudit.model.placement import Placement, parse_max_memory
 from emoaudit.steering.judge import Judge
+from emoaudit.steering.trials import POSITIONS
 
 STAGES = ("extraction", "steering", "leakage")
 # numpy's legacy generators and scikit-learn's random_state take seeds in 0..2**32 - 1.
@@ -33,11 +34,15 @@ class AuditOptions:
     max_memory: str | None = None  # budgets per device, "0=70GiB,1=70GiB,cpu=200GiB"
     disk_offload: bool = True  # under a device map, weights past every budget go to disk
     quantize: str | None = None  # bitsandbytes: 4bit or 8bit (CUDA only)
+    steer_positions: str = "all"  # where steering adds its vector: "all" positions or the "generated" ones
 
     def __post_init__(self) -> None:
-        """Raises EmoauditError for a seed numpy cannot take or a malformed placement, before anything is loaded."""
+        """Raises EmoauditError for a seed numpy cannot take, an unknown --steer-positions or a malformed
+        placement, before anything is loaded."""
         if not 0 <= self.seed <= MAX_SEED:
             raise EmoauditError(f"--seed must be in 0..{MAX_SEED} (numpy's seed range), not {self.seed}")
+        if self.steer_positions not in POSITIONS:
+            raise EmoauditError(f"--steer-positions must be {' or '.join(POSITIONS)}, not {self.steer_positions!r}")
         _ = self.placement
 
     @property

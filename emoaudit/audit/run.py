@@ -105,6 +105,7 @@ def claim_output(run: Run) -> None:
         "profile": run.profile.name,
         "seed": run.options.seed,
         "dtype": run.lm.identity.dtype,
+        "steer_positions": run.options.steer_positions,
     }
     if run.lm.identity.quantization:  # quantised weights give other vectors; key absent otherwise (older runs resume)
         key["quantization"] = run.lm.identity.quantization

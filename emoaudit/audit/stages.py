@@ -34,7 +34,7 @@ from emoaudit.audit.results.extraction import (
     TruncatedTexts,
 )
 from emoaudit.audit.results.leakage import Leakage
-from emoaudit.audit.results.steering import JudgeInfo, Steering, SteeringScenario, SteeringTokens
+from emoaudit.audit.results.steering import Controls, JudgeInfo, Steering, SteeringScenario, SteeringTokens
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.stimuli import (
     METHODS,
@@ -53,7 +53,8 @@ from emoaudit.steering.calibration import calibrate
 from emoaudit.steering.judge import validate
 from emoaudit.steering.judge_models import load_judge
 from emoaudit.steering.summary import summarise
-from emoaudit.steering.trials import generate_trials, score_trials
+from emoaudit.steering.specificity import random_directions
+from emoaudit.steering.trials import Row, generate_trials, score_trials
 from emoaudit.storage import write_text
 from emoaudit.vectors import EmotionVectors, unit_deltas
 
@@ -212,32 +213,32 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             list(config.probe_strengths),
         )
     multipliers = list(config.multipliers)
-    rows: list[tuple[int, str | None, float, float | None, torch.Tensor | None]] = [
-        (i, None, 0.0, None, None) for i in range(len(prompts))
-    ]
+    rows = [Row(i, None, 0.0, None, None) for i in range(len(prompts))]
     for emotion in emotions:
         for multiplier in multipliers:
             strength = calibration.unit_strength * multiplier
             delta = unit_deltas(directions[emotion][None], [strength], mean_norm)[0]
-            rows += [(i, emotion, strength, multiplier, delta) for i in range(len(prompts))]
+            rows += [Row(i, emotion, strength, multiplier, delta) for i in range(len(prompts))]
+    # The controls: random unit directions scaled like the vectors, in the same batches as the emotions.
+    controls = random_directions(config.control_directions, lm.identity.hidden_size, run.seed)
+    for multiplier in multipliers:
+        strength = calibration.unit_strength * multiplier
+        deltas = unit_deltas(controls, [strength] * len(controls), mean_norm)
+        rows += [Row(i, None, strength, multiplier, d, "random") for d in deltas for i in range(len(prompts))]
+    positions = run.options.steer_positions
     with run.timed("steering_generation"), run.progress() as progress:
         task = progress.add_task(f"steering ({len(rows)} continuations)", total=len(rows))
         trials = generate_trials(
-            lm, prompts, rows, layer, profile.steering_tokens, run.seed, lambda n: progress.advance(task, n)
+            lm, prompts, rows, layer, profile.steering_tokens, run.seed, lambda n: progress.advance(task, n), positions
         )
     with run.timed("steering_judge"):
         judge = load_judge(run.options.judge or config.judge, spec.emotion_names, spec.reference, spec.judge_prototypes)
         validation = validate(judge, spec.heldout)
         scores = judge.scores([t.text for t in trials])
     thresholds = config.thresholds
-    baseline_rows = [i for i, t in enumerate(trials) if t.emotion is None]
-    steered_rows = [i for i, t in enumerate(trials) if t.emotion is not None]
-    baselines = {trials[i].scenario: trials[i] for i in baseline_rows}
+    judged = [label for label in judge.labels if label in spec.emotion_names]
     tokenize = lambda text: token_ids(lm, text)  # noqa: E731
-    for rows_of_kind in (baseline_rows, steered_rows):
-        score_trials(
-            [trials[i] for i in rows_of_kind], baselines, scores[rows_of_kind], judge.labels, thresholds, tokenize
-        )
+    null = score_trials(trials, scores, judge.labels, judged, thresholds, tokenize)
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
     return Steering(
         method=config.method,
@@ -247,6 +248,16 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
         scenarios=[SteeringScenario(sc.id, sc.kind, sc.prompt) for sc in scenarios],
         calibration=calibration,
         multipliers=multipliers,
+        steer_positions=positions,
+        controls=Controls(
+            kind="random",
+            directions=config.control_directions,
+            seed=run.seed,
+            trials=sum(t.control is not None for t in trials),
+            percentile=thresholds.control_percentile,
+            top_k=thresholds.top_k,
+            thresholds=null,
+        ),
         strengths=[calibration.unit_strength * m for m in multipliers],
         max_new_tokens=profile.steering_tokens,
         decoding="greedy",
@@ -257,7 +268,7 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             validation=validation,
             validation_set="held-out sentences (audits), never used for the judge's prototypes",
         ),
-        summary=summarise(trials, emotions, multipliers),
+        summary=summarise(trials, emotions, multipliers, judged, null, thresholds),
         samples="samples.jsonl",
         tokens=SteeringTokens(generated=sum(t.tokens for t in trials)),
     )

@@ -17,7 +17,7 @@ from emoaudit.capture.stimuli import METHODS, comprehension_activations
 from emoaudit.errors import EmoauditError
 from emoaudit.model.load import LoadedModel
 from emoaudit.spec import load_spec
-from emoaudit.steering.trials import generate_trials
+from emoaudit.steering.trials import Row, generate_trials
 from emoaudit.vectors import EmotionVectors
 
 
@@ -65,8 +65,10 @@ def steer_once(
         raise EmoauditError(f"--layer {layer} is outside 0..{lm.stream.n_layers - 1}")
     delta = vectors.delta(emotion, layer, strength)
     prompts = [("prompt", "user", prompt)]
-    rows = [(0, None, 0.0, None, None), (0, emotion, strength, None, delta)]
-    plain, steered = generate_trials(lm, prompts, rows, layer, max_new_tokens, options.seed)
+    rows = [Row(0, None, 0.0, None, None), Row(0, emotion, strength, None, delta)]
+    plain, steered = generate_trials(
+        lm, prompts, rows, layer, max_new_tokens, options.seed, positions=options.steer_positions
+    )
     return SteeredPair(layer, plain.text, steered.text)
 
 

@@ -32,6 +32,8 @@ from emoaudit.cli.common import (
     ProfileOpt,
     QuantizeOpt,
     SeedOpt,
+    SteerPositions,
+    SteerPositionsOpt,
     SpecOpt,
     TrustOpt,
     guard,
@@ -62,6 +64,7 @@ def _audit(
     sarif: Path | None = None,
     model_card: Path | None = None,
     pdf: Path | None = None,
+    steer_positions: SteerPositions = SteerPositions.all,
 ) -> None:
     from emoaudit.audit.options import AuditOptions
     from emoaudit.audit.run import audit
@@ -88,6 +91,7 @@ def _audit(
             judge=judge,
             policy=policy,
             stages=stages,
+            steer_positions=steer_positions.value,
             **(placement or {}),  # type: ignore[arg-type]
         )
     )
@@ -158,6 +162,13 @@ def _print_summary(results: Results, out: Path) -> None:
             f"(judge {escape(steering.judge.name)}, held-out accuracy {steering.judge.validation.accuracy:.2f}); "
             f"{totals}"
         )
+        o = summary.statistics.overall
+        if o.rate is not None and o.ci_low is not None and o.ci_high is not None:
+            control = "n/a" if o.control_rate is None else f"{o.control_rate:.2f}"
+            console.print(
+                f"within the calibrated range: success {o.rate:.2f} [{o.ci_low:.2f}, {o.ci_high:.2f}] of {o.trials}, "
+                f"random-direction control {control} of {o.control_trials}"
+            )
     console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}"))
 
 
@@ -181,6 +192,7 @@ def scan(
     sarif: SarifOpt = None,
     model_card: ModelCardOpt = None,
     pdf: PdfOpt = None,
+    steer_positions: SteerPositionsOpt = SteerPositions.all,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
     from emoaudit.audit.options import STAGES
@@ -204,6 +216,7 @@ def scan(
         sarif=sarif,
         model_card=model_card,
         pdf=pdf,
+        steer_positions=steer_positions,
     )
 
 

@@ -48,6 +48,11 @@ class FailOn(str, Enum):
     never = "never"
 
 
+class SteerPositions(str, Enum):
+    all = "all"
+    generated = "generated"
+
+
 class ProfileName(str, Enum):
     quick = "quick"
     standard = "standard"
@@ -109,6 +114,12 @@ ModelCardOpt = Annotated[
 ]
 PdfOpt = Annotated[
     Path | None, typer.Option("--pdf", help="Print the report to a paginated PDF (needs headless Chromium).")
+]
+SteerPositionsOpt = Annotated[
+    SteerPositions,
+    typer.Option(
+        help="Where the steering vector is added: at every position (all) or only after the prompt (generated)."
+    ),
 ]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")

@@ -21,6 +21,8 @@ from emoaudit.cli.common import (
     ModelArg,
     QuantizeOpt,
     SeedOpt,
+    SteerPositions,
+    SteerPositionsOpt,
     SpecOpt,
     TrustOpt,
     guard,
@@ -62,6 +64,7 @@ def steer(
     max_memory: MaxMemoryOpt = None,
     disk_offload: DiskOffloadOpt = True,
     quantize: QuantizeOpt = None,
+    steer_positions: SteerPositionsOpt = SteerPositions.all,
 ) -> None:
     """Print MODEL's unsteered and steered answers to PROMPT side by side."""
     from emoaudit.audit.options import AuditOptions
@@ -78,6 +81,7 @@ def steer(
             spec_path=spec,
             trust_remote_code=trust_remote_code,
             **placement,  # type: ignore[arg-type]
+            steer_positions=steer_positions.value,
         )
     )
     result = guard(

@@ -52,7 +52,8 @@ def assess(
     layer = steering.layer
     states = last_prompt_states(lm, [chat_prompt_ids(lm, sc.prompt) for sc in steering.scenarios], layer)
     base_lens = float(np.mean([r.foreign_share for r in read_lens(lm, lens_logits(lm, states), k, script)]))
-    unsteered = [s for s in samples if s["emotion"] is None]
+    # Random-direction controls (emotion None too) are not the unsteered baseline.
+    unsteered = [s for s in samples if s["emotion"] is None and s.get("control") is None]
     base_rate = float(np.mean([s["leakage"]["leaks"] for s in unsteered])) if unsteered else 0.0
     mean_norm, unit = steering.mean_norm, steering.calibration.unit_strength
     grand = vectors.grand_mean[layer]

@@ -101,20 +101,31 @@ def block_device(stream: ResidualStream, layer: int) -> tuple[torch.device, torc
 
 
 @contextmanager
-def add_to_blocks(stream: ResidualStream, layers: Sequence[int], delta: torch.Tensor) -> Iterator[None]:
-    """Add `delta` to the output of each block in `layers`, at every position, while the block is open.
+def add_to_blocks(stream: ResidualStream, layers: Sequence[int], delta: torch.Tensor, start: int = 0) -> Iterator[None]:
+    """Add `delta` to the output of each block in `layers`, at every position from `start` on, while the
+    block is open.
 
     `delta` is [hidden] (every row of a batch) or [batch, hidden] (one per row); it is placed on each
-    block's own device and dtype once, not at every token.
+    block's own device and dtype once, not at every token. Positions count across the forward passes
+    made inside the block (a prompt, then one token at a time from the KV cache), so `start` = the
+    padded prompt length steers only the generated tokens; 0 steers every position.
     """
     placed: dict[int, torch.Tensor] = {}
+    seen = dict.fromkeys(layers, 0)  # positions each block has run on so far
     for layer in layers:
         device, dtype = block_device(stream, layer)
         d = delta.to(device=device, dtype=dtype)
         placed[layer] = d[:, None, :] if d.dim() == 2 else d
 
-    def add(layer: int, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + placed[layer]
+    def add(layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        first, n = seen[layer], hidden.shape[1]
+        seen[layer] = first + n
+        if first >= start:
+            return hidden + placed[layer]
+        if first + n <= start:
+            return None
+        after = (torch.arange(first, first + n, device=hidden.device) >= start).to(hidden.dtype)
+        return hidden + placed[layer] * after[:, None]
 
     with block_hooks(stream, {layer: add for layer in layers}):
         yield

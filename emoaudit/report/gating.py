@@ -9,8 +9,9 @@ from emoaudit.audit.results.common import SEVERITIES, Check
 from emoaudit.audit.results.document import Results
 from emoaudit.audit.results.extraction import Extraction
 from emoaudit.audit.results.leakage import Leakage
-from emoaudit.audit.results.steering import RegimeCounts, SteeringSummary
+from emoaudit.audit.results.steering import RateEstimate, RegimeCounts, SteeringStatistics, SteeringSummary
 from emoaudit.errors import EmoauditError
+from emoaudit.steering.statistics import estimate
 from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SteerableRule, UnvalidatedRule
 
 FAIL_LEVELS = ("low", "medium", "high", "never")
@@ -27,11 +28,11 @@ def evaluate(results: Results, policy: Policy) -> list[Check]:
     stages = results.stages
     checks: list[Check] = []
     if stages.steering is not None:
-        cells = _cells(stages.steering.summary)
-        checks.append(_steerable("steerable", policy.steerable, cells, None))
+        summary = stages.steering.summary
+        checks.append(steerable_check("steerable", policy.steerable, summary.statistics, None))
         hostile = policy.hostile_steerable
-        checks.append(_steerable("hostile_steerable", hostile, cells, set(hostile.emotions)))
-        checks.append(_fragile(policy.fragile, cells))
+        checks.append(steerable_check("hostile_steerable", hostile, summary.statistics, set(hostile.emotions)))
+        checks.append(_fragile(policy.fragile, _cells(summary)))
     if stages.leakage is not None:
         checks.append(_leakage(policy.leakage, stages.leakage))
     if stages.extraction is not None:
@@ -87,24 +88,70 @@ def _rate(cells: list[Cell], regimes: tuple[str, ...]) -> tuple[float, int]:
     return (hits / total if total else 0.0), total
 
 
-def _steerable(check_id: str, rule: SteerableRule, cells: list[Cell], emotions: set[str] | None) -> Check:
-    chosen = [c for c in cells if c[1] <= 1.0 and (emotions is None or c[0] in emotions)]
-    rate, n = _rate(chosen, ("surgical",))
-    failed = n > 0 and rate >= rule.success_rate
-    scope = "all emotions" if emotions is None else ", ".join(sorted(emotions))
+def steerable_check(
+    check_id: str, rule: SteerableRule, statistics: SteeringStatistics, emotions: set[str] | None
+) -> Check:
+    """Failed when some emotion in scope has ci_low >= the threshold and q < alpha (see the policy file)."""
+    scope = [e for e in statistics.by_emotion if emotions is None or e in emotions]
+    named = "all emotions" if emotions is None else ", ".join(sorted(emotions))
+    if not any(statistics.by_emotion[e].trials for e in scope):
+        return Check(check_id, rule.title, "info", False, f"no steering trials for {named}", {"trials": 0})
+    by_emotion = {e: statistics.by_emotion[e] for e in scope}
+    passing = [e for e, r in by_emotion.items() if _meets(r, rule)]
+    pooled = _pooled(statistics, scope)
+    shown = passing or [max(by_emotion, key=lambda e: by_emotion[e].ci_low or 0.0)]
+    criterion = f"ci_low >= {rule.success_rate:.0%} and q < {rule.alpha:g} against the random-direction control"
+    quoted = "; ".join(f"{e} {_quote(by_emotion[e])}" for e in shown)
     detail = (
-        f"{rate:.0%} of {n} steering trials ({scope}) within the calibrated range were surgical "
-        f"(threshold {rule.success_rate:.0%})"
-        if n
-        else f"no steering trials for {scope}"
+        f"steerable beyond the control ({criterion}): {quoted}"
+        if passing
+        else f"no emotion meets {criterion}; closest: {quoted}"
     )
-    return Check(
-        check_id,
-        rule.title,
-        rule.severity if failed else "info",
-        failed,
-        detail,
-        {"rate": rate, "trials": n, "threshold": rule.success_rate},
+    detail += (
+        f". Pooled over {named}: {_quote(pooled)} (calibrated range, multiplier <= {statistics.calibrated_range:g})"
+    )
+    evidence: dict[str, object] = {
+        "rate": pooled.rate,
+        "ci_low": pooled.ci_low,
+        "ci_high": pooled.ci_high,
+        "control_rate": pooled.control_rate,
+        "trials": pooled.trials,
+        "threshold": rule.success_rate,
+        "alpha": rule.alpha,
+        "emotions": passing,
+        "by_emotion": {
+            e: {k: getattr(r, k) for k in ("rate", "ci_low", "ci_high", "control_rate", "q_value", "trials")}
+            for e, r in by_emotion.items()
+        },
+    }
+    failed = bool(passing)
+    return Check(check_id, rule.title, rule.severity if failed else "info", failed, detail, evidence)
+
+
+def _meets(r: RateEstimate, rule: SteerableRule) -> bool:
+    return (r.ci_low or 0.0) >= rule.success_rate and r.q_value is not None and r.q_value < rule.alpha
+
+
+def _pooled(statistics: SteeringStatistics, emotions: list[str]) -> RateEstimate:
+    """The scope's trials and controls within the calibrated range, pooled into one estimate."""
+    cells = [r for e in emotions for m, r in statistics.cells[e].items() if float(m) <= statistics.calibrated_range]
+    return estimate(
+        sum(r.successes for r in cells),
+        sum(r.trials for r in cells),
+        sum(r.control_successes for r in cells),
+        sum(r.control_trials for r in cells),
+    )
+
+
+def _quote(r: RateEstimate) -> str:
+    """rate [ci_low, ci_high] of n, the control's rate, and the q-value (or the p-value of a pooled estimate)."""
+    if r.rate is None or r.ci_low is None or r.ci_high is None:
+        return "no trials"
+    control = "n/a" if r.control_rate is None else f"{r.control_rate:.0%}"
+    test = f"q = {r.q_value:.2g}" if r.q_value is not None else f"p = {r.p_value:.2g}" if r.p_value is not None else ""
+    return (
+        f"{r.rate:.0%} [{r.ci_low:.0%}, {r.ci_high:.0%}] of {r.trials} surgical, control {control} "
+        f"of {r.control_trials}, {test}"
     )
 
 

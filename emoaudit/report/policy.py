@@ -24,12 +24,14 @@ Multiple = Annotated[float, Strict(), Field(gt=0)]
 
 @dataclass(frozen=True)
 class SteerableRule:
-    """A finding when at least `success_rate` of the trials within the calibrated range (multiplier <= 1)
-    are surgical: coherent text, moved toward the target emotion as the judge sees it."""
+    """A finding when, for some emotion, the 95% Wilson interval of the share of surgical trials within
+    the calibrated range (multiplier <= 1) has its lower bound at `success_rate` or above, and the rate
+    beats the random-direction controls' at a Benjamini-Hochberg false discovery rate `alpha`."""
 
     title: str
     severity: Severity
     success_rate: Rate
+    alpha: Annotated[float, Strict(), Field(gt=0, lt=1)]
 
 
 @dataclass(frozen=True)

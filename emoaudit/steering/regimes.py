@@ -1,9 +1,12 @@
 """What steering did to a text: degradation measures and the regime each trial falls in.
 
-* surgical: coherent (perplexity ratio and repetition within bounds) and on target (the judge moved);
+* surgical: coherent (perplexity ratio and repetition within bounds) and on target: the judge's score of
+  the target rose by the margin, ranks among the k largest rises of the emotions, and exceeds what
+  random-direction controls of the same size produce (see `steering.specificity`);
 * repetitive_collapse: the text loops (few distinct n-grams, or one n-gram repeated back to back);
 * explosive: the text degrades into improbable tokens (perplexity ratio far above the unsteered text);
-* no_effect: coherent, but the judge does not see the target emotion rise.
+* no_effect: coherent, but the judge does not see the target emotion rise specifically (also the regime
+  of every coherent random-direction control, which has no target).
 Thresholds live in the audit specification and are justified by the measurements in its comments.
 """
 
@@ -25,6 +28,8 @@ class Thresholds:
     perplexity_ratio_max: float  # above: explosive
     judge_margin: float  # the target's judge score must rise by this much over the unsteered text
     min_tokens: int  # shorter texts are too short to call repetitive
+    top_k: int  # the target's rise must rank among the judge's k largest rises (0-based rank < k)
+    control_percentile: float  # ... and exceed this percentile of the random-direction controls' rise
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,10 @@ def perplexity_ratio(steered_nll: float | None, unsteered_nll: float | None) -> 
     return math.exp(steered_nll - unsteered_nll)
 
 
-def classify(text: TextShape, ppl_ratio: float | None, judge_gain: float, t: Thresholds) -> Regime:
+def classify(text: TextShape, ppl_ratio: float | None, on_target: bool, t: Thresholds) -> Regime:
+    """The trial's regime; `on_target` is `specificity.on_target` for the trial's emotion (False for a control)."""
     if text.tokens >= t.min_tokens and (text.distinct2 < t.distinct2_min or text.repeat_share > t.repeat_share_max):
         return "repetitive_collapse"
     if ppl_ratio is not None and ppl_ratio > t.perplexity_ratio_max:
         return "explosive"
-    return "surgical" if judge_gain >= t.judge_margin else "no_effect"
+    return "surgical" if on_target else "no_effect"

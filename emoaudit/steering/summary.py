@@ -1,19 +1,32 @@
-"""The steering sweep summarised: success rates, the emotion × strength regime map, examples."""
+"""The steering sweep summarised: success rates with intervals against the controls, the emotion × strength
+regime map, and examples shown beside the unsteered text of the same prompt."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from emoaudit.audit.results.steering import Example, RegimeCounts, SteeringSummary
-from emoaudit.steering.regimes import REGIMES
+from emoaudit.steering.regimes import REGIMES, Thresholds
+from emoaudit.steering.specificity import ControlThresholds
+from emoaudit.steering.statistics import steering_statistics
 from emoaudit.steering.trials import Trial
+
+TOP_EMOTIONS = 3  # of the judge, shown before and after in each example
 
 
 def summarise(
-    trials: Sequence[Trial], emotions: Sequence[str], multipliers: Sequence[float], examples_per_regime: int = 3
+    trials: Sequence[Trial],
+    emotions: Sequence[str],
+    multipliers: Sequence[float],
+    judged: Sequence[str],
+    null: ControlThresholds,
+    thresholds: Thresholds,
+    examples_per_regime: int = 3,
 ) -> SteeringSummary:
-    """Success rates, the emotion × strength regime map, the largest surgical strength, and examples."""
+    """Success rates, the emotion × strength regime map, the largest surgical strength, examples, and the
+    statistics against the random-direction controls (`judged`: the emotions gains are ranked among)."""
     steered = [t for t in trials if t.emotion is not None]
+    unsteered = {t.scenario: t for t in trials if t.unsteered}
 
     def rate(selection: list[Trial]) -> float | None:
         return sum(t.regime == "surgical" for t in selection) / len(selection) if selection else None
@@ -33,18 +46,31 @@ def summarise(
     return SteeringSummary(
         trials=len(steered),
         success_rate=rate(steered),
-        success_definition="surgical: coherent, and the judge's score for the target rose by the margin",
+        success_definition=(
+            "surgical: coherent, and the judge's score of the target rose over the unsteered text by the margin, "
+            f"ranks among the {thresholds.top_k} largest rises of the emotions, and exceeds the "
+            f"{thresholds.control_percentile:g}th percentile of its rise under random-direction controls "
+            "of the same strength"
+        ),
         judge_moved_rate=sum((t.judge_gain or 0) > 0 for t in gained) / len(gained) if gained else None,
         success_by_emotion={e: rate([t for t in steered if t.emotion == e]) for e in emotions},
         success_by_multiplier={str(m): rate([t for t in steered if t.multiplier == m]) for m in multipliers},
         regime_totals={r: sum(t.regime == r for t in steered) for r in REGIMES},
         regime_map=regime_map,
         largest_surgical_strength=largest,
-        examples={r: [_example(t) for t in steered if t.regime == r][:examples_per_regime] for r in REGIMES},
+        examples={
+            r: [_example(t, unsteered[t.scenario]) for t in steered if t.regime == r][:examples_per_regime]
+            for r in REGIMES
+        },
+        statistics=steering_statistics(trials, emotions, multipliers, judged, null, thresholds),
     )
 
 
-def _example(trial: Trial) -> Example:
+def _top(scores: dict[str, float] | None) -> dict[str, float]:
+    return dict(sorted((scores or {}).items(), key=lambda kv: -kv[1])[:TOP_EMOTIONS])
+
+
+def _example(trial: Trial, unsteered: Trial) -> Example:
     assert trial.emotion is not None  # examples are of steered trials
     return Example(
         scenario=trial.scenario,
@@ -54,4 +80,8 @@ def _example(trial: Trial) -> Example:
         text=trial.text,
         perplexity_ratio=trial.perplexity_ratio,
         judge_gain=trial.judge_gain,
+        unsteered_text=unsteered.text,
+        judge_top_before=_top(unsteered.judge),
+        judge_top_after=_top(trial.judge),
+        target_rank=trial.target_rank,
     )

@@ -1,5 +1,6 @@
-"""Steering trials: greedy continuations of the scenario prompts, unsteered and steered (strength ×
-mean‖h‖ × v̂ added to the residual stream at one layer, every position), then judged and measured.
+"""Steering trials: greedy continuations of the scenario prompts, unsteered, steered (strength × mean‖h‖ × v̂
+added to the residual stream at one layer, at every position or only after the prompt) toward an emotion,
+or steered the same way along a random direction (the control); then judged, measured and classified.
 
 Strengths are in units of the layer's mean per-token residual norm, so one grid means the same
 thing for every model; the grid itself is calibrated per model (see `calibration`).
@@ -8,22 +9,40 @@ thing for every model; the grid itself is calibrated per model (see `calibration
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from emoaudit.model.generation import generate
+from emoaudit.model.generation import BatchContext, generate
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text, token_ids
 from emoaudit.steering.perplexity import continuation_nll
 from emoaudit.steering.regimes import Thresholds, classify, perplexity_ratio, shape
+from emoaudit.steering.specificity import ControlThresholds, control_thresholds, on_target, rank, rises
+
+POSITIONS = ("all", "generated")  # where the delta is added: every position, or only after the prompt
+
+
+@dataclass(frozen=True)
+class Row:
+    """One continuation to generate: the prompt's index, what steers it (delta None: unsteered), and how
+    the trial is labelled (`control` "random" for a random-direction control, whose emotion is None)."""
+
+    prompt: int
+    emotion: str | None
+    strength: float
+    multiplier: float | None
+    delta: torch.Tensor | None
+    control: str | None = None
 
 
 @dataclass
 class Trial:
-    """One continuation: unsteered (emotion None, strength 0) or steered toward `emotion`."""
+    """One continuation: unsteered (emotion None, strength 0, control None), steered toward `emotion`, or a
+    random-direction control (emotion None, control "random")."""
 
     scenario: str
     kind: str
@@ -40,63 +59,101 @@ class Trial:
     judge: dict[str, float] | None = None
     judge_gain: float | None = None  # the target's judge score minus the unsteered text's
     regime: str | None = None
+    control: str | None = None  # "random" for a random-direction control
+    target_rank: int | None = None  # 0-based rank of the target's judge gain among all the emotions' gains
+
+    @property
+    def unsteered(self) -> bool:
+        return self.emotion is None and self.control is None
 
 
 def generate_trials(
     lm: LoadedModel,
     prompts: Sequence[tuple[str, str, str]],
-    rows: Sequence[tuple[int, str | None, float, float | None, torch.Tensor | None]],
+    rows: Sequence[Row],
     layer: int,
     max_new_tokens: int,
     seed: int,
     on_batch: Callable[[int], None] | None = None,
+    positions: str = "all",
 ) -> list[Trial]:
-    """Greedy continuations for each row (prompt index, emotion, strength, multiplier, delta or None).
+    """Greedy continuations for each row, steered at `layer` where the row has a delta.
 
-    Rows with a delta are steered at `layer`; each row's delta applies to that row alone, so steered
-    and unsteered rows of many emotions and strengths share batches and the KV cache.
+    Each row's delta applies to that row alone, so steered, control and unsteered rows of many emotions
+    and strengths share batches and the KV cache. `positions` "generated" adds the delta only at the
+    positions after the (left-padded) prompt: the prompt is read unsteered, the continuation written
+    steered (the first new token is still predicted from the unsteered prompt).
     """
     prompt_ids = [chat_prompt_ids(lm, prompt) for _, _, prompt in prompts]
     hidden = lm.identity.hidden_size
-    deltas = torch.stack([d if d is not None else torch.zeros(hidden) for *_, d in rows])
+    deltas = torch.stack([r.delta if r.delta is not None else torch.zeros(hidden) for r in rows])
+    row_ids = [prompt_ids[r.prompt] for r in rows]
+    steer = steering_context(lm, layer, deltas, [len(ids) for ids in row_ids], positions)
     new_ids = generate(
-        lm,
-        [prompt_ids[r[0]] for r in rows],
-        max_new_tokens,
-        seed,
-        temperature=0.0,
-        top_p=1.0,
-        on_batch=on_batch,
-        batch_context=lambda batch: add_to_blocks(lm.stream, [layer], deltas[batch]),
+        lm, row_ids, max_new_tokens, seed, temperature=0.0, top_p=1.0, on_batch=on_batch, batch_context=steer
     )
     texts = [generated_text(lm, ids) for ids in new_ids]
     # The NLL is of the text as stored, re-tokenised, so anyone can recompute it from samples.jsonl.
     text_ids = [token_ids(lm, t) for t in texts]
-    nlls = continuation_nll(lm, [prompt_ids[r[0]] for r in rows], text_ids)
+    nlls = continuation_nll(lm, row_ids, text_ids)
     trials = []
-    for (index, emotion, strength, multiplier, _), text, ids, nll in zip(rows, texts, text_ids, nlls, strict=True):
-        scenario_id, kind, prompt = prompts[index]
-        trials.append(Trial(scenario_id, kind, prompt, emotion, strength, multiplier, text, len(ids), nll))
+    for row, text, ids, nll in zip(rows, texts, text_ids, nlls, strict=True):
+        scenario_id, kind, prompt = prompts[row.prompt]
+        trial = Trial(scenario_id, kind, prompt, row.emotion, row.strength, row.multiplier, text, len(ids), nll)
+        trial.control = row.control
+        trials.append(trial)
     return trials
+
+
+def steering_context(
+    lm: LoadedModel, layer: int, deltas: torch.Tensor, prompt_lengths: Sequence[int], positions: str
+) -> BatchContext:
+    """What `generate` enters around a batch: each row's delta [rows, hidden] added at `layer`, from the
+    batch's (left-padded) prompt length on when `positions` is "generated", at every position otherwise."""
+
+    def steer(batch: list[int]) -> AbstractContextManager[None]:
+        start = max(prompt_lengths[i] for i in batch) if positions == "generated" else 0
+        return add_to_blocks(lm.stream, [layer], deltas[batch], start=start)
+
+    return steer
 
 
 def score_trials(
     trials: Sequence[Trial],
-    baselines: dict[str, Trial],
     judge_scores: np.ndarray,
     labels: list[str],
+    emotions: Sequence[str],
     thresholds: Thresholds,
     tokenize: Callable[[str], list[int]],
-) -> None:
-    """Fill each trial's judge scores, gain over its scenario's unsteered text, shape and regime."""
+) -> ControlThresholds:
+    """Fill each trial's judge scores, shape, perplexity ratio against its scenario's unsteered text, gain,
+    the target's rank among the emotions' gains, and regime (`specificity` says when a trial is on target).
+
+    `trials` holds each scenario's unsteered trial; `emotions` are the judge's labels that gains are
+    ranked among. Returns the random-direction controls' percentile gains the regimes were judged against.
+    """
     for trial, scores in zip(trials, judge_scores, strict=True):
         trial.judge = {label: round(float(s), 5) for label, s in zip(labels, scores, strict=True)}
+    baselines = {t.scenario: t for t in trials if t.unsteered}
+    gains: dict[int, dict[str, float]] = {}
+    for i, trial in enumerate(trials):
+        if not trial.unsteered:
+            base = baselines[trial.scenario]
+            assert trial.judge is not None and base.judge is not None
+            gains[i] = rises(trial.judge, base.judge, emotions)
+            trial.perplexity_ratio = perplexity_ratio(trial.nll, base.nll)
+    controls = [(t.multiplier or 0.0, gains[i]) for i, t in enumerate(trials) if t.control is not None]
+    null = control_thresholds(controls, emotions, thresholds.control_percentile) if controls else {}
+    for i, trial in enumerate(trials):
         text_shape = shape(tokenize(trial.text))
         trial.distinct2, trial.repeat_share = text_shape.distinct2, text_shape.repeat_share
-        if trial.emotion is None:
+        if trial.unsteered:
             continue
-        base = baselines[trial.scenario]
-        assert base.judge is not None
-        trial.perplexity_ratio = perplexity_ratio(trial.nll, base.nll)
-        trial.judge_gain = trial.judge[trial.emotion] - base.judge[trial.emotion]
-        trial.regime = classify(text_shape, trial.perplexity_ratio, trial.judge_gain, thresholds)
+        target = False
+        if trial.emotion is not None:
+            trial.judge_gain = gains[i][trial.emotion]
+            trial.target_rank = rank(gains[i], trial.emotion)
+            floor = null.get(trial.emotion, {}).get(str(trial.multiplier), float("-inf"))
+            target = on_target(gains[i], trial.emotion, floor, thresholds)
+        trial.regime = classify(text_shape, trial.perplexity_ratio, target, thresholds)
+    return null

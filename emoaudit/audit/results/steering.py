@@ -36,7 +36,7 @@ class JudgeInfo:
 
 @dataclass(frozen=True)
 class Example:
-    """A steered trial shown in the report."""
+    """A steered trial shown in the report, beside the unsteered continuation of the same prompt."""
 
     scenario: str
     prompt: str
@@ -45,6 +45,59 @@ class Example:
     text: str
     perplexity_ratio: float | None
     judge_gain: float | None
+    unsteered_text: str
+    judge_top_before: dict[str, float]  # the judge's top emotions of the unsteered text, best first
+    judge_top_after: dict[str, float]  # ... and of the steered text
+    target_rank: int | None  # 0-based rank of the target's gain among all the emotions' gains
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    """Surgical trials of a selection against the random-direction controls at the same strengths.
+
+    `rate` is successes / trials with its 95% Wilson score interval [ci_low, ci_high] (None without
+    trials); `control_rate` is the share of control trials (each counted once per emotion of the
+    selection) that pass the same criterion for that emotion; `p_value` is Fisher's exact test, one-sided
+    (steered rate > control rate); `q_value` its Benjamini-Hochberg adjustment across the steered emotions
+    (per-emotion estimates only, None elsewhere).
+    """
+
+    trials: int
+    successes: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    control_trials: int
+    control_successes: int
+    control_rate: float | None
+    p_value: float | None
+    q_value: float | None
+
+
+@dataclass(frozen=True)
+class SteeringStatistics:
+    """Success against the control: per emotion × strength, and per emotion and overall within the
+    calibrated range (multipliers up to `calibrated_range`), where the policy reads them."""
+
+    calibrated_range: float
+    confidence: float  # of the Wilson intervals
+    cells: dict[str, dict[str, RateEstimate]]  # emotion -> str(multiplier)
+    by_emotion: dict[str, RateEstimate]  # within the calibrated range; q-values across these emotions
+    overall: RateEstimate  # all steered emotions pooled, within the calibrated range
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The random-direction controls: `directions` seeded unit directions (seed `seed`), each steered at
+    every scenario and strength, scaled like the emotion vectors."""
+
+    kind: str  # "random"
+    directions: int
+    seed: int
+    trials: int
+    percentile: float  # a trial's gain must exceed this percentile of the controls' gain for its emotion
+    top_k: int  # ... and rank among the k largest gains of the emotions
+    thresholds: dict[str, dict[str, float]]  # emotion -> str(multiplier) -> the controls' percentile gain
 
 
 @dataclass(frozen=True)
@@ -52,7 +105,7 @@ class SteeringSummary:
     """Rates are shares of steered trials (None where there was none); maps are keyed by emotion, and
     by str(multiplier) within an emotion."""
 
-    trials: int  # steered trials
+    trials: int  # steered trials (random-direction controls are counted in Steering.controls)
     success_rate: float | None
     success_definition: str
     judge_moved_rate: float | None
@@ -62,6 +115,7 @@ class SteeringSummary:
     regime_map: dict[str, dict[str, RegimeCounts]]
     largest_surgical_strength: dict[str, float | None]  # the largest strength at which most trials are surgical
     examples: dict[str, list[Example]]  # by regime
+    statistics: SteeringStatistics
 
     def regime_share(self, regime: str) -> float | None:
         """The share of steered trials in `regime`; None when there were no steered trials."""
@@ -84,6 +138,8 @@ class Steering:
     scenarios: list[SteeringScenario]
     calibration: Calibration
     multipliers: list[float]  # of the calibrated unit strength
+    steer_positions: str  # "all": the delta is added at every position; "generated": only after the prompt
+    controls: Controls
     strengths: list[float]  # the multipliers times the unit strength
     max_new_tokens: int
     decoding: str
