@@ -150,6 +150,7 @@ class Steering:
     perplexity_ratio_max: PositiveFloat
     judge_margin: Share  # judge scores are probabilities
     min_tokens: Count
+    noise_draws: Count  # sampled unsteered continuations per scenario, for the judge's noise floor
 
     @property
     def thresholds(self) -> Thresholds:
@@ -219,6 +220,8 @@ class Scenario:
     id: Text
     kind: Text
     prompt: Text
+    # Rewordings of the prompt: their unsteered continuations measure the judge's noise floor.
+    paraphrases: tuple[Text, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from emoaudit.audit.results.steering import JudgeInfo, Steering, SteeringSummary
 from emoaudit.errors import EmoauditError
 from emoaudit.model.load import ModelIdentity
 from emoaudit.steering.judge import JudgeValidation
+from emoaudit.steering.noise import NoiseFloor
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import Trial
 from emoaudit.storage import write_json
@@ -59,6 +60,7 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "steering"), Steering),
     (("$defs", "steering", "properties", "judge"), JudgeInfo),
     (("$defs", "steering", "properties", "judge", "properties", "validation"), JudgeValidation),
+    (("$defs", "steering", "properties", "judge", "properties", "noise_floor"), NoiseFloor),
     (("$defs", "steering", "properties", "summary"), SteeringSummary),
     (("$defs", "leakage"), Leakage),
     (("$defs", "leakage_cell"), LeakageCell),

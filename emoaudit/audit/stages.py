@@ -36,6 +36,7 @@ from emoaudit.model.runtime import chat_prompt_ids, read_limit, token_count, tok
 from emoaudit.steering.calibration import calibrate
 from emoaudit.steering.judge import validate
 from emoaudit.steering.judge_models import load_judge
+from emoaudit.steering.noise import measure_noise_floor
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import generate_trials, score_trials
 from emoaudit.storage import write_text
@@ -175,6 +176,12 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             [trials[i] for i in rows_of_kind], baselines, scores[rows_of_kind], judge.labels, thresholds, tokenize
         )
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
+    with run.timed("steering_noise_floor"):
+        base = {scenario: trial.judge or {} for scenario, trial in baselines.items()}
+        noise = measure_noise_floor(
+            lm, judge, scenarios, base, config.noise_draws, spec.generation, profile.steering_tokens, run.seed,
+            thresholds.judge_margin, run.out / "noise.jsonl",
+        )  # fmt: skip
     return Steering(
         method=config.method,
         layer=layer,
@@ -192,6 +199,7 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             kind=judge.kind,
             validation=validation,
             validation_set="held-out sentences (audits), never used for the judge's prototypes",
+            noise_floor=noise,
         ),
         summary=summarise(trials, emotions, multipliers),
         samples="samples.jsonl",
