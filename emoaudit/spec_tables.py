@@ -160,6 +160,7 @@ class Steering:
     control_directions: Annotated[int, Field(ge=3)]
     specificity_top_k: Count
     control_percentile: Annotated[float, Field(gt=0, lt=100)]
+    noise_draws: Count  # sampled unsteered continuations per scenario, for the judge's noise floor
 
     @property
     def thresholds(self) -> Thresholds:
@@ -231,6 +232,8 @@ class Scenario:
     id: Text
     kind: Text
     prompt: Text
+    # Rewordings of the prompt: their unsteered continuations measure the judge's noise floor.
+    paraphrases: tuple[Text, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from rich.console import Console
@@ -75,7 +76,8 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert document["complete"] is True and list(document["stages"]) == list(STAGES)
     assert all((out / "stages" / f"{stage}.json").is_file() for stage in STAGES)
     assert [f["id"] for f in document["findings"]] == [c.id for c in findings] and findings
-    assert (out / "report.html").read_text(encoding="utf-8").count("fixed-keywords") >= 1
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert report.count("fixed-keywords") >= 1 and "Judge accuracy: top-1" in report and "noise floor" in report
 
     profile = TINY.profile("tiny")
     stories = (out / "stories.jsonl").read_text(encoding="utf-8").splitlines()
@@ -116,6 +118,18 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert len(baseline) == scenarios and all(s["strength"] == 0 and s["regime"] is None for s in baseline)
     cell = steering["summary"]["statistics"]["cells"][steering["emotions"][0]][str(steering["multipliers"][0])]
     assert {"ci_low", "ci_high", "control_rate"} <= set(cell) and steering["steer_positions"] == "all"
+    noise = steering["judge"]["noise_floor"]
+    variants = [json.loads(line) for line in (out / noise["samples"]).read_text(encoding="utf-8").splitlines()]
+    draws, paraphrases = TINY.steering.noise_draws, sum(len(s.paraphrases) for s in TINY.scenarios)
+    assert (
+        noise["comparisons"]
+        == {"sampled": scenarios * draws, "paraphrase": paraphrases}
+        == {source: sum(v["source"] == source for v in variants) for source in ("sampled", "paraphrase")}
+    )
+    base = {s["scenario"]: s["judge"] for s in samples if s["emotion"] is None and s["control"] is None}
+    changes = [abs(v["judge"][label] - base[v["scenario"]][label]) for v in variants for label in TINY.labels]
+    assert noise["overall"] == pytest.approx(float(np.quantile(changes, 0.95)))
+    assert set(noise["per_label"]) == set(TINY.labels) and 0 <= noise["margin_rate"] <= 1
     vectors = emoaudit.EmotionVectors.load(out)
     assert vectors.emotions == TINY.emotion_names
     assert vectors.emotion_layer == document["stages"]["extraction"]["emotion_layer"]["index"]

@@ -8,6 +8,7 @@ from emoaudit.errors import EmoauditError
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge import FixedJudge, Judge, predict, validate
 from emoaudit.steering.judge_models import ClassifierJudge, check_judge, load_judge
+from emoaudit.steering.noise import Variant, noise_floor
 from emoaudit.steering.regimes import Thresholds
 from emoaudit.steering.trials import Trial, score_trials
 from tests.conftest import run_cli, tiny_tokenizer
@@ -129,6 +130,31 @@ def test_validation_works_on_any_judge() -> None:
     result = validate(judge, labelled)
     assert result.n == 4 and result.per_label == {"sad": 0.5, "angry": 1.0}
     assert result.accuracy == 0.75 and result.top3 == 1.0
+    assert result.confusion == {"sad": {"sad": 1, "angry": 1}, "angry": {"angry": 2}}
+
+
+def test_validation_states_its_accuracy_with_a_wilson_interval_and_a_confusion_matrix() -> None:
+    """Known answers: 12 sentences per emotion, each naming its emotion, but calm's: 9 name sad and 3 name
+    nothing (a tie at 0, where the first label, happy, comes first)."""
+    judge = keyword_judge()
+    words = {e.name: e.forbidden[0] for e in TINY.emotions}
+    labelled = {e: [f"so {w} today"] * 12 for e, w in words.items() if e != "calm"}
+    labelled["calm"] = [f"so {words['sad']} today"] * 9 + ["nothing at all"] * 3
+    result = validate(judge, labelled)
+    assert result.n == 48 and result.accuracy == 36 / 48 and result.per_label["calm"] == 0
+    assert result.confusion["calm"] == {"sad": 9, "happy": 3} and result.confusion["sad"] == {"sad": 12}
+    assert sum(sum(row.values()) for row in result.confusion.values()) == result.n
+
+    def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+        p, shrink = k / n, 1 + z * z / n
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / shrink
+        return (p + z * z / (2 * n)) / shrink - half, (p + z * z / (2 * n)) / shrink + half
+
+    assert (result.ci_low, result.ci_high) == pytest.approx(wilson(36, 48))
+    assert (result.ci_low, result.ci_high) == pytest.approx((0.6122, 0.8508), abs=1e-4)
+    # Ties keep the label order, so calm (second) is among the top 3 of every sentence that names one other emotion.
+    assert result.per_label_top3["calm"] == 1 and result.top3 == 1
+    assert (result.top3_ci_low, result.top3_ci_high) == pytest.approx(wilson(48, 48))
 
 
 def test_the_default_judge_needs_prototypes_of_every_emotion() -> None:
@@ -176,3 +202,22 @@ def test_scan_refuses_an_uncovering_judge_before_loading_the_model(tmp_path: Pat
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert f"has no label for {', '.join(SPEC.emotion_names)} (its labels: {', '.join(SEVEN)})" in proc.stderr
     assert not out.exists()
+
+
+def test_the_noise_floor_is_the_spread_of_unsteered_score_changes() -> None:
+    labels = ["happy", "sad"]
+    base = {"a": {"happy": 0.5, "sad": 0.1}, "b": {"happy": 0.2, "sad": 0.2}}
+    variants = [
+        Variant("a", "sampled", "p", "t", {"happy": 0.53, "sad": 0.1}),  # +0.03, 0
+        Variant("a", "paraphrase", "q", "t", {"happy": 0.5, "sad": 0.0}),  # 0, -0.1
+        Variant("b", "sampled", "p", "t", {"happy": 0.21, "sad": 0.25}),  # +0.01, +0.05
+    ]
+    floor = noise_floor(variants, base, labels, 0.02, "noise.jsonl")
+    assert floor.comparisons == {"sampled": 2, "paraphrase": 1} and floor.quantile == 0.95
+    assert floor.per_label["happy"] == pytest.approx(np.quantile([0.03, 0, 0.01], 0.95))
+    assert floor.per_label["sad"] == pytest.approx(np.quantile([0, 0.1, 0.05], 0.95))
+    assert floor.overall == pytest.approx(np.quantile([0.03, 0, 0.01, 0, 0.1, 0.05], 0.95))
+    assert floor.by_source["paraphrase"] == pytest.approx(np.quantile([0, 0.1], 0.95))
+    assert floor.margin_rate == pytest.approx(2 / 6)  # +0.03 and +0.05 reach the margin; the fall does not
+    with pytest.raises(ValueError, match="judged"):
+        noise_floor([Variant("a", "sampled", "p", "t")], base, labels, 0.02, "noise.jsonl")

@@ -43,6 +43,7 @@ from emoaudit.errors import EmoauditError
 from emoaudit.model.load import ModelIdentity
 from emoaudit.steering.judge import JudgeValidation
 from emoaudit.steering.regimes import Thresholds
+from emoaudit.steering.noise import NoiseFloor
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import Trial
 from emoaudit.storage import write_json
@@ -75,6 +76,7 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "steering"), Steering),
     (("$defs", "steering", "properties", "judge"), JudgeInfo),
     (("$defs", "steering", "properties", "judge", "properties", "validation"), JudgeValidation),
+    (("$defs", "steering", "properties", "judge", "properties", "noise_floor"), NoiseFloor),
     (("$defs", "steering", "properties", "summary"), SteeringSummary),
     (("$defs", "steering_controls"), Controls),
     (("$defs", "steering_statistics"), SteeringStatistics),

@@ -52,6 +52,7 @@ from emoaudit.model.runtime import chat_prompt_ids, read_limit, token_count, tok
 from emoaudit.steering.calibration import calibrate
 from emoaudit.steering.judge import validate
 from emoaudit.steering.judge_models import load_judge
+from emoaudit.steering.noise import measure_noise_floor
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.specificity import random_directions
 from emoaudit.steering.trials import Row, generate_trials, score_trials
@@ -240,6 +241,12 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
     tokenize = lambda text: token_ids(lm, text)  # noqa: E731
     null = score_trials(trials, scores, judge.labels, judged, thresholds, tokenize)
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
+    with run.timed("steering_noise_floor"):
+        base = {t.scenario: t.judge or {} for t in trials if t.emotion is None and t.control is None}
+        noise = measure_noise_floor(
+            lm, judge, scenarios, base, config.noise_draws, spec.generation, profile.steering_tokens, run.seed,
+            thresholds.judge_margin, run.out / "noise.jsonl",
+        )  # fmt: skip
     return Steering(
         method=config.method,
         layer=layer,
@@ -267,6 +274,7 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             kind=judge.kind,
             validation=validation,
             validation_set="held-out sentences (audits), never used for the judge's prototypes",
+            noise_floor=noise,
         ),
         summary=summarise(trials, emotions, multipliers, judged, null, thresholds),
         samples="samples.jsonl",

@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
 import numpy as np
+from scipy.stats import binomtest
+
+from emoaudit.audit.results.convert import OMITTED_IF_NONE
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
@@ -66,21 +69,61 @@ def predict(judge: Judge, texts: Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class JudgeValidation:
-    accuracy: float
+    """How well a judge names the emotion of labelled sentences it was not built from.
+
+    Accuracies are shares of the sentences whose true label is the judge's top label (top-1) or among
+    its three top labels (top-3), each with its 95% Wilson score interval (Wilson 1927, as
+    scipy.stats.binomtest computes it). `confusion` maps each true label to the labels the judge put
+    first for its sentences, with their counts (labels never put first are left out), so that a row
+    sums to that label's sentences and its diagonal is that label's hits.
+    """
+
+    accuracy: float  # top-1
     top3: float
     n: int
-    per_label: dict[str, float]
+    per_label: dict[str, float]  # top-1 accuracy of each true label
+    # None only in results written before they were measured (read back by `report` and `compare`).
+    ci_low: Annotated[float | None, OMITTED_IF_NONE] = None  # of the top-1 accuracy
+    ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
+    top3_ci_low: Annotated[float | None, OMITTED_IF_NONE] = None
+    top3_ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
+    per_label_top3: Annotated[dict[str, float] | None, OMITTED_IF_NONE] = None
+    confusion: Annotated[dict[str, dict[str, int]] | None, OMITTED_IF_NONE] = None  # true -> top label -> sentences
 
 
 def validate(judge: Judge, labelled: Mapping[str, Sequence[str]]) -> JudgeValidation:
     """Accuracy on a labelled set that was not used to build the judge (the audit's held-out sentences),
-    over the labels the judge and the set share."""
-    labels = [label for label in judge.labels if label in labelled]
+    over the labels the judge and the set share. Raises ValueError when they share no sentence."""
+    labels = [label for label in judge.labels if label in labelled and labelled[label]]
+    if not labels:
+        raise ValueError("the judge shares no labelled sentence with the validation set")
     texts = [t for label in labels for t in labelled[label]]
     truth = np.array([judge.labels.index(label) for label in labels for _ in labelled[label]])
-    ranks = (-judge.scores(texts)).argsort(axis=1)
+    ranks = (-judge.scores(texts)).argsort(axis=1, kind="stable")  # ties: the first label, as `predict`
     hit = ranks[:, 0] == truth
-    per_label = {label: float(hit[truth == judge.labels.index(label)].mean()) for label in labels}
+    hit3 = (ranks[:, :3] == truth[:, None]).any(axis=1)
+    rows = {label: truth == judge.labels.index(label) for label in labels}
+    confusion = {}
+    for label, r in rows.items():
+        top, counts = np.unique(ranks[r, 0], return_counts=True)
+        confusion[label] = {judge.labels[int(i)]: int(c) for i, c in zip(top, counts, strict=True)}
+    low, high = _wilson(int(hit.sum()), len(hit))
+    low3, high3 = _wilson(int(hit3.sum()), len(hit3))
     return JudgeValidation(
-        float(hit.mean()), float((ranks[:, :3] == truth[:, None]).any(axis=1).mean()), len(texts), per_label
+        accuracy=float(hit.mean()),
+        ci_low=low,
+        ci_high=high,
+        top3=float(hit3.mean()),
+        top3_ci_low=low3,
+        top3_ci_high=high3,
+        n=len(texts),
+        per_label={label: float(hit[r].mean()) for label, r in rows.items()},
+        per_label_top3={label: float(hit3[r].mean()) for label, r in rows.items()},
+        confusion=confusion,
     )
+
+
+def _wilson(successes: int, trials: int) -> tuple[float, float]:
+    """The 95% Wilson score interval (low, high) of a proportion."""
+    ci = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)

@@ -12,6 +12,7 @@ from emoaudit.audit.results.common import Resources
 from emoaudit.audit.results.convert import OMITTED_IF_NONE
 from emoaudit.steering.calibration import Calibration
 from emoaudit.steering.judge import JudgeValidation
+from emoaudit.steering.noise import NoiseFloor
 from emoaudit.steering.regimes import Thresholds
 
 RegimeCounts = dict[str, int]  # trials per regime, every regime named (0 when none)
@@ -32,6 +33,8 @@ class JudgeInfo:
     kind: str
     validation: JudgeValidation
     validation_set: str
+    # How far unsteered continuations move the judge (None in results written before it was measured).
+    noise_floor: Annotated[NoiseFloor | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)
