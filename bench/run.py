@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--profiles", default="quick,standard", help="scan profiles to time ('' for none)")
     parser.add_argument("--gen-tokens", type=int, default=32)
     parser.add_argument("--keep", type=Path, help="keep each scan's outputs under this folder")
+    parser.add_argument("--no-peer", action="store_true", help="skip steering-vectors (its keys become null)")
     parser.add_argument(
         "--analysis-shape", default="32x4096", help="LAYERSxHIDDEN of the synthetic analysis ('' for none)"
     )
@@ -206,7 +207,7 @@ def main() -> None:
     figures["emoaudit_extraction_seconds"] = ours_s
     # The peer runs on the model as its users load it (transformers' default: float32), and in emoaudit's
     # own dtype; the first is the headline (what a user would otherwise write), the second isolates the code.
-    peer_dtypes = dict.fromkeys([args.peer_dtype, lm.identity.dtype])
+    peer_dtypes = {} if args.no_peer else dict.fromkeys([args.peer_dtype, lm.identity.dtype])
     for peer_dtype in peer_dtypes:
         peer_lm = (
             lm if peer_dtype == lm.identity.dtype else load_model(args.model, device=args.device, dtype=peer_dtype)
@@ -222,7 +223,10 @@ def main() -> None:
             f"speedup_vs_steering_vectors{suffix}": best / ours_s if best else None,
             f"vector_cosine_min{suffix}": result["cosine_min"],
         }
-    if len(peer_dtypes) == 1:  # the peer already ran in emoaudit's dtype
+    if args.no_peer:
+        for key in ("speedup_vs_steering_vectors", "vector_cosine_min"):
+            figures[key] = figures[f"{key}_same_dtype"] = None
+    elif len(peer_dtypes) == 1:  # the peer already ran in emoaudit's dtype
         for key in ("speedup_vs_steering_vectors", "vector_cosine_min"):
             figures[f"{key}_same_dtype"] = figures[key]
 
