@@ -6,7 +6,9 @@ Measures the model's raw batched forward throughput (the limit), emoaudit's all-
 capture against it, the same extraction done with the steering-vectors library (batch sizes 1, 8,
 32; on the model as transformers loads it by default, float32, and in emoaudit's dtype) against
 emoaudit's, steered against unsteered generation, the wall time of each stage of
-`scan --profile quick` and `--profile standard`, and peak memory against weights plus activations.
+`scan --profile quick` and `--profile standard`, each scan's efficiency (its model-bound stages' ideal
+time against their actual time, bench/efficiency.py), the analysis stage's time on synthetic activations
+shaped like a 7B model (bench/analysis_check.py), and peak memory against weights plus activations.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from emoaudit.model.load import LoadedModel, load_model
 from emoaudit.model.runtime import chat_prompt_ids, length_batches, pad_batch, pad_id, run_body, tokenize
 from emoaudit.spec import load_spec
 from emoaudit.vectors import unit_deltas
+
+from analysis_check import analysis_seconds  # noqa: I001 (bench/, beside this script)
+from efficiency import breakdown, efficiency, throughputs
 
 
 def timed(fn: Any, repeats: int = 1) -> tuple[float, Any]:
@@ -148,6 +153,7 @@ def scan(model: str, profile: str, out: Path, extra: list[str]) -> dict[str, Any
     activations = sum(p.stat().st_size for p in (out / "activations").glob("*.safetensors"))
     return {
         "seconds": wall,
+        "results": results,
         "timings": results["timings"],
         "resources": results["resources"],
         "activation_bytes": activations,
@@ -166,6 +172,10 @@ def main() -> None:
     parser.add_argument("--profiles", default="quick,standard", help="scan profiles to time ('' for none)")
     parser.add_argument("--gen-tokens", type=int, default=32)
     parser.add_argument("--keep", type=Path, help="keep each scan's outputs under this folder")
+    parser.add_argument("--no-peer", action="store_true", help="skip steering-vectors (its keys become null)")
+    parser.add_argument(
+        "--analysis-shape", default="32x4096", help="LAYERSxHIDDEN of the synthetic analysis ('' for none)"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -197,7 +207,7 @@ def main() -> None:
     figures["emoaudit_extraction_seconds"] = ours_s
     # The peer runs on the model as its users load it (transformers' default: float32), and in emoaudit's
     # own dtype; the first is the headline (what a user would otherwise write), the second isolates the code.
-    peer_dtypes = dict.fromkeys([args.peer_dtype, lm.identity.dtype])
+    peer_dtypes = {} if args.no_peer else dict.fromkeys([args.peer_dtype, lm.identity.dtype])
     for peer_dtype in peer_dtypes:
         peer_lm = (
             lm if peer_dtype == lm.identity.dtype else load_model(args.model, device=args.device, dtype=peer_dtype)
@@ -213,11 +223,19 @@ def main() -> None:
             f"speedup_vs_steering_vectors{suffix}": best / ours_s if best else None,
             f"vector_cosine_min{suffix}": result["cosine_min"],
         }
-    if len(peer_dtypes) == 1:  # the peer already ran in emoaudit's dtype
+    if args.no_peer:
+        for key in ("speedup_vs_steering_vectors", "vector_cosine_min"):
+            figures[key] = figures[f"{key}_same_dtype"] = None
+    elif len(peer_dtypes) == 1:  # the peer already ran in emoaudit's dtype
         for key in ("speedup_vs_steering_vectors", "vector_cosine_min"):
             figures[f"{key}_same_dtype"] = figures[key]
 
     figures |= generation_ratio(lm, spec, args.gen_tokens)
+
+    if args.analysis_shape:
+        layers, hidden = (int(v) for v in args.analysis_shape.split("x"))
+        key = "analysis_seconds_7b_shape" if (layers, hidden) == (32, 4096) else f"analysis_seconds_{layers}x{hidden}"
+        figures[key] = analysis_seconds(spec, spec.profile("standard"), (layers, hidden))
 
     weight_bytes = sum(p.numel() * p.element_size() for p in lm.model.parameters())
     figures["weight_bytes"] = weight_bytes
@@ -226,6 +244,12 @@ def main() -> None:
             out = (args.keep / profile) if args.keep else Path(tmp) / "out"
             result = scan(args.model, profile, out, ["--device", args.device, "--dtype", args.dtype])
         figures[f"scan_{profile}_seconds"] = result["seconds"]
+        speeds = throughputs(lm, spec, spec.profile(profile), sequences)
+        found = efficiency(result["results"], speeds, figures["raw_forward_tokens_per_s"])
+        figures[f"scan_{profile}_throughputs"] = speeds
+        figures[f"scan_{profile}_efficiency_stages"] = found
+        figures[f"scan_efficiency_{profile}"] = found["efficiency"]
+        print(breakdown(f"scan --profile {profile}", found))
         figures[f"scan_{profile}_stage_seconds"] = result["timings"]
         peak = result["resources"]
         figures[f"scan_{profile}_peak_rss_bytes"] = peak["peak_rss_bytes"]
@@ -245,6 +269,7 @@ def main() -> None:
         figures[key] = max(per_profile) if per_profile else None
     if not args.profiles:
         figures["scan_quick_seconds"] = figures["scan_standard_seconds"] = None
+        figures["scan_efficiency_quick"] = figures["scan_efficiency_standard"] = None
 
     keys = (
         "capture_vs_limit",
@@ -255,6 +280,9 @@ def main() -> None:
         "steered_vs_unsteered_generation",
         "scan_quick_seconds",
         "scan_standard_seconds",
+        "scan_efficiency_quick",
+        "scan_efficiency_standard",
+        "analysis_seconds_7b_shape",
         "peak_memory_ratio",
         "peak_memory_ratio_above_runtime",
         "peak_cuda_ratio",

@@ -7,7 +7,13 @@ from emoaudit.analysis import baselines
 from emoaudit.analysis.methods import affect_alignment, cohens_d, compare_methods
 from emoaudit.analysis.heldout import heldout_score
 from emoaudit.analysis.geometry import cosine_floor, mean_pairwise_cosine
-from emoaudit.analysis.separation import centroid_scores, fisher_ratio, probe_accuracy
+from emoaudit.analysis.separation import (
+    centroid_scores,
+    fisher_ratio,
+    principal_components,
+    probe_accuracy,
+    standardised_gram,
+)
 from emoaudit.analysis.sweep import choose_layer
 
 N_CLASSES, PER_CLASS, HIDDEN, N_LAYERS, PLANTED = 8, 12, 48, 7, 4
@@ -28,7 +34,10 @@ def synthetic(seed: int = 0, strength: float = 2.0, offset: float = 30.0) -> tup
 
 def score_curve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(
-        [np.log(fisher_ratio(x[:, i], y) / baselines.fisher_null(x[:, i], y, 50, 0).mean) for i in range(x.shape[1])]
+        [
+            np.log(fisher_ratio(x[:, i], y) / baselines.fisher_null(standardised_gram(x[:, i]), y, 50, 0).mean)
+            for i in range(x.shape[1])
+        ]
     )
 
 
@@ -38,13 +47,13 @@ def test_planted_separation_is_found_at_the_planted_layer() -> None:
     at = x[:, PLANTED]
     assert probe_accuracy(at, y, 4, 16, 0) > 0.9
     assert centroid_scores(at, y, 4, 0).accuracy > 0.9
-    assert baselines.fisher_null(at, y, 100, 0).p_value < 0.02
+    assert baselines.fisher_null(standardised_gram(at), y, 100, 0).p_value < 0.02
 
 
 def test_pure_noise_is_not_called_separated() -> None:
     x, y = synthetic(strength=0.0)
     at = x[:, PLANTED]
-    assert baselines.fisher_null(at, y, 200, 1).p_value > 0.05
+    assert baselines.fisher_null(standardised_gram(at), y, 200, 1).p_value > 0.05
     assert probe_accuracy(at, y, 4, 16, 0) < 0.3
     assert abs(score_curve(x, y)).max() < 0.15
 
@@ -63,7 +72,7 @@ def test_anisotropy_baselines_see_the_shared_offset() -> None:
 
 def test_shuffled_probe_is_at_chance_where_the_real_probe_is_not() -> None:
     x, y = synthetic()
-    assert baselines.shuffled_probe_accuracy(x[:, PLANTED], y, 4, 16, 3, 0) < 0.3
+    assert baselines.shuffled_probe_accuracy(principal_components(x[:, PLANTED], 16), y, 4, 3, 0) < 0.3
 
 
 def test_method_comparison_statistics() -> None:
@@ -89,3 +98,17 @@ def test_affect_alignment_and_heldout_scoring_recover_planted_valence() -> None:
     samples = 50 + vectors[y] + rng.standard_normal((50, 32)) * 0.5
     score = heldout_score(samples, y, vectors, valence)
     assert score.accuracy > 0.8 and score.top3 >= score.accuracy and score.valence_auc > 0.95
+
+
+def test_probe_is_scikit_learns_shrinkage_lda() -> None:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from emoaudit.analysis.separation import shrinkage_lda_predictions
+
+    x, y = synthetic(strength=0.4)
+    scores = principal_components(x[:, PLANTED], 16)
+    train, test = np.arange(len(y)) % 4 != 0, np.arange(len(y)) % 4 == 0
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(scores[train], y[train])
+    ours = shrinkage_lda_predictions(scores[train], y[train], scores[test])
+    assert 0.2 < (ours == y[test]).mean() < 1.0  # neither trivial nor perfect: the decisions are tested
+    np.testing.assert_array_equal(ours, lda.predict(scores[test]))

@@ -11,7 +11,14 @@ from emoaudit.analysis import baselines
 from emoaudit.analysis.geometry import class_means, cosine_floor, cosine_matrix, mean_pairwise_cosine, pc_scores
 from emoaudit.analysis.heldout import heldout_score
 from emoaudit.analysis.methods import MethodComparison, affect_alignment, compare_methods
-from emoaudit.analysis.separation import centroid_scores, fisher_ratio, probe_accuracy
+from emoaudit.analysis.separation import (
+    centroid_scores,
+    fisher_from_gram,
+    gram_components,
+    one_hot,
+    probe_accuracy_on,
+    standardised_gram,
+)
 from emoaudit.audit.results.extraction import AtLayer, Curves, HeldoutCurves, LayerSweep
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.stimuli import METHODS
@@ -31,11 +38,12 @@ def choose_layer(score: np.ndarray, width: int) -> int:
 
 
 def layer_score(
-    x: np.ndarray, y: np.ndarray, permutations: int, seed: int
+    gram: np.ndarray, y: np.ndarray, permutations: int, seed: int
 ) -> tuple[float, baselines.FisherNull, float]:
-    """(Fisher ratio, its shuffled-label null, the layer score log(ratio / null mean)) of one layer's [n, hidden]."""
-    fisher = fisher_ratio(x, y)
-    null = baselines.fisher_null(x, y, permutations, seed)
+    """(Fisher ratio, its shuffled-label null, the layer score log(ratio / null mean)) of one layer, from the
+    `standardised_gram` [n, n] of its samples."""
+    fisher = float(fisher_from_gram(gram, one_hot(y))[0])
+    null = baselines.fisher_null(gram, y, permutations, seed)
     return fisher, null, float(np.log(fisher / null.mean))
 
 
@@ -69,16 +77,20 @@ def analyse_method(
         x = x_all[:, layer].astype(np.float64)
         raw_cos = mean_pairwise_cosine(class_means(x, y, len(emotions)))
         ref_cos = baselines.reference_cosine(reference[:, layer].astype(np.float64))
-        fisher, null, score = layer_score(x, y, profile.permutations, seed)
+        # The standardised Gram matrix and the principal components derived from it are shared by the
+        # Fisher ratio, its null, the probe and its shuffled-label refits: one n × n problem per layer.
+        gram = standardised_gram(x)
+        components = gram_components(gram, analysis.probe_components)
+        fisher, null, score = layer_score(gram, y, profile.permutations, seed)
         rand_cos, rand_acc = baselines.random_directions(x, y, analysis.random_draws, profile.cv_folds, seed)
         values = {
             "cosine_mean": mean_pairwise_cosine(vectors.vectors[:, layer].numpy().astype(np.float64)),
             "raw_cosine_mean": raw_cos,
             "reference_cosine": ref_cos,
             "similarity_above_reference": raw_cos - ref_cos,
-            "probe_accuracy": probe_accuracy(x, y, profile.cv_folds, analysis.probe_components, seed),
+            "probe_accuracy": probe_accuracy_on(components, y, profile.cv_folds, seed),
             "probe_accuracy_shuffled": baselines.shuffled_probe_accuracy(
-                x, y, profile.cv_folds, analysis.probe_components, analysis.probe_shuffles, seed
+                components, y, profile.cv_folds, analysis.probe_shuffles, seed
             ),
             "centroid_accuracy": centroid_scores(x, y, profile.cv_folds, seed).accuracy,
             "random_direction_accuracy": rand_acc,

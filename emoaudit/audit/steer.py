@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from emoaudit.analysis.separation import standardised_gram
 from emoaudit.analysis.sweep import choose_layer, emotion_samples, layer_score
 from emoaudit.audit.options import AuditOptions
 from emoaudit.audit.results.reading import read_results
@@ -58,7 +59,7 @@ def steer_once(
             acts, spec.emotion_names, spec.reference, spec.analysis.denoise_variance
         )
         x, y = emotion_samples(acts, spec)
-        score = [layer_score(x[:, i], y, 50, options.seed)[2] for i in range(x.shape[1])]
+        score = [layer_score(standardised_gram(x[:, i]), y, 50, options.seed)[2] for i in range(x.shape[1])]
         chosen = choose_layer(np.array(score), spec.analysis.layer_smoothing)
     layer = chosen if layer is None else layer
     if not 0 <= layer < lm.stream.n_layers:
