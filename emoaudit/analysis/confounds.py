@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from emoaudit.analysis import baselines
-from emoaudit.analysis.separation import centroid_scores, fisher_ratio, probe_accuracy
-from emoaudit.analysis.sweep import emotion_samples, heldout_curves
+from emoaudit.analysis.separation import centroid_scores, gram_components, probe_accuracy_on, standardised_gram
+from emoaudit.analysis.sweep import emotion_samples, heldout_curves, layer_score
 from emoaudit.audit.results.extraction import (
     EmbeddingBaseline,
     HeldoutCurves,
@@ -31,20 +30,19 @@ VARIANT_RULE = (
 
 
 def embedding_baseline(
-    acts: Activations, held: Activations, spec: AuditSpec, profile: Profile, seed: int, layer_score: float
+    acts: Activations, held: Activations, spec: AuditSpec, profile: Profile, seed: int, layer_value: float
 ) -> EmbeddingBaseline | None:
     """The layer sweep's scores on the pooled input embeddings (Activations.embedding [n, hidden]).
 
-    `layer_score` is the method's score at the emotion layer; None when either set has no embeddings read.
+    `layer_value` is the method's score at the emotion layer; None when either set has no embeddings read.
     """
     if acts.embedding is None or held.embedding is None:
         return None
     as_layer = _embedding_layer(acts)
     x_all, y = emotion_samples(as_layer, spec)
     x = x_all[:, 0].astype(np.float64)
-    fisher = fisher_ratio(x, y)
-    null = baselines.fisher_null(x, y, profile.permutations, seed)
-    score = float(np.log(fisher / null.mean))
+    gram = standardised_gram(x)  # shared with the sweep's arithmetic, as for any layer
+    fisher, null, score = layer_score(gram, y, profile.permutations, seed)
     vectors = EmotionVectors.from_activations(
         as_layer, spec.emotion_names, spec.reference, spec.analysis.denoise_variance
     )
@@ -53,10 +51,12 @@ def embedding_baseline(
         fisher_ratio=fisher,
         fisher_null_mean=null.mean,
         score=score,
-        probe_accuracy=probe_accuracy(x, y, profile.cv_folds, spec.analysis.probe_components, seed),
+        probe_accuracy=probe_accuracy_on(
+            gram_components(gram, spec.analysis.probe_components), y, profile.cv_folds, seed
+        ),
         centroid_accuracy=centroid_scores(x, y, profile.cv_folds, seed).accuracy,
         heldout_accuracy=held_scores.accuracy[0],
-        score_above=layer_score - score,
+        score_above=layer_value - score,
     )
 
 
