@@ -136,8 +136,8 @@ def test_embedding_baseline_sees_label_geometry_in_the_embeddings() -> None:
     centres = {lab: rng.normal(size=hidden) * 3 for lab in spec.labels}
     emb = torch.tensor(np.stack([centres[lab] + rng.normal(size=hidden) for lab in labels]), dtype=torch.float32)
     acts = Activations("comprehension", labels, [""] * n, torch.zeros(n, 1, hidden), torch.ones(n, 1), "x", None, emb)
-    base = embedding_baseline(acts, acts, spec, profile, 0, layer_score=1.0)
+    base = embedding_baseline(acts, acts, spec, profile, 0, layer_value=1.0)
     assert base is not None and base.centroid_accuracy > 0.9 and base.heldout_accuracy > 0.9
     assert base.score > 0 and base.score_above == pytest.approx(1.0 - base.score)
     read_before = Activations("heldout", labels, [""] * n, torch.zeros(n, 1, hidden), torch.ones(n, 1), "x")
-    assert embedding_baseline(acts, read_before, spec, profile, 0, layer_score=1.0) is None
+    assert embedding_baseline(acts, read_before, spec, profile, 0, layer_value=1.0) is None
