@@ -28,7 +28,7 @@ def hostile_results():  # type: ignore[no-untyped-def]
     """The real quick scan's results with hostile text in a finding and in the model reference."""
     results = read_results(QUICK)
     findings = list(results.findings or [])
-    findings[0] = replace(findings[0], detail=HOSTILE)
+    findings[0] = replace(findings[0], detail=HOSTILE, failed=True, severity="medium")  # a finding, whatever the scan
     return replace(results, findings=findings, model=replace(results.model, reference="evil " + HOSTILE))
 
 
@@ -73,7 +73,7 @@ def test_model_card_escapes_hostile_text_and_its_yaml_reads_back() -> None:
     figures = yaml.safe_load(block)["emoaudit"]
     assert figures["model_sha256"] == results.model.sha256
     assert figures["findings"] == {c.id: c.severity for c in checks if c.failed}
-    assert figures["emotion_layer"] == 21 and figures["verdict"] == "high"
+    assert figures["emotion_layer"] == 21 and figures["verdict"] == "medium"
 
 
 def test_report_writes_all_three_exports_and_a_paginated_pdf(tmp_path: Path) -> None:
