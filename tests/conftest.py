@@ -16,10 +16,22 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.steering.regimes import Thresholds
 
 REPO = Path(__file__).resolve().parent.parent
 # Kept between local runs so real models are pulled and converted once; CI starts empty.
 TEST_CACHE = REPO / ".cache" / "emoaudit-test"
+
+# The steering thresholds of the default specification, for tests of classification and statistics.
+THRESHOLDS = Thresholds(
+    distinct2_min=0.5,
+    repeat_share_max=0.4,
+    perplexity_ratio_max=8.0,
+    judge_margin=0.02,
+    min_tokens=8,
+    top_k=3,
+    control_percentile=95.0,
+)
 
 TINY_SIZES = dict(
     hidden_size=32,

@@ -43,11 +43,11 @@ from emoaudit.audit.results.steering import (
 from emoaudit.errors import EmoauditError
 from emoaudit.model.load import ModelIdentity
 from emoaudit.steering.judge import JudgeValidation
-from emoaudit.steering.regimes import Thresholds
 from emoaudit.steering.noise import NoiseFloor
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import Trial
 from emoaudit.storage import write_json
+from tests.conftest import THRESHOLDS
 
 # results.json of `emoaudit scan smollm2-135m --profile quick --dtype float32` (seed 0): the typed reader
 # and writer must give back these very bytes.
@@ -183,17 +183,6 @@ def test_a_path_that_is_not_utf8_is_written_and_read_back(tmp_path: Path) -> Non
     written.read_bytes().decode("utf-8")  # the file itself is UTF-8
     results = read_results(written)
     assert results.model.path == results.audit.path == model_path
-
-
-THRESHOLDS = Thresholds(
-    distinct2_min=0.5,
-    repeat_share_max=0.4,
-    perplexity_ratio_max=8.0,
-    judge_margin=0.02,
-    min_tokens=8,
-    top_k=3,
-    control_percentile=95.0,
-)
 
 
 def test_the_summary_counts_and_shares_trials() -> None:

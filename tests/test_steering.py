@@ -7,22 +7,12 @@ import torch
 
 from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.model.load import LoadedModel, load_model
-from emoaudit.steering.regimes import Thresholds, classify, distinct_n, repeat_share, shape
+from emoaudit.steering.regimes import classify, distinct_n, repeat_share, shape
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.steering.calibration import calibrate, next_token_kl
 from emoaudit.steering.perplexity import continuation_nll
 from emoaudit.vectors import unit_deltas
-from tests.conftest import TINY_FAMILIES
-
-THRESHOLDS = Thresholds(
-    distinct2_min=0.5,
-    repeat_share_max=0.4,
-    perplexity_ratio_max=8.0,
-    judge_margin=0.02,
-    min_tokens=8,
-    top_k=3,
-    control_percentile=95.0,
-)
+from tests.conftest import THRESHOLDS, TINY_FAMILIES
 
 
 def logits(lm: LoadedModel, text: str) -> torch.Tensor:

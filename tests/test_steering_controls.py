@@ -15,28 +15,19 @@ from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.load import LoadedModel
 from emoaudit.report.gating import steerable_check
 from emoaudit.report.policy import load_policy
-from emoaudit.steering.regimes import Thresholds
 from emoaudit.steering.specificity import random_directions, rank
 from emoaudit.steering.statistics import benjamini_hochberg, estimate, wilson
 from emoaudit.steering.summary import summarise
 from emoaudit.model.generation import generate
 from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.steering.trials import Trial, score_trials, steering_context
+from tests.conftest import THRESHOLDS
 
 EMOTIONS = [f"e{i}" for i in range(17)] + ["hostile", "angry", "desperate"]
 LABELS = [*EMOTIONS, "neutral"]
 MULTIPLIERS = [0.25, 0.5, 1.0, 2.0]
 SCENARIOS = 6
 DIRECTIONS = 3
-THRESHOLDS = Thresholds(
-    distinct2_min=0.5,
-    repeat_share_max=0.4,
-    perplexity_ratio_max=8.0,
-    judge_margin=0.02,
-    min_tokens=8,
-    top_k=3,
-    control_percentile=95.0,
-)
 TEXT = "The harbour was quiet this morning and the fishing boats came back early with a small catch"
 
 

@@ -28,30 +28,12 @@ def comprehension_activations(
     lm: LoadedModel, spec: AuditSpec, profile: Profile, on_batch: Callable[[int], None] | None = None
 ) -> Activations:
     labels, texts = _passages(spec.passages, spec.labels, profile.passages_per_label)
-    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling, on_batch=on_batch)
-    return Activations(
-        "comprehension",
-        labels,
-        texts,
-        captured.means,
-        captured.token_norms,
-        f"{spec.extraction.pooling} over the passage",
-        embedding=captured.embedding,
-    )
+    return _read("comprehension", lm, spec, labels, texts, "passage", on_batch)
 
 
 def heldout_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
     labels, texts = _passages(spec.heldout, spec.labels, None)
-    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling)
-    return Activations(
-        "heldout",
-        labels,
-        texts,
-        captured.means,
-        captured.token_norms,
-        f"{spec.extraction.pooling} over the text",
-        embedding=captured.embedding,
-    )
+    return _read("heldout", lm, spec, labels, texts, "text")
 
 
 def heldout_set_rows(spec: AuditSpec) -> tuple[list[str], list[str], list[str]]:
@@ -70,14 +52,27 @@ def heldout_set_rows(spec: AuditSpec) -> tuple[list[str], list[str], list[str]]:
 def heldout_set_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
     """The held-out sets' texts (other registers and languages), read in one pass; rows as `heldout_set_rows`."""
     _, labels, texts = heldout_set_rows(spec)
-    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling)
+    return _read("heldout_sets", lm, spec, labels, texts, "text")
+
+
+def _read(
+    name: str,
+    lm: LoadedModel,
+    spec: AuditSpec,
+    labels: list[str],
+    texts: list[str],
+    unit: str,
+    on_batch: Callable[[int], None] | None = None,
+) -> Activations:
+    """Texts we wrote, read as plain documents and pooled over each (`unit` names what a text is)."""
+    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling, on_batch=on_batch)
     return Activations(
-        "heldout_sets",
+        name,
         labels,
         texts,
         captured.means,
         captured.token_norms,
-        f"{spec.extraction.pooling} over the text",
+        f"{spec.extraction.pooling} over the {unit}",
         embedding=captured.embedding,
     )
 
