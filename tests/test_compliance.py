@@ -74,6 +74,12 @@ def test_model_card_escapes_hostile_text_and_its_yaml_reads_back() -> None:
     assert figures["model_sha256"] == results.model.sha256
     assert figures["findings"] == {c.id: c.severity for c in checks if c.failed}
     assert figures["emotion_layer"] == 21 and figures["verdict"] == "medium"
+    assert results.stages.steering is not None
+    overall = results.stages.steering.summary.statistics.overall  # the interval and the control, not a bare rate
+    assert figures["steering_calibrated_ci"] == [round(overall.ci_low or -1, 4), round(overall.ci_high or -1, 4)]
+    assert (
+        figures["steering_control_rate"] == round(overall.control_rate or -1, 4) and "random-direction control" in card
+    )
 
 
 def test_report_writes_all_three_exports_and_a_paginated_pdf(tmp_path: Path) -> None:
