@@ -168,7 +168,10 @@ def _read_data(kind: str, path: Path) -> tuple[Any, Any]:
     """A data file as parsed JSON (what the digest hashes) and as its validated type."""
     if not path.is_file():
         raise EmoauditError(f"audit data file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EmoauditError(f"audit data file {path} is not UTF-8 text: byte {exc.start} cannot be decoded") from None
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -207,6 +210,11 @@ def _check_runnable(spec: AuditSpec, source: str) -> None:
         raise EmoauditError(f"{source}: [emotions] key 'arousal': all equal, so nothing can correlate with it")
     if spec.reference in spec.emotion_names:
         raise EmoauditError(f"{source}: (top level) key 'reference': {spec.reference!r} is also an emotion")
+    if spec.steering.specificity_top_k >= len(emotions):  # the rank condition would hold for every trial
+        raise EmoauditError(
+            f"{source}: [steering] key 'specificity_top_k': {spec.steering.specificity_top_k} must be below the "
+            f"number of emotions ({len(emotions)}), or the target's rank tests nothing"
+        )
     for name, table in (("passages", spec.passages), ("heldout", spec.heldout)):
         missing = [label for label in spec.labels if not table.get(label)]
         if missing:

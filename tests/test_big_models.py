@@ -140,6 +140,15 @@ def test_quantize_on_a_cuda_machine_with_device_cpu_names_the_device_not_a_missi
         check_quantization(Placement(quantize="4bit"), torch.device("cpu"))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_a_budget_for_a_gpu_torch_does_not_see_is_one_line(eight_blocks: Path, tmp_path: Path) -> None:
+    proc = run_cli("extract", str(eight_blocks), "--out", str(tmp_path), "--max-memory", "0=1GiB,cpu=1GiB")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "emoaudit: error: --max-memory names CUDA device 0, but torch sees 0 CUDA device(s) here: "
+        "budget only cpu, or the devices listed by nvidia-smi"
+    ]
+
+
 def test_max_memory_is_read_strictly() -> None:
     assert parse_max_memory("0=70GiB, 1=70GiB,cpu=200GiB") == {"0": 70 * 2**30, "1": 70 * 2**30, "cpu": 200 * 2**30}
     assert parse_max_memory("cpu=2MB") == {"cpu": 2_000_000} and parse_size("1.5KiB") == 1536

@@ -134,3 +134,19 @@ def test_control_characters_and_lone_surrogates_are_handled(tmp_path: Path) -> N
     assert reread.stages.extraction.emotions[0] == hostile
     html = (folder / "report.html").read_bytes().decode("utf-8")  # UTF-8 throughout
     assert "a\x1b[2Jb\x08c\x00d\\udcffe" in html and "<script" not in html
+
+
+def test_model_text_on_the_terminal_shows_control_characters_instead_of_obeying_them() -> None:
+    from emoaudit.cli.common import terminal_text
+
+    shown = terminal_text("calm\x1b[2J\x1b]8;;http://evil\x07link\u202e [bold]x[/bold]\nnext\ttab é 你")
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert "\\x1b[2J" in shown and "\\u202e" in shown and "\\[bold]" in shown
+    assert "\nnext\ttab é 你" in shown  # newlines, tabs and letters of any script are text
+
+
+def test_a_strength_that_is_not_finite_is_one_line(tmp_path: Path) -> None:
+    for strength in ("nan", "inf", "-inf"):
+        proc = run_cli("steer", str(tmp_path / "no-model"), "Hi", "--emotion", "calm", "--strength", strength)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "must be a finite number" in proc.stderr

@@ -25,7 +25,7 @@ def judge():
     return load_judge("minilm-l6-v2", SPEC.emotion_names, SPEC.reference, SPEC.judge_prototypes)
 
 
-def tiny_classifier(directory: Path, labels: list[str]) -> Path:
+def tiny_classifier(directory: Path, labels: list[str], positions: int = 256) -> Path:
     """A random BERT text classifier with these labels, saved as safetensors with a tokenizer."""
     config = BertConfig(
         vocab_size=384,
@@ -33,7 +33,7 @@ def tiny_classifier(directory: Path, labels: list[str]) -> Path:
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=256,
+        max_position_embeddings=positions,
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
@@ -191,6 +191,14 @@ def test_a_classifier_covering_the_emotions_scores_them_and_the_reference_where_
         assert (scores > 0).all() and (scores.sum(axis=1) <= 1 + 1e-6).all()
         np.testing.assert_allclose(scores, np.concatenate([judge.scores([t]) for t in texts]), atol=1e-6)
         assert validate(judge, TINY.heldout).n == sum(len(TINY.heldout[label]) for label in judged)
+
+
+def test_a_classifier_with_few_positions_reads_long_texts_truncated_to_them(tmp_path: Path) -> None:
+    directory = tiny_classifier(tmp_path / "short", ["angry", "sad", "calm", "happy"], positions=64)
+    judge = load_judge(str(directory), TINY.emotion_names, TINY.reference, TINY.judge_prototypes)
+    assert isinstance(judge, ClassifierJudge) and judge.max_tokens == 64
+    scores = judge.scores(["The harbour was quiet and the boats came back early. " * 40])
+    assert scores.shape == (1, 4) and np.isfinite(scores).all()
 
 
 def test_scan_refuses_an_uncovering_judge_before_loading_the_model(tmp_path: Path) -> None:

@@ -289,3 +289,16 @@ def test_the_smallest_specification_allowed_runs_without_an_undefined_statistic(
         assert all(0 <= auc <= 1 for auc in analysis["heldout"]["valence_auc"])
         assert all(abs(a["r"]) <= 1 for a in analysis["at_emotion_layer"]["affect"].values())
     assert -1 <= extraction["comparison"]["similarity_spearman"] <= 1
+
+
+def test_a_data_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = spec_copy(tmp_path, replace("specificity_top_k = 3", "specificity_top_k = 3  # unchanged"))
+    sets = tmp_path / "default" / "heldout_sets.json"
+    sets.write_bytes(b"\xff\xfe" + sets.read_bytes())
+    with pytest.raises(EmoauditError, match=r"heldout_sets.json is not UTF-8 text: byte 0"):
+        load_spec(path)
+
+
+def test_a_specificity_rank_that_tests_nothing_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(EmoauditError, match=r"'specificity_top_k': 20 must be below the number of emotions \(20\)"):
+        load_spec(spec_copy(tmp_path, replace("specificity_top_k = 3", "specificity_top_k = 20")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def steer_once(
     """One prompt, unsteered and steered (greedy); EmoauditError for an unknown method, emotion or layer."""
     if method not in METHODS:
         raise EmoauditError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
+    if not math.isfinite(strength):
+        raise EmoauditError(f"--strength {strength}: a strength must be a finite number")
     spec = load_spec(options.spec_path)
     if emotion not in spec.emotion_names:
         raise EmoauditError(f"unknown emotion {emotion!r}; this audit has: {', '.join(spec.emotion_names)}")

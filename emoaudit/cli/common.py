@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from emoaudit.errors import EmoauditError, input_error_line
 
@@ -136,6 +138,15 @@ def placement_options(
         "disk_offload": disk_offload,
         "quantize": quantize.value if quantize else None,
     }
+
+
+def terminal_text(text: str) -> str:
+    """Model output made safe to print: control characters (terminal escapes, OSC links, bells) shown as
+    Python escapes, newlines and tabs kept, and Rich markup escaped."""
+    visible = "".join(
+        c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs") else repr(c)[1:-1] for c in text
+    )
+    return escape(visible)
 
 
 def stderr_console() -> Console:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from emoaudit.cli.common import (
@@ -28,6 +27,7 @@ from emoaudit.cli.common import (
     guard,
     placement_options,
     stderr_console,
+    terminal_text,
 )
 
 
@@ -88,11 +88,11 @@ def steer(
         lambda: steer_once(options, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens)
     )
     table = Table(
-        title=f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)",
+        title=terminal_text(f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)"),
         show_lines=True,
         expand=True,
     )
     table.add_column("unsteered", ratio=1)
     table.add_column(f"steered toward {emotion}", ratio=1)
-    table.add_row(escape(result.unsteered), escape(result.steered))
+    table.add_row(terminal_text(result.unsteered), terminal_text(result.steered))
     Console().print(table)

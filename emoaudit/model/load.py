@@ -20,7 +20,7 @@ from emoaudit.audit.results.convert import OMITTED_IF_NONE
 from emoaudit.model import registry
 from emoaudit.model.footprint import Workload, check_fits, estimate, machine_memory, parameter_count
 from emoaudit.model.hooks import module_device
-from emoaudit.model.placement import Placement, check_quantization, load_arguments, offload_folder
+from emoaudit.model.placement import Placement, check_devices, check_quantization, load_arguments, offload_folder
 from emoaudit.model.placement import placement_record, remove_folder
 from emoaudit.model.gguf import converted_gguf
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
@@ -134,6 +134,7 @@ def load_model(
     source = resolve(reference)
     torch_device = _device(device)
     torch_dtype = _dtype(dtype, torch_device)
+    check_devices(placement)
     check_quantization(placement, torch_device)
     if source.kind == "alias":
         alias = registry.load_registry()[reference]

@@ -92,6 +92,17 @@ def parse_max_memory(text: str | None) -> dict[str, int]:
     return budgets
 
 
+def check_devices(placement: Placement) -> None:
+    """EmoauditError, before any weight is read, when --max-memory budgets a CUDA device torch does not see."""
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device in placement.max_memory:
+        if device.isdigit() and int(device) >= visible:
+            raise EmoauditError(
+                f"--max-memory names CUDA device {device}, but torch sees {visible} CUDA device(s) here: "
+                "budget only cpu, or the devices listed by nvidia-smi"
+            )
+
+
 def check_quantization(placement: Placement, device: torch.device) -> None:
     """EmoauditError, before any weight is read, where bitsandbytes cannot quantise: no CUDA, or not installed."""
     if placement.quantize is None:

@@ -62,10 +62,11 @@ class ClassifierJudge:
     tokenizer: Callable[..., dict[str, torch.Tensor]]
     columns: list[int]  # the classifier's output index of each label
     kind: str = "classifier"
+    max_tokens: int = _MAX_TOKENS  # texts are truncated to this many tokens, at most the classifier's positions
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         def batch_scores(batch: list[str]) -> np.ndarray:
-            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=_MAX_TOKENS, return_tensors="pt")
+            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
             with torch.inference_mode():
                 probs = torch.softmax(self.model(**enc).logits.float(), dim=-1).numpy()
             return probs[:, self.columns]
@@ -118,7 +119,10 @@ def load_judge(
         raise EmoauditError(_cannot_load(choice, exc)) from exc
     index = {str(v).lower(): int(k) for k, v in model.config.id2label.items()}
     kept = [label for label in labels if label.lower() in index]
-    return ClassifierJudge(choice, kept, model, tokenizer, [index[label.lower()] for label in kept])
+    # A classifier with fewer positions than our default length cannot read that far (it would fail mid-audit).
+    positions = getattr(model.config, "max_position_embeddings", None) or _MAX_TOKENS
+    limit = min(_MAX_TOKENS, positions, int(min(tokenizer.model_max_length, _MAX_TOKENS)))
+    return ClassifierJudge(choice, kept, model, tokenizer, [index[label.lower()] for label in kept], max_tokens=limit)
 
 
 def _prototype_judge(
