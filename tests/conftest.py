@@ -146,7 +146,9 @@ def quick_run(
         [sys.executable, "-m", "emoaudit", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 1200
-    while not (out / "stages" / "extraction.json").exists() and first.poll() is None and time.monotonic() < deadline:
+    # The stage's file is written before the partial results.json: wait for both, or the kill can fall between.
+    written = lambda: (out / "stages" / "extraction.json").exists() and (out / "results.json").exists()  # noqa: E731
+    while not written() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     first.kill()
     first.wait()

@@ -93,8 +93,10 @@ def test_steering_sweep_is_judged_and_its_perplexity_ratios_recompute(
     assert totals["0.5"] > totals["4.0"] and degraded >= 8, summary["regime_map"]
     assert low is not None and high is not None
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 3 + 60 and {s["regime"] for s in samples if s["emotion"]} <= set(summary["regime_totals"])
-    baselines = {s["scenario"]: s for s in samples if s["emotion"] is None}
+    controls = steering["controls"]["directions"] * 3 * 5  # random directions x scenarios x strengths
+    assert len(samples) == 3 + 60 + controls and sum(s["control"] == "random" for s in samples) == controls
+    assert {s["regime"] for s in samples if s["emotion"]} <= set(summary["regime_totals"])
+    baselines = {s["scenario"]: s for s in samples if s["emotion"] is None and s["control"] is None}
     # Recomputed from samples.jsonl alone, with the model in the dtype the scan chose (results.json says which).
     # In bfloat16 another batch composition rounds differently: log ratios then agree to ~0.03 nats (measured).
     dtype = results["model"]["dtype"]
