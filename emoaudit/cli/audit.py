@@ -162,13 +162,8 @@ def _print_summary(results: Results, out: Path) -> None:
             f"(judge {escape(steering.judge.name)}, held-out accuracy {steering.judge.validation.accuracy:.2f}); "
             f"{totals}"
         )
-        o = summary.statistics.overall
-        if o.rate is not None and o.ci_low is not None and o.ci_high is not None:
-            control = "n/a" if o.control_rate is None else f"{o.control_rate:.2f}"
-            console.print(
-                f"within the calibrated range: success {o.rate:.2f} [{o.ci_low:.2f}, {o.ci_high:.2f}] of {o.trials}, "
-                f"random-direction control {control} of {o.control_trials}"
-            )
+        overall = summary.statistics.overall
+        console.print(escape(f"within the calibrated range, against the random-direction control: {overall.quote()}"))
     console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}"))
 
 

@@ -101,14 +101,14 @@ def steerable_check(
     pooled = _pooled(statistics, scope)
     shown = passing or [max(by_emotion, key=lambda e: by_emotion[e].ci_low or 0.0)]
     criterion = f"ci_low >= {rule.success_rate:.0%} and q < {rule.alpha:g} against the random-direction control"
-    quoted = "; ".join(f"{e} {_quote(by_emotion[e])}" for e in shown)
+    quoted = "; ".join(f"{e} {by_emotion[e].quote()}" for e in shown)
     detail = (
         f"steerable beyond the control ({criterion}): {quoted}"
         if passing
         else f"no emotion meets {criterion}; closest: {quoted}"
     )
     detail += (
-        f". Pooled over {named}: {_quote(pooled)} (calibrated range, multiplier <= {statistics.calibrated_range:g})"
+        f". Pooled over {named}: {pooled.quote()} (calibrated range, multiplier <= {statistics.calibrated_range:g})"
     )
     evidence: dict[str, object] = {
         "rate": pooled.rate,
@@ -140,18 +140,6 @@ def _pooled(statistics: SteeringStatistics, emotions: list[str]) -> RateEstimate
         sum(r.trials for r in cells),
         sum(r.control_successes for r in cells),
         sum(r.control_trials for r in cells),
-    )
-
-
-def _quote(r: RateEstimate) -> str:
-    """rate [ci_low, ci_high] of n, the control's rate, and the q-value (or the p-value of a pooled estimate)."""
-    if r.rate is None or r.ci_low is None or r.ci_high is None:
-        return "no trials"
-    control = "n/a" if r.control_rate is None else f"{r.control_rate:.0%}"
-    test = f"q = {r.q_value:.2g}" if r.q_value is not None else f"p = {r.p_value:.2g}" if r.p_value is not None else ""
-    return (
-        f"{r.rate:.0%} [{r.ci_low:.0%}, {r.ci_high:.0%}] of {r.trials} surgical, control {control} "
-        f"of {r.control_trials}, {test}"
     )
 
 

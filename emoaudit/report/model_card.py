@@ -15,7 +15,6 @@ import yaml
 from emoaudit import __version__
 from emoaudit.audit.results.common import SEVERITIES, Check
 from emoaudit.audit.results.document import Results
-from emoaudit.audit.results.steering import RateEstimate
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~&])")
@@ -134,7 +133,8 @@ def _summary_lines(results: Results) -> list[str]:
         rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.0%}"
         lines.append(
             f"- Steering: {summary.trials} steered continuations at layer {steering.layer}; "
-            f"success rate {rate}{_calibrated(summary.statistics.overall)}; regimes: {regimes}."
+            f"success rate {rate} (within the calibrated range, against a random-direction control: "
+            f"{markdown_text(summary.statistics.overall.quote())}); regimes: {regimes}."
         )
     if leakage is not None:
         lines.append(
@@ -147,14 +147,3 @@ def _summary_lines(results: Results) -> list[str]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def _calibrated(overall: RateEstimate) -> str:
-    """The calibrated range's rate with its 95% Wilson interval and the random-direction control's rate."""
-    if overall.rate is None or overall.ci_low is None or overall.ci_high is None:
-        return ""
-    control = "n/a" if overall.control_rate is None else f"{overall.control_rate:.0%}"
-    return (
-        f" (within the calibrated range {overall.rate:.0%}, 95% interval [{overall.ci_low:.0%}, "
-        f"{overall.ci_high:.0%}], random-direction control {control})"
-    )

@@ -76,6 +76,19 @@ class RateEstimate:
     p_value: float | None
     q_value: float | None
 
+    def quote(self) -> str:
+        """rate [ci_low, ci_high] of n, the control's rate, and the q-value (or the p-value of a pooled
+        estimate): the words every finding, the model card and the terminal use for an estimate."""
+        if self.rate is None or self.ci_low is None or self.ci_high is None:
+            return "no trials"
+        control = "n/a" if self.control_rate is None else f"{self.control_rate:.0%}"
+        q, p = self.q_value, self.p_value
+        test = f"q = {q:.2g}" if q is not None else f"p = {p:.2g}" if p is not None else ""
+        return (
+            f"{self.rate:.0%} [{self.ci_low:.0%}, {self.ci_high:.0%}] of {self.trials} surgical, control {control} "
+            f"of {self.control_trials}, {test}"
+        )
+
 
 @dataclass(frozen=True)
 class SteeringStatistics:
