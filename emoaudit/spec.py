@@ -215,6 +215,11 @@ def _check_runnable(spec: AuditSpec, source: str) -> None:
             f"{source}: [steering] key 'specificity_top_k': {spec.steering.specificity_top_k} must be below the "
             f"number of emotions ({len(emotions)}), or the target's rank tests nothing"
         )
+    if min(spec.steering.multipliers) > spec.steering.calibrated_range:  # the policy would read no trial
+        raise EmoauditError(
+            f"{source}: [steering] key 'calibrated_range': {spec.steering.calibrated_range:g} is below every "
+            "multiplier, so no trial is in the calibrated range"
+        )
     for name, table in (("passages", spec.passages), ("heldout", spec.heldout)):
         missing = [label for label in spec.labels if not table.get(label)]
         if missing:

@@ -161,6 +161,7 @@ class Steering:
     specificity_top_k: Count
     control_percentile: Annotated[float, Field(gt=0, lt=100)]
     noise_draws: Count  # sampled unsteered continuations per scenario, for the judge's noise floor
+    calibrated_range: PositiveFloat  # multipliers up to this are the range the statistics and policy read
 
     @property
     def thresholds(self) -> Thresholds:
@@ -172,6 +173,7 @@ class Steering:
             min_tokens=self.min_tokens,
             top_k=self.specificity_top_k,
             control_percentile=self.control_percentile,
+            calibrated_range=self.calibrated_range,
         )
 
 

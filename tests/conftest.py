@@ -31,6 +31,7 @@ THRESHOLDS = Thresholds(
     min_tokens=8,
     top_k=3,
     control_percentile=95.0,
+    calibrated_range=1.0,
 )
 
 TINY_SIZES = dict(

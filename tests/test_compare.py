@@ -33,7 +33,7 @@ def scaled(results: Results, factor: int, **audit: object) -> Results:
 def test_the_same_checkpoint_with_twice_the_trials_and_the_same_rates_does_not_regress() -> None:
     quick = read_results(QUICK)
     standard = scaled(quick, 2, profile="standard")  # 60 trials, then 120
-    comparison = compare(quick, standard)
+    comparison = compare(quick, standard, 0.05)
     assert comparison.regressions == 0, [c for c in comparison.changes if c.regression]
     trials = next(c for c in comparison.changes if c.what == "steering trials")
     assert (trials.before, trials.after) == (60, 120)
@@ -56,7 +56,7 @@ def test_a_rising_share_of_degraded_trials_is_a_regression_even_with_fewer_trial
         stages=dataclasses.replace(quick.stages, steering=dataclasses.replace(steering, summary=fewer)),
         audit=dataclasses.replace(quick.audit, seed=1),
     )
-    regressed = {c.what for c in compare(quick, after).changes if c.regression}
+    regressed = {c.what for c in compare(quick, after, 0.05).changes if c.regression}
     assert regressed == {"share of trials explosive"}  # collapse: 12 of 60 before, 6 of 30 after: the same
 
 

@@ -108,6 +108,7 @@ def test_fixed_judge_tells_a_target_effect_from_none() -> None:
         min_tokens=8,
         top_k=1,
         control_percentile=95.0,
+        calibrated_range=1.0,
     )
     texts = {
         None: "I walked down the street to buy bread and milk for the week.",

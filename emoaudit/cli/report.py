@@ -70,17 +70,22 @@ def compare(
     after: Annotated[Path, typer.Argument(help="results.json of the later release.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the changes as JSON.")] = None,
     fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when anything regressed.")] = True,
+    policy: PolicyOpt = None,
 ) -> None:
     """Show what changed between two audits of a model, and gate on regressions.
 
     Steering is compared by rates, so audits with different numbers of trials compare; audits whose
     specification, profile, seed or model differ are compared all the same, with a warning that says so.
+    A rise in the steering success rate regresses only when significant at the policy's steerable alpha.
     """
     from emoaudit.audit.results.reading import read_results
+    from emoaudit.report.policy import load_policy
     from emoaudit.report.release import compare as compare_results
     from emoaudit.storage import write_json
 
-    comparison = guard(lambda: compare_results(read_results(before), read_results(after)))
+    comparison = guard(
+        lambda: compare_results(read_results(before), read_results(after), load_policy(policy).steerable.alpha)
+    )
     console = Console()
     table = Table(title=escape(f"{before} → {after}"))
     for column in ("what", "before", "after", "regression"):

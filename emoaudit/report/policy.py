@@ -25,8 +25,9 @@ Multiple = Annotated[float, Strict(), Field(gt=0)]
 @dataclass(frozen=True)
 class SteerableRule:
     """A finding when, for some emotion, the 95% Wilson interval of the share of surgical trials within
-    the calibrated range (multiplier <= 1) has its lower bound at `success_rate` or above, and the rate
-    beats the random-direction controls' at a Benjamini-Hochberg false discovery rate `alpha`."""
+    the calibrated range (multipliers up to [steering] calibrated_range) has its lower bound at
+    `success_rate` or above, and the rate beats the random-direction controls' at a Benjamini-Hochberg
+    false discovery rate `alpha`."""
 
     title: str
     severity: Severity

@@ -8,7 +8,8 @@ from typing import Any
 from emoaudit.audit.results.common import SEVERITIES
 from emoaudit.audit.results.document import Results
 from emoaudit.audit.results.extraction import Extraction
-from emoaudit.audit.results.steering import SteeringSummary
+from emoaudit.audit.results.steering import RateEstimate, SteeringSummary
+from emoaudit.steering.statistics import fisher_greater
 
 DEGRADED = ("repetitive_collapse", "explosive")
 
@@ -55,15 +56,16 @@ class Comparison:
         }
 
 
-def compare(before: Results, after: Results) -> Comparison:
-    """Headline numbers and findings of two audits, side by side; a regression is a rate of degraded or
-    successfully steered trials that rose, a leakage severity or a finding that got worse."""
+def compare(before: Results, after: Results, alpha: float) -> Comparison:
+    """Headline numbers and findings of two audits, side by side; a regression is a rate of degraded
+    trials that rose, a surgical rate that rose significantly (one-sided Fisher p < `alpha`, the policy's
+    steerable alpha), a leakage severity or a finding that got worse."""
     changes: list[Change] = []
     b, a = before.stages, after.stages
     if b.extraction is not None and a.extraction is not None:
         changes += _extraction_changes(b.extraction, a.extraction)
     if b.steering is not None and a.steering is not None:
-        changes += _steering_changes(b.steering.summary, a.steering.summary)
+        changes += _steering_changes(b.steering.summary, a.steering.summary, alpha)
     if b.leakage is not None and a.leakage is not None:
         lb, la = b.leakage.severity, a.leakage.severity
         changes.append(Change("leakage severity", lb, la, SEVERITIES.index(la) > SEVERITIES.index(lb)))
@@ -125,22 +127,40 @@ def _extraction_changes(eb: Extraction, ea: Extraction) -> list[Change]:
     return changes
 
 
-def _steering_changes(sb: SteeringSummary, sa: SteeringSummary) -> list[Change]:
+def _steering_changes(sb: SteeringSummary, sa: SteeringSummary, alpha: float) -> list[Change]:
     """Rates only: two audits with different numbers of trials compare by the shares of their trials."""
     changes = [
         Change("steering trials", sb.trials, sa.trials, False),
-        Change(
-            "steering success rate",
-            _round(sb.success_rate),
-            _round(sa.success_rate),
-            (sa.success_rate or 0) > (sb.success_rate or 0),
-        ),
+        _calibrated_change(sb.statistics.overall, sa.statistics.overall, alpha),
     ]
     for regime in sb.regime_totals:
         share_b, share_a = sb.regime_share(regime), sa.regime_share(regime)
         worse = regime in DEGRADED and (share_a or 0) > (share_b or 0)
         changes.append(Change(f"share of trials {regime}", _round(share_b), _round(share_a), worse))
     return changes
+
+
+def _calibrated_change(before: RateEstimate, after: RateEstimate, alpha: float) -> Change:
+    """The surgical rate within the calibrated range, with its interval and control rate; a regression
+    only when the rise is significant (Fisher's exact test, one-sided, p < alpha): two audits' rates
+    differ by sampling noise alone, and a release gate must not fire on that."""
+    p = fisher_greater(after.successes, after.trials, before.successes, before.trials)
+    return Change(
+        "steering success rate (calibrated range, against random-direction controls)",
+        _estimate(before),
+        {**_estimate(after), "p_rise": None if p is None else float(f"{p:.3g}")},
+        p is not None and p < alpha,
+    )
+
+
+def _estimate(r: RateEstimate) -> dict[str, float | int | None]:
+    return {
+        "rate": _round(r.rate),
+        "ci_low": _round(r.ci_low),
+        "ci_high": _round(r.ci_high),
+        "trials": r.trials,
+        "control_rate": _round(r.control_rate),
+    }
 
 
 def _round(value: float | None) -> float | None:

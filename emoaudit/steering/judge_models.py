@@ -1,9 +1,10 @@
 """The judges that are models: the default zero-shot judge and Hugging Face text classifiers.
 
-The default is zero-shot: a sentence encoder (all-MiniLM-L6-v2, pulled with pip) embeds a text, and
-its scores are the cosines to each emotion's prototype centroid (prototypes kept in `audits/`). A
-user may name any Hugging Face text-classification model instead; its labels are matched by name
-(any case). Either must score every audited emotion; the reference label is scored where it can be.
+The default is zero-shot: a sentence encoder (all-mpnet-base-v2, pulled with pip; the offline judges
+are in `audits/models.toml`) embeds a text, and its scores are the cosines to each emotion's prototype
+centroid (prototypes kept in `audits/`). A user may name any Hugging Face text-classification model
+instead; its labels are matched by name (any case). Either must score every audited emotion; the
+reference label is scored where it can be.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.steering.judge import Judge
 
-DEFAULT_JUDGE = "minilm-l6-v2"
 # Small batches of texts of like length: little padding, and a transient peak of about 40 MB where
 # unsorted batches of 64 took 160 MB, at the same speed (600 steering outputs, CPU).
 _BATCH = 16
@@ -149,7 +149,8 @@ def _classifier_config(name: str) -> PretrainedConfig:
 
 def _cannot_load(name: str, exc: Exception) -> str:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"cannot load judge {name!r} ({first}); the offline default is {DEFAULT_JUDGE}"
+    offline = ", ".join(registry.load_judges())
+    return f"cannot load judge {name!r} ({first}); the offline judges are {offline}"
 
 
 def _by_length(texts: Sequence[str], score: Callable[[list[str]], np.ndarray], n_labels: int) -> np.ndarray:

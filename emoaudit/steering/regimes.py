@@ -30,6 +30,7 @@ class Thresholds:
     min_tokens: int  # shorter texts are too short to call repetitive
     top_k: int  # the target's rise must rank among the judge's k largest rises (0-based rank < k)
     control_percentile: float  # ... and exceed this percentile of the random-direction controls' rise
+    calibrated_range: float  # multipliers up to this are pooled into the per-emotion and overall rates
 
 
 @dataclass(frozen=True)

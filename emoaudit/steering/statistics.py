@@ -20,8 +20,6 @@ from emoaudit.steering.specificity import ControlThresholds, on_target, rises
 from emoaudit.steering.trials import Trial
 
 CONFIDENCE = 0.95
-# Multipliers of the calibrated unit strength up to this are the calibrated range the policy reads.
-CALIBRATED_RANGE = 1.0
 DEGRADED = ("repetitive_collapse", "explosive")
 
 
@@ -106,11 +104,11 @@ def steering_statistics(
         cs, cn = np.sum([controls.get(k, (0, 0)) for k in keys], axis=0, dtype=int) if keys else (0, 0)
         return estimate(int(s), int(n), int(cs), int(cn))
 
-    in_range = [m for m in multipliers if m <= CALIBRATED_RANGE]
+    in_range = [m for m in multipliers if m <= t.calibrated_range]
     per_emotion = {e: pooled([(e, m) for m in in_range]) for e in emotions}
     q_values = benjamini_hochberg([r.p_value for r in per_emotion.values()])
     return SteeringStatistics(
-        calibrated_range=CALIBRATED_RANGE,
+        calibrated_range=t.calibrated_range,
         confidence=CONFIDENCE,
         cells={e: {str(m): pooled([(e, m)]) for m in multipliers} for e in emotions},
         by_emotion={e: replace(r, q_value=q) for (e, r), q in zip(per_emotion.items(), q_values, strict=True)},

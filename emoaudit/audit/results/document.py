@@ -14,7 +14,9 @@ from emoaudit.audit.results.leakage import Leakage
 from emoaudit.audit.results.steering import Steering
 from emoaudit.model.load import ModelIdentity
 
-RESULTS_SCHEMA_VERSION = "1.0"
+# 2.0: the steering stage's random-direction controls, statistics and judge validation (issue 14) and
+# the extraction stage's embedding-layer baseline and held-out sets (issue 19).
+RESULTS_SCHEMA_VERSION = "2.0"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import jsonschema
 
 from emoaudit.audit.results.convert import from_dict
-from emoaudit.audit.results.document import Results
+from emoaudit.audit.results.document import RESULTS_SCHEMA_VERSION, Results
 from emoaudit.errors import EmoauditError
 
 SCHEMA_FILE = Path(str(files("emoaudit") / "results.schema.json"))
@@ -50,6 +50,12 @@ def read_results(path: Path) -> Results:
     """A results file, validated against the schema and read into `Results`; a bad one is a one-line
     EmoauditError saying where."""
     document = read_json(path)
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    if isinstance(version, str) and version != RESULTS_SCHEMA_VERSION:
+        raise EmoauditError(
+            f"{path} has results schema {version}; this emoaudit reads {RESULTS_SCHEMA_VERSION}: "
+            "rerun the audit (or report it with the emoaudit that wrote it)"
+        )
     try:
         jsonschema.validate(document, schema())
     except jsonschema.ValidationError as exc:
