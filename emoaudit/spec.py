@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emoaudit.errors import EmoauditError
+from emoaudit.leakage.scripts import LANGUAGES
 from emoaudit.spec_tables import (
     Analysis,
     Emotion,
@@ -65,6 +66,8 @@ class AuditSpec:
     # Held-out texts by set (registers such as "messages", languages such as "es"): {set: {label: [text]}}.
     heldout_sets: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     lexicon: dict[str, list[str]] = field(default_factory=dict)  # {emotion: words that name it}
+    # {language: {emotion: words that name it in that language}}, for the leakage stage's logit lens
+    translations: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def emotion_names(self) -> list[str]:
@@ -144,6 +147,7 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
         leakage=doc.leakage,
         heldout_sets={name: table for group in typed.get("heldout_sets", {}).values() for name, table in group.items()},
         lexicon=typed.get("lexicon", {}),
+        translations=typed.get("translations", {}),
     )
     _check_names(doc, source)
     _check_runnable(spec, source)
@@ -232,6 +236,26 @@ def _check_runnable(spec: AuditSpec, source: str) -> None:
         raise EmoauditError(
             f"{source}: scenarios: ids repeat ({', '.join(sorted({i for i in ids if ids.count(i) > 1}))})"
         )
+    _check_translations(spec, source)
+
+
+def _check_translations(spec: AuditSpec, source: str) -> None:
+    """Every language is one langdetect knows, and names every emotion of the audit and no other, each word
+    under one emotion only: the lens compares an emotion's words with the other emotions' in each language."""
+    for language, table in spec.translations.items():
+        where = f"{source}: translations[{language}]"
+        if language not in LANGUAGES:
+            raise EmoauditError(f"{where}: unknown language; known (langdetect): {', '.join(sorted(LANGUAGES))}")
+        unknown = [e for e in table if e not in spec.emotion_names]
+        if unknown:
+            raise EmoauditError(f"{where}: unknown emotion(s) {', '.join(unknown)}")
+        missing = [e for e in spec.emotion_names if e not in table]
+        if missing:
+            raise EmoauditError(f"{where}: no words for {', '.join(missing)}")
+        words = [w for e in table for w in dict.fromkeys(table[e])]
+        repeated = sorted({w for w in words if words.count(w) > 1})
+        if repeated:
+            raise EmoauditError(f"{where}: words under more than one emotion: {', '.join(repeated)}")
 
 
 def _check_folds(spec: AuditSpec, profile: Profile, source: str) -> None:

@@ -117,6 +117,9 @@ class Files:
     # (what the keyword confound counts in the model's stories).
     heldout_sets: Text | None = None
     lexicon: Text | None = None
+    # Optional: each emotion's words in other languages, {language: {emotion: [word]}}: what the leakage
+    # stage's logit lens looks for (semantic cross-lingual entanglement).
+    translations: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,8 @@ DATA_TYPES: dict[str, Any] = {
     # {"registers": {name: {label: [text, ...]}}, "languages": {code: {label: [text, ...]}}}
     "heldout_sets": dict[Literal["registers", "languages"], dict[str, LabelledTexts]],
     "lexicon": LabelledTexts,
+    # {language: {emotion: [word, ...]}}, at least one word each
+    "translations": dict[str, dict[str, Texts]],
 }
 
 

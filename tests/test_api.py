@@ -116,6 +116,15 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     }
     baseline = [s for s in samples if s["emotion"] is None and s["control"] is None]
     assert len(baseline) == scenarios and all(s["strength"] == 0 and s["regime"] is None for s in baseline)
+    # Semantic entanglement: every language of the tiny translations, and its own check among the findings.
+    semantic = document["stages"]["leakage"]["semantic"]
+    assert list(semantic["languages"]) == list(TINY.translations) and semantic["control_seed"] == 3
+    assert semantic["multipliers"] == [m for m in steering["multipliers"] if m <= TINY.steering.calibrated_range]
+    assert "semantic_entanglement" in [c.id for c in findings] and "own words in other languages" in report
+    # only the tiny vocabulary's own words ("en") have usable first tokens: a pair per steered emotion
+    assert semantic["pairs"] == len(steering["emotions"]) and list(semantic["by_emotion"]) == steering["emotions"]
+    assert all(semantic["languages"][lang]["emotions"] == {} for lang in ("zh", "es", "ru"))
+    assert "excess (nats)" in report
     cell = steering["summary"]["statistics"]["cells"][steering["emotions"][0]][str(steering["multipliers"][0])]
     assert {"ci_low", "ci_high", "control_rate"} <= set(cell) and steering["steer_positions"] == "all"
     noise = steering["judge"]["noise_floor"]

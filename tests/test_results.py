@@ -30,7 +30,13 @@ from emoaudit.audit.results.extraction import (
     TruncatedTexts,
     VariantScores,
 )
-from emoaudit.audit.results.leakage import Leakage, LeakageCell
+from emoaudit.audit.results.leakage import (
+    Leakage,
+    LeakageCell,
+    SemanticEntanglement,
+    SemanticLanguage,
+    SemanticPair,
+)
 from emoaudit.audit.results.reading import read_results, schema
 from emoaudit.audit.results.steering import (
     Controls,
@@ -84,6 +90,9 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "rate_estimate"), RateEstimate),
     (("$defs", "leakage"), Leakage),
     (("$defs", "leakage_cell"), LeakageCell),
+    (("$defs", "semantic_entanglement"), SemanticEntanglement),
+    (("$defs", "semantic_language"), SemanticLanguage),
+    (("$defs", "semantic_pair"), SemanticPair),
 ]
 
 

@@ -125,7 +125,7 @@ def test_digest_is_the_specification_and_data_as_before(tmp_path: Path) -> None:
     """The digest recorded in results and vectors: sha256 of the TOML bytes, then of the data files'
     JSON (sorted keys, not ASCII-escaped), computed here independently of the loader."""
     path = spec_copy(tmp_path, lambda text: text + "\n")
-    names = ("passages", "generation", "heldout", "scenarios", "judge", "heldout_sets", "lexicon")
+    names = ("passages", "generation", "heldout", "scenarios", "judge", "heldout_sets", "lexicon", "translations")
     files = {k: json.loads((tmp_path / "default" / f"{k}.json").read_text()) for k in names}
     h = hashlib.sha256(path.read_bytes())
     h.update(json.dumps(files, sort_keys=True, ensure_ascii=False).encode("utf-8"))
@@ -270,7 +270,9 @@ def test_the_smallest_specification_allowed_runs_without_an_undefined_statistic(
     tmp_path: Path, tiny_dir: Callable[[str], Path]
 ) -> None:
     """Four emotions, two of each valence, the quick profile: every statistic of the extraction is defined."""
-    path = spec_copy(tmp_path, only_emotions("happy", "sad", "calm", "afraid"))
+    # the translations name all twenty emotions, sixteen unknown to this specification
+    keep = only_emotions("happy", "sad", "calm", "afraid")
+    path = spec_copy(tmp_path, lambda text: replace('translations = "default/translations.json"', "")(keep(text)))
     options = AuditOptions(
         model=str(tiny_dir("llama")),
         out=tmp_path / "out",
@@ -297,6 +299,29 @@ def test_a_data_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
     sets.write_bytes(b"\xff\xfe" + sets.read_bytes())
     with pytest.raises(EmoauditError, match=r"heldout_sets.json is not UTF-8 text: byte 0"):
         load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: {**t, "xx": t["zh"]}, "translations[xx]: unknown language; known (langdetect): af, ar"),
+        (lambda t: {**t, "ja": {**t["ja"], "hungry": ["空腹"]}}, "translations[ja]: unknown emotion(s) hungry"),
+        (lambda t: {**t, "ru": {e: w for e, w in t["ru"].items() if e != "sad"}}, "translations[ru]: no words for sad"),
+        (
+            lambda t: {**t, "fr": {**t["fr"], "gloomy": ["morose", "triste"]}},
+            "translations[fr]: words under more than one emotion: triste",
+        ),
+    ],
+)
+def test_translations_are_refused_for_an_unknown_language_or_emotion_a_missing_emotion_or_a_word_twice(
+    edit: Callable[[dict[str, dict[str, list[str]]]], dict[str, dict[str, list[str]]]], message: str, tmp_path: Path
+) -> None:
+    path = spec_copy(tmp_path, lambda text: text + "\n")
+    table = tmp_path / "default" / "translations.json"
+    table.write_text(json.dumps(edit(json.loads(table.read_text(encoding="utf-8"))), ensure_ascii=False))
+    with pytest.raises(EmoauditError) as raised:
+        load_spec(path)
+    assert str(raised.value).startswith(f"audit specification {path}: {message}")
 
 
 def test_a_specificity_rank_that_tests_nothing_is_refused(tmp_path: Path) -> None:

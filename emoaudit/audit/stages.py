@@ -283,14 +283,15 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
 
 
 def leakage_stage(run: Run, steering: Steering) -> Leakage:
-    """Foreign scripts in the steered outputs and in the logit lens, against the unsteered baseline."""
+    """Foreign scripts in the steered outputs and in the logit lens, against the unsteered baseline, and the
+    emotions' own words in other languages in the lens (semantic entanglement)."""
     samples_path = run.out / "samples.jsonl"
     samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines()]
     config = run.spec.leakage
     annotate(samples, config, run.seed)
     write_text(samples_path, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     vectors = EmotionVectors.load(run.out / "vectors" / f"{steering.method}.safetensors")
-    return assess(run.lm, samples, steering, vectors, config)
+    return assess(run.lm, samples, steering, vectors, config, run.spec.translations)
 
 
 def spread(items: list[str], n: int) -> list[str]:

@@ -8,6 +8,7 @@ the steered residual states, promote when read through the final norm and the un
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from emoaudit.audit.results.common import Severity
 from emoaudit.audit.results.leakage import Leakage, LeakageBaseline, LeakageCell, LeakageThresholds, VectorLens
 from emoaudit.audit.results.steering import Steering
 from emoaudit.leakage.lens import last_prompt_states, read_lens
+from emoaudit.leakage.semantic import Grid, entanglement, word_tokens
 from emoaudit.leakage.scripts import detect_language, foreign_share, foreign_spans, script_shares
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.logits import lens_logits
@@ -46,8 +48,11 @@ def assess(
     steering: Steering,
     vectors: EmotionVectors,
     config: LeakageConfig,
+    translations: Mapping[str, Mapping[str, tuple[str, ...]]],
 ) -> Leakage:
-    """Leakage per emotion and strength, in the annotated outputs and the logit lens, against the baseline."""
+    """Leakage per emotion and strength, in the annotated outputs and the logit lens, against the baseline;
+    and, with the specification's `translations` ({language: {emotion: words}}), whether the lens raises
+    each emotion's own words in those languages (`semantic.entanglement`)."""
     script, k = config.expected_script, config.lens_top_k
     layer = steering.layer
     states = last_prompt_states(lm, [chat_prompt_ids(lm, sc.prompt) for sc in steering.scenarios], layer)
@@ -91,6 +96,10 @@ def assess(
         c for c in cells if c.output_rate_above_baseline >= config.margin or c.lens_above_baseline >= config.margin
     ]
     steered = [s for s in samples if s["emotion"] is not None]
+    directions = {e: vectors.vectors[vectors.emotions.index(e), layer] for e in steering.emotions}
+    semantic = (
+        entanglement(lm, states, directions, Grid.of(steering), word_tokens(lm, translations)) if translations else None
+    )
     return Leakage(
         layer=layer,
         expected_script=script,
@@ -112,6 +121,7 @@ def assess(
         vector_lens=vector_lens,
         findings=findings,
         severity=severity(findings, config.margin),
+        semantic=semantic,
     )
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 from langdetect import DetectorFactory, LangDetectException, detect_langs
+from langdetect.detector_factory import PROFILES_DIRECTORY
+
+# The languages langdetect tells apart, by ISO 639-1 code without its regional variants (zh-cn, zh-tw: zh).
+LANGUAGES = frozenset(name.split("-")[0] for name in os.listdir(PROFILES_DIRECTORY))
 
 # (first, last, script) code point ranges of the scripts worth telling apart; letters elsewhere
 # count as "Other", and non-letters (digits, punctuation, emoji, spaces) are not counted at all.

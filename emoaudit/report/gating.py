@@ -8,11 +8,11 @@ from xml.etree import ElementTree as ET
 from emoaudit.audit.results.common import SEVERITIES, Check
 from emoaudit.audit.results.document import Results
 from emoaudit.audit.results.extraction import Extraction
-from emoaudit.audit.results.leakage import Leakage
+from emoaudit.audit.results.leakage import Leakage, SemanticEntanglement
 from emoaudit.audit.results.steering import RateEstimate, RegimeCounts, SteeringStatistics, SteeringSummary
 from emoaudit.errors import EmoauditError
 from emoaudit.steering.statistics import estimate
-from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SteerableRule, UnvalidatedRule
+from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SemanticRule, SteerableRule, UnvalidatedRule
 
 FAIL_LEVELS = ("low", "medium", "high", "never")
 # What XML 1.0 allows: tab, newline, carriage return and these ranges. A NUL, an ESC or a lone surrogate
@@ -35,6 +35,7 @@ def evaluate(results: Results, policy: Policy) -> list[Check]:
         checks.append(_fragile(policy.fragile, _cells(summary)))
     if stages.leakage is not None:
         checks.append(_leakage(policy.leakage, stages.leakage))
+        checks.append(semantic_check(policy.semantic_entanglement, stages.leakage.semantic))
     if stages.extraction is not None:
         checks.append(_unvalidated(policy.unvalidated_vectors, stages.extraction))
     return checks
@@ -181,6 +182,40 @@ def _leakage(rule: LeakageRule, leakage: Leakage) -> Check:
         for c in cells[:10]
     ]
     return Check("leakage", rule.title, leakage.severity, failed, detail, {"cells": evidence})
+
+
+def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) -> Check:
+    """Failed when the mean excess over the random direction is >= min_excess and the Wilcoxon p < alpha."""
+    if semantic is None or not semantic.pairs:
+        why = (
+            "no translations in the specification"
+            if semantic is None
+            else "no steered emotion's words have a usable first token where another emotion's have one too"
+        )
+        return Check("semantic_entanglement", rule.title, "info", False, f"not measured: {why}", {"pairs": 0})
+    p = semantic.p_value
+    failed = semantic.mean_excess >= rule.min_excess and p is not None and p < rule.alpha
+    languages = {k: v.mean_excess for k, v in semantic.languages.items() if v.mean_excess is not None}
+    detail = (
+        f"emotions' own words in other languages, beyond a random direction of the same norm: mean excess "
+        f"{semantic.mean_excess:+.2f} nats over {semantic.pairs} emotion × language pairs (vector "
+        f"{semantic.mean_rise:+.2f}, random {semantic.mean_random_rise:+.2f}), {semantic.emotions_higher} of "
+        f"{len(semantic.by_emotion)} emotions higher, Wilcoxon p = {'n/a' if p is None else f'{p:.3g}'} "
+        f"(finding at >= {rule.min_excess:g} nats and p < {rule.alpha:g}); specific in "
+        f"{semantic.specific_share:.0%} of pairs; by language: "
+        + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(languages.items(), key=lambda kv: -kv[1]))
+    )
+    evidence: dict[str, object] = {
+        "mean_excess": semantic.mean_excess,
+        "p_value": p,
+        "pairs": semantic.pairs,
+        "specific_share": semantic.specific_share,
+        "emotions_higher": semantic.emotions_higher,
+        "min_excess": rule.min_excess,
+        "alpha": rule.alpha,
+        "by_language": languages,
+    }
+    return Check("semantic_entanglement", rule.title, rule.severity if failed else "info", failed, detail, evidence)
 
 
 def _unvalidated(rule: UnvalidatedRule, extraction: Extraction) -> Check:

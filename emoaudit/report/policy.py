@@ -60,6 +60,18 @@ class LeakageRule:
 
 
 @dataclass(frozen=True)
+class SemanticRule:
+    """A finding when steering raises the emotions' own words in other languages in the logit lens beyond a
+    random direction of the same size: their mean excess is at least `min_excess` nats, and the one-sided
+    Wilcoxon signed-rank test across the steered emotions gives p < `alpha`."""
+
+    title: str
+    severity: Severity
+    min_excess: Annotated[float, Strict(), Field(ge=0)]  # nats of log-probability
+    alpha: Annotated[float, Strict(), Field(gt=0, lt=1)]
+
+
+@dataclass(frozen=True)
 class UnvalidatedRule:
     """A finding when the comprehension vectors classify held-out sentences at the emotion layer at less
     than `heldout_over_chance` times chance."""
@@ -78,6 +90,7 @@ class Policy:
     fragile: FragileRule
     leakage: LeakageRule
     unvalidated_vectors: UnvalidatedRule
+    semantic_entanglement: SemanticRule
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 

@@ -57,6 +57,60 @@ class VectorLens:
 
 
 @dataclass(frozen=True)
+class SemanticPair:
+    """One steered emotion's own words in one language, read by the logit lens at the steering layer, pooled
+    over the steering scenarios and the calibrated strengths. Log-probabilities are natural-log
+    log-softmax of the lens logits summed over the words' first tokens (the mass on "the next token
+    begins one of the words"); ranks are the median best rank of those tokens (1 = the top token)."""
+
+    logprob_unsteered: float
+    logprob_steered: float  # under the emotion's vector
+    logprob_random: float  # under the random directions of the same norm, mean over directions
+    rank_unsteered: float
+    rank_steered: float
+    rank_random: float
+    rise: float  # logprob_steered - logprob_unsteered, nats
+    random_rise: float  # logprob_random - logprob_unsteered, nats
+    excess: float  # rise - random_rise: what the emotion's vector adds beyond a random direction
+    other_rise: float  # the largest rise of another emotion's words (same language) under this vector
+    specific: bool  # rise above every random direction's and above every other emotion's words'
+
+
+@dataclass(frozen=True)
+class SemanticLanguage:
+    """One language: which first tokens stand for each emotion's words, and the steered emotions' pairs."""
+
+    tokens: dict[str, list[str]]  # emotion -> its words' usable first tokens, decoded (empty: none usable)
+    unusable_words: int  # words none of whose first tokens is usable (see SemanticEntanglement.tokens_rule)
+    mean_excess: float | None  # over the steered emotions with usable tokens; None when there is none
+    specific_share: float | None
+    emotions: dict[str, SemanticPair]  # steered emotion -> its pair, for emotions with usable tokens
+
+
+@dataclass(frozen=True)
+class SemanticEntanglement:
+    """Does steering toward an emotion raise that emotion's own words in other languages (the specification's
+    translations) in the logit lens, beyond a random direction of the same norm? Apart from the
+    foreign-script share: a foreign script can surface without meaning, and meaning without one (es, fr, de)."""
+
+    tokens_rule: str  # how the words' first tokens are chosen, in words
+    multipliers: list[float]  # the calibrated strengths pooled (multiplier <= calibrated_range)
+    control_directions: int  # the steering stage's seeded random directions, reused
+    control_seed: int
+    languages: dict[str, SemanticLanguage]
+    by_emotion: dict[str, float]  # steered emotion -> its excess, mean over languages
+    by_multiplier: dict[str, float]  # str(multiplier) -> mean excess over pairs, every multiplier steered
+    pairs: int  # (emotion, language) pairs scored
+    mean_rise: float  # over the pairs, nats
+    mean_random_rise: float
+    mean_excess: float
+    specific_share: float  # share of pairs whose emotion's words rise specifically (see SemanticPair)
+    emotions_higher: int  # steered emotions whose excess (by_emotion) is above 0
+    p_value: float | None  # one-sided Wilcoxon signed-rank test of by_emotion > 0; None without a non-zero excess
+    test: str
+
+
+@dataclass(frozen=True)
 class Leakage:
     """The leakage stage: stages/leakage.json, and results.json's stages.leakage."""
 
@@ -72,5 +126,7 @@ class Leakage:
     severity: Severity
     timings: dict[str, float] = field(default_factory=dict)  # seconds, set by the run
     resources: Annotated[Resources | None, OMITTED_IF_NONE] = None  # set by the run
+    # The specification's translations in the logit lens; absent without translations, and in older audits.
+    semantic: Annotated[SemanticEntanglement | None, OMITTED_IF_NONE] = None
 
     __pydantic_config__ = ConfigDict(extra="forbid")
