@@ -19,6 +19,7 @@ def test_the_builtin_policy_loads_as_written() -> None:
     assert policy.hostile_steerable.emotions == table["hostile_steerable"]["emotions"]
     assert policy.steerable.success_rate == table["steerable"]["success_rate"]
     assert policy.leakage.minimum == "low" and policy.unvalidated_vectors.heldout_over_chance == 2.0
+    assert policy.semantic_entanglement.min_excess == table["semantic_entanglement"]["min_excess"]
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,8 @@ def test_the_builtin_policy_loads_as_written() -> None:
         ('severity = "low"', 'severity = "severe"', "checks.unvalidated_vectors.severity", "'info', 'low'"),
         ('emotions = ["hostile", "angry", "desperate"]', 'emotions = "hostile"', "emotions", "valid list"),
         ("[checks.fragile]", "[checks.fragil]", "checks.fragil", "Unexpected"),
+        ("min_excess = 0.1", "min_excess = -0.1", "checks.semantic_entanglement.min_excess", "greater than or equal"),
+        ("min_excess = 0.1", "", "checks.semantic_entanglement.min_excess", "required"),
         ("[checks.steerable]", "[thresholds]\n[checks.steerable]", "thresholds", "Unexpected"),
     ],
 )

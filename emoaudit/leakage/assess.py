@@ -2,7 +2,8 @@
 
 Two views: the outputs (language detection, and the share of letters per Unicode script against
 the script the prompt's language uses) and the logit lens (the tokens that the steering vector, and
-the steered residual states, promote when read through the final norm and the unembedding).
+the steered residual states, promote when read through the final norm and the unembedding). Apart
+from both, `semantic` asks whether the lens raises each emotion's own words in other languages.
 """
 
 from __future__ import annotations
