@@ -35,8 +35,9 @@ GRID = Grid(
 
 
 @contextmanager
-def rigged_lens(lm: LoadedModel, tokens: WordTokens) -> Iterator[None]:
-    """A lens that reads emotion i's words' tokens along hidden axis i (and nothing else), in every language."""
+def rigged_lens(lm: LoadedModel, tokens: WordTokens, axis: dict[str, int] | None = None) -> Iterator[None]:
+    """A lens that reads emotion i's words' tokens along hidden axis i (or `axis[emotion]`), and nothing else,
+    in every language."""
     with torch.no_grad():
         saved_w = lm.stream.unembed.weight.clone()
         saved_norm = lm.stream.final_norm.weight.clone()
@@ -44,7 +45,7 @@ def rigged_lens(lm: LoadedModel, tokens: WordTokens) -> Iterator[None]:
         lm.stream.final_norm.weight.fill_(1.0)
         for table in tokens.ids.values():
             for i, emotion in enumerate(EMOTIONS):
-                lm.stream.unembed.weight[table[emotion], i] = 5.0
+                lm.stream.unembed.weight[table[emotion], i if axis is None else axis[emotion]] = 5.0
     try:
         yield
     finally:
@@ -59,9 +60,9 @@ def states(lm: LoadedModel, seed: int) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("piece", "stands_for_a_word"),
-    [(" des", True), ("愤", True), ("怒怒", True), ("\ufffd", False), ("æ\ufffd", False), (" ", False), (" a", False)],
+    [(" des", True), ("愤", True), ("怒怒", True), ("\ufffd", False), ("æ\ufffd", False), (" ", False), (" he", False)],
 )
-def test_a_first_token_stands_for_a_word_with_two_letters_or_a_han_character(
+def test_a_first_token_stands_for_a_word_with_three_letters_or_a_han_character(
     piece: str, stands_for_a_word: bool
 ) -> None:
     assert usable(piece) is stands_for_a_word
@@ -85,15 +86,29 @@ def test_a_lens_that_reads_each_emotions_words_along_its_vector_is_a_finding(tin
         result = entanglement(lm, states(lm, 0), axes, GRID, tokens)
     assert result.pairs == 16 and result.multipliers == [0.5, 1.0]
     assert result.emotions_higher == 8 and result.p_value == pytest.approx(1 / 2**8)  # the exact test's least p
-    assert result.specific_share == 1.0 and result.mean_excess > 0.5
+    assert result.specific_share == 1.0 and result.mean_excess > 0.5 and result.selectivity_p_value == 1 / 2**8
     pair = result.languages["xx"].emotions["angry"]
     assert pair.rise > pair.random_rise and pair.rise > pair.other_rise and pair.specific
     assert pair.rank_steered <= pair.rank_unsteered and pair.logprob_steered > pair.logprob_unsteered
-    assert pair.excess == pytest.approx(pair.rise - pair.random_rise)
+    assert pair.excess == pytest.approx(pair.rise - pair.random_rise) and pair.selectivity > 0
     assert result.by_multiplier["2.0"] > result.by_multiplier["0.5"] > 0  # the stronger, the higher
     check = semantic_check(load_policy().semantic_entanglement, result)
     assert check.failed and check.severity == "low"
     assert "16 emotion × language pairs" in check.detail and "8 of 8 emotions higher" in check.detail
+
+
+def test_a_vector_that_raises_every_emotions_words_alike_is_not_a_finding(tiny_llama: LoadedModel) -> None:
+    """Every emotion's words read along one axis, and every vector along it: the words rise far beyond the
+    random directions, but no more than the other emotions' words, which is not semantic."""
+    lm = tiny_llama
+    tokens = word_tokens(lm, TRANSLATIONS)
+    one = torch.eye(lm.identity.hidden_size)[0]
+    with rigged_lens(lm, tokens, axis=dict.fromkeys(EMOTIONS, 0)):
+        result = entanglement(lm, states(lm, 0), dict.fromkeys(EMOTIONS, one), GRID, tokens)
+    assert result.mean_excess > 0.5 and result.p_value == pytest.approx(1 / 2**8)
+    assert result.mean_selectivity == pytest.approx(0, abs=1e-6) and result.specific_share == 0.0
+    check = semantic_check(load_policy().semantic_entanglement, result)
+    assert not check.failed and check.severity == "info"
 
 
 def test_random_emotion_directions_are_rarely_a_finding(tiny_llama: LoadedModel) -> None:

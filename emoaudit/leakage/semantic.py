@@ -35,10 +35,13 @@ from emoaudit.vectors import unit_deltas
 
 TOKENS_RULE = (
     "each word's first token, of the word alone and after a space; a token is usable when its text has no "
-    "U+FFFD (a byte of a longer character) and has two letters or more, or one Han character; a token that "
+    "U+FFFD (a byte of a longer character) and has three letters or more, or one Han character; a token that "
     "begins words of two emotions in one language stands for neither"
 )
-TEST = "one-sided Wilcoxon signed-rank test across the steered emotions of their excess (mean over languages) > 0"
+TEST = (
+    "one-sided Wilcoxon signed-rank tests across the steered emotions (each its mean over languages) of "
+    "excess > 0 (p_value) and of selectivity > 0 (selectivity_p_value)"
+)
 
 Column = tuple[str, str]  # (language, emotion)
 
@@ -77,7 +80,7 @@ class Grid:
 def usable(piece: str) -> bool:
     """Whether a decoded token can stand for a word: see TOKENS_RULE."""
     letters = [s for s in map(script_of, piece) if s is not None]
-    return "\ufffd" not in piece and (len(letters) >= 2 or "Han" in letters)
+    return "\ufffd" not in piece and (len(letters) >= 3 or "Han" in letters)
 
 
 def word_tokens(lm: LoadedModel, translations: Mapping[str, Mapping[str, tuple[str, ...]]]) -> WordTokens:
@@ -153,7 +156,7 @@ def entanglement(
             rise = (lp - base_lp).mean(axis=1)  # [M, P]
             control = random_rise[calibrated][:, :, p].mean(axis=0)  # [D]
             gain = float(rise[calibrated, p].mean())
-            other = max(float(rise[calibrated, q].mean()) for q in own if q != p)
+            others = [float(rise[calibrated, q].mean()) for q in own if q != p]
             pairs[emotion] = SemanticPair(
                 logprob_unsteered=float(base_lp[:, p].mean()),
                 logprob_steered=float(lp[calibrated][:, :, p].mean()),
@@ -164,8 +167,9 @@ def entanglement(
                 rise=gain,
                 random_rise=float(control.mean()),
                 excess=gain - float(control.mean()),
-                other_rise=other,
-                specific=bool(gain > control.max() and gain > other),
+                other_rise=max(others),
+                selectivity=gain - float(np.mean(others)),
+                specific=bool(gain > control.max() and gain > max(others)),
             )
             for m, multiplier in enumerate(grid.multipliers):
                 by_multiplier[multiplier].append(float(rise[m, p] - random_rise[m, :, p].mean()))
@@ -186,11 +190,8 @@ def _summarise(
     by_multiplier: dict[float, list[float]],
 ) -> SemanticEntanglement:
     pairs = [x for lang in languages.values() for x in lang.emotions.values()]
-    by_emotion = {
-        e: float(np.mean(found))
-        for e in directions
-        if (found := [lang.emotions[e].excess for lang in languages.values() if e in lang.emotions])
-    }
+    by_emotion = _by_emotion(languages, directions, "excess")
+    selectivity = _by_emotion(languages, directions, "selectivity")
     return SemanticEntanglement(
         tokens_rule=TOKENS_RULE,
         multipliers=[m for m in grid.multipliers if m <= grid.calibrated_range],
@@ -203,11 +204,25 @@ def _summarise(
         mean_rise=_mean([x.rise for x in pairs]) or 0.0,
         mean_random_rise=_mean([x.random_rise for x in pairs]) or 0.0,
         mean_excess=_mean([x.excess for x in pairs]) or 0.0,
+        mean_selectivity=_mean([x.selectivity for x in pairs]) or 0.0,
         specific_share=_mean([float(x.specific) for x in pairs]) or 0.0,
         emotions_higher=sum(x > 0 for x in by_emotion.values()),
         p_value=_wilcoxon(list(by_emotion.values())),
+        by_emotion_selectivity=selectivity,
+        selectivity_p_value=_wilcoxon(list(selectivity.values())),
         test=TEST,
     )
+
+
+def _by_emotion(
+    languages: dict[str, SemanticLanguage], directions: Mapping[str, torch.Tensor], field: str
+) -> dict[str, float]:
+    """Each steered emotion's pairs' `field`, the mean over the languages that score it."""
+    return {
+        e: float(np.mean(found))
+        for e in directions
+        if (found := [getattr(lang.emotions[e], field) for lang in languages.values() if e in lang.emotions])
+    }
 
 
 def _mean(values: list[float]) -> float | None:

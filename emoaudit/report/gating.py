@@ -185,7 +185,8 @@ def _leakage(rule: LeakageRule, leakage: Leakage) -> Check:
 
 
 def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) -> Check:
-    """Failed when the mean excess over the random direction is >= min_excess and the Wilcoxon p < alpha."""
+    """Failed when the mean excess over the random direction is >= min_excess, and the Wilcoxon tests of excess
+    and of selectivity (over the other emotions' words) both give p < alpha."""
     if semantic is None or not semantic.pairs:
         why = (
             "no translations in the specification"
@@ -193,21 +194,23 @@ def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) ->
             else "no steered emotion's words have a usable first token where another emotion's have one too"
         )
         return Check("semantic_entanglement", rule.title, "info", False, f"not measured: {why}", {"pairs": 0})
-    p = semantic.p_value
-    failed = semantic.mean_excess >= rule.min_excess and p is not None and p < rule.alpha
+    p, q = semantic.p_value, semantic.selectivity_p_value
+    failed = semantic.mean_excess >= rule.min_excess and all(x is not None and x < rule.alpha for x in (p, q))
     languages = {k: v.mean_excess for k, v in semantic.languages.items() if v.mean_excess is not None}
     detail = (
         f"emotions' own words in other languages, beyond a random direction of the same norm: mean excess "
         f"{semantic.mean_excess:+.2f} nats over {semantic.pairs} emotion × language pairs (vector "
         f"{semantic.mean_rise:+.2f}, random {semantic.mean_random_rise:+.2f}), {semantic.emotions_higher} of "
-        f"{len(semantic.by_emotion)} emotions higher, Wilcoxon p = {'n/a' if p is None else f'{p:.3g}'} "
-        f"(finding at >= {rule.min_excess:g} nats and p < {rule.alpha:g}); specific in "
-        f"{semantic.specific_share:.0%} of pairs; by language: "
+        f"{len(semantic.by_emotion)} emotions higher, Wilcoxon p = {_p(p)}; selectivity over the other emotions' "
+        f"words {semantic.mean_selectivity:+.2f} nats, Wilcoxon p = {_p(q)} (finding at >= {rule.min_excess:g} "
+        f"nats and both p < {rule.alpha:g}); specific in {semantic.specific_share:.0%} of pairs; by language: "
         + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(languages.items(), key=lambda kv: -kv[1]))
     )
     evidence: dict[str, object] = {
         "mean_excess": semantic.mean_excess,
         "p_value": p,
+        "mean_selectivity": semantic.mean_selectivity,
+        "selectivity_p_value": q,
         "pairs": semantic.pairs,
         "specific_share": semantic.specific_share,
         "emotions_higher": semantic.emotions_higher,
@@ -216,6 +219,10 @@ def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) ->
         "by_language": languages,
     }
     return Check("semantic_entanglement", rule.title, rule.severity if failed else "info", failed, detail, evidence)
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.3g}"
 
 
 def _unvalidated(rule: UnvalidatedRule, extraction: Extraction) -> Check:

@@ -62,8 +62,9 @@ class LeakageRule:
 @dataclass(frozen=True)
 class SemanticRule:
     """A finding when steering raises the emotions' own words in other languages in the logit lens beyond a
-    random direction of the same size: their mean excess is at least `min_excess` nats, and the one-sided
-    Wilcoxon signed-rank test across the steered emotions gives p < `alpha`."""
+    random direction of the same size and beyond the other emotions' words: their mean excess over the
+    random directions is at least `min_excess` nats, and one-sided Wilcoxon signed-rank tests across the
+    steered emotions of the excess and of the selectivity each give p < `alpha`."""
 
     title: str
     severity: Severity

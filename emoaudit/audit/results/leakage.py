@@ -73,6 +73,9 @@ class SemanticPair:
     random_rise: float  # logprob_random - logprob_unsteered, nats
     excess: float  # rise - random_rise: what the emotion's vector adds beyond a random direction
     other_rise: float  # the largest rise of another emotion's words (same language) under this vector
+    # rise minus the mean rise of the other emotions' words (same language) under this vector: how much more
+    # the vector raises its own emotion's words than emotional words in general
+    selectivity: float
     specific: bool  # rise above every random direction's and above every other emotion's words'
 
 
@@ -107,6 +110,9 @@ class SemanticEntanglement:
     specific_share: float  # share of pairs whose emotion's words rise specifically (see SemanticPair)
     emotions_higher: int  # steered emotions whose excess (by_emotion) is above 0
     p_value: float | None  # one-sided Wilcoxon signed-rank test of by_emotion > 0; None without a non-zero excess
+    by_emotion_selectivity: dict[str, float]  # steered emotion -> its selectivity, mean over languages
+    mean_selectivity: float
+    selectivity_p_value: float | None  # the same test of by_emotion_selectivity > 0
     test: str
 
 
