@@ -210,7 +210,16 @@ def check_claims(results: Results, out: Path, tmp_path: Path) -> None:
     written = document.pop("claims")
     (tmp_path / "older.json").write_text(json.dumps(document), encoding="utf-8")
     again = tmp_path / "again.json"
-    proc = run_cli("report", str(tmp_path / "older.json"), "-o", str(tmp_path / "again.html"), "--out-results", str(again), "--fail-on", "never")
+    proc = run_cli(
+        "report",
+        str(tmp_path / "older.json"),
+        "-o",
+        str(tmp_path / "again.html"),
+        "--out-results",
+        str(again),
+        "--fail-on",
+        "never",
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(again.read_text(encoding="utf-8"))["claims"] == written
     assert "The paper's claims" in (tmp_path / "again.html").read_text(encoding="utf-8")

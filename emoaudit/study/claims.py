@@ -71,11 +71,12 @@ class ClaimResult:
 
 @dataclass(frozen=True)
 class Subject:
-    """What a claim is tested on: a model's evidence (None if its audit failed) and its corrected p-value."""
+    """What a claim is tested on in a study: a model's evidence (None if its audit failed) and its
+    corrected p-value."""
 
     slug: str
     evidence: ModelEvidence | None
-    corrected_p: float | None  # generation against comprehension, corrected across the models
+    corrected_p: float | None  # generation against comprehension, corrected across the models; None: uncorrected
 
 
 def load_claims(path: Path = DEFAULT_CLAIMS) -> list[Claim]:
@@ -171,7 +172,9 @@ def _mid_depth(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
     depth = e.relative_depth
     holds = float(t["low"]) <= depth <= float(t["high"])
     measured = [
-        Measured("emotion_layer", e.emotion_layer, f"layer index (output of block i), chosen by the {e.layer_method} score"),
+        Measured(
+            "emotion_layer", e.emotion_layer, f"layer index (output of block i), chosen by the {e.layer_method} score"
+        ),
         Measured("relative_depth", depth, f"emotion layer / (layers - 1), of {e.n_layers} layers"),
     ]
     return Verdict(
@@ -214,7 +217,11 @@ def _above_baselines(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Ve
     measured = [
         Measured("probe_accuracy", m.probe_accuracy, f"cross-validated linear probe accuracy, {at}"),
         Measured("probe_accuracy_shuffled", m.probe_accuracy_shuffled, f"the same probe on shuffled labels, {at}"),
-        *([Measured("probe_over_shuffled", ratio, "probe accuracy / shuffled-label accuracy")] if ratio is not None else []),
+        *(
+            [Measured("probe_over_shuffled", ratio, "probe accuracy / shuffled-label accuracy")]
+            if ratio is not None
+            else []
+        ),
         Measured("fisher_p", m.fisher_p, f"permutation p of the Fisher ratio against shuffled labels, {at}"),
     ]
     times = f" ({ratio:.1f}x)" if ratio is not None else ""

@@ -53,7 +53,8 @@ class Stages:
 @dataclass(frozen=True, kw_only=True)
 class Results:
     """results.json. `complete` is false while stages are still to run; `findings` and `claims` are absent
-    until the policy and the claims file have been applied. Timestamps are ISO 8601 in UTC, timings in seconds by stage and step."""
+    until the policy and the claims file have been applied. Timestamps are ISO 8601 in UTC, timings in
+    seconds by stage and step."""
 
     schema_version: str
     complete: bool
