@@ -2,8 +2,8 @@
 
     python bench/judge.py --json bench/results/judge-comparison.json [--encoder NAME=DIR ...]
 
-Each sentence encoder (the default's all-MiniLM-L6-v2 always; others given as a sentence-transformers
-directory, e.g. all-mpnet-base-v2 unpacked from its PyPI parts) is tried three ways:
+Each sentence encoder (the offline judges of audits/models.toml always; others given as a
+sentence-transformers directory) is tried three ways:
 
 * prototypes: cosine to each label's centroid of the judge prototypes (audits/default/judge.json), the
   default judge as it stands;
@@ -73,7 +73,7 @@ def main() -> None:
     held = {t for texts in spec.heldout.values() for t in texts}
     built_from = {t for source in (spec.judge_prototypes, spec.passages) for texts in source.values() for t in texts}
     assert not held & built_from, "a held-out sentence is among the texts a judge is built from"
-    encoders = {"minilm-l6-v2": registry.pull_judge(registry.load_judges()["minilm-l6-v2"])}
+    encoders = {alias: registry.pull_judge(judge) for alias, judge in registry.load_judges().items()}
     encoders |= {n: Path(d) for n, d in (e.split("=", 1) for e in args.encoder)}
     rows = []
     for name, directory in encoders.items():

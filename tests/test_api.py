@@ -1,6 +1,7 @@
 """The Python API: `emoaudit.audit` (a whole audit of a tiny random model) and `EmotionVectors.steer`
 on plain transformers models, tiny and (marked real) SmolLM2."""
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -17,16 +18,21 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 import emoaudit
 from emoaudit.audit.options import STAGES
 from emoaudit.audit.results.convert import to_dict
+from emoaudit.audit.results.common import SEVERITIES
+from emoaudit.audit.results.document import Results, Stages
 from emoaudit.audit.results.reading import read_results
 from emoaudit.capture.stimuli import comprehension_activations
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.architectures import residual_stream
 from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.report.render import render
 from emoaudit.spec import load_spec
 from emoaudit.steering.regimes import REGIMES
+from emoaudit.study.claims import load_claims, paper_claims
+from emoaudit.study.evidence import evidence_of
 from emoaudit.vectors import EmotionVectors
-from tests.conftest import TINY_SIZES, build_tiny
+from tests.conftest import TINY_SIZES, build_tiny, run_cli
 
 TINY_SPEC_PATH = Path(__file__).parent / "data" / "tiny-audit.toml"
 TINY = load_spec(TINY_SPEC_PATH)
@@ -150,6 +156,82 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert "resuming the audit" in log.getvalue()
     assert all(f"{stage}: done in an earlier run" in log.getvalue() for stage in STAGES)
     assert again["stages"] == document["stages"] and again["timings"] == document["timings"]
+    assert again["claims"] == document["claims"]  # from the reused stages
+    check_claims(results, out, tmp_path)
+
+
+def check_claims(results: Results, out: Path, tmp_path: Path) -> None:
+    """The paper's claims of a whole audit: each claim of the claims file, its verdict what the stages'
+    numbers give; not measured without its stage; in the report, escaped; again from results.json alone."""
+    assert results.claims is not None and results.stages.extraction is not None and results.stages.steering
+    claims = {c.id: c for c in results.claims.claims}
+    assert list(claims) == [c.id for c in load_claims()]
+    t = {c.id: c.thresholds for c in results.claims.claims}
+    extraction, steering, leakage = results.stages.extraction, results.stages.steering, results.stages.leakage
+    assert leakage is not None
+    layer, comparison = extraction.layer, extraction.comparison
+    d = comparison.cohens_d if comparison.method_a == "generation" else -comparison.cohens_d
+    measured = {m.name: m.value for m in claims["generation_separates_better"].measured}
+    assert measured == {"cohens_d": pytest.approx(d), "mann_whitney_p": comparison.mann_whitney_p}
+    expected = {
+        "generation_separates_better": d > t["generation_separates_better"]["min_cohens_d"]
+        and comparison.mann_whitney_p < t["generation_separates_better"]["alpha"],
+        "mid_depth": t["mid_depth"]["low"] <= layer / (extraction.n_layers - 1) <= t["mid_depth"]["high"],
+        "three_regimes": all(steering.summary.regime_totals[r] >= 1 for r in t["three_regimes"]["regimes"]),
+        "leakage": SEVERITIES.index(leakage.severity) > SEVERITIES.index(t["leakage"]["above"]),
+    }
+    above = t["above_baselines"]
+    curves = extraction.methods[above["method"]].curves
+    expected["above_baselines"] = (
+        curves.probe_accuracy[layer] >= above["probe_over_shuffled"] * curves.probe_accuracy_shuffled[layer]
+        and curves.fisher_p[layer] < above["alpha"]
+    )
+    u = extraction.methods[t["similarity_u_shape"]["method"]].curves.similarity_above_reference
+    lowest = int(np.argmin(u))
+    expected["similarity_u_shape"] = (
+        t["similarity_u_shape"]["low"] <= lowest / (len(u) - 1) <= t["similarity_u_shape"]["high"]
+        and min(u[0], u[-1]) - u[lowest] >= t["similarity_u_shape"]["min_rise"]
+    )
+    assert {c: claims[c].holds for c in expected} == expected
+    assert "uncorrected" in claims["generation_separates_better"].detail and "uncorrected" in results.claims.correction
+
+    # Without steering (an `extract` run) the claims that need it are not measured; without extraction, none is.
+    unsteered = dataclasses.replace(results, stages=Stages(extraction=extraction))
+    partial = paper_claims(load_claims(), evidence_of(unsteered, []))
+    assert {c.id: c.holds for c in partial.claims} == {
+        **{c: claims[c].holds for c in expected},
+        "three_regimes": None,
+        "leakage": None,
+    }
+    assert [c.measured for c in partial.claims if c.holds is None] == [[], []]
+    assert evidence_of(dataclasses.replace(results, stages=Stages()), []) is None
+
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "The paper's claims" in report and claims["similarity_u_shape"].detail in report
+    hostile = dataclasses.replace(
+        results.claims, claims=[dataclasses.replace(claims["mid_depth"], statement="<script>x</script>")]
+    )
+    page = render(dataclasses.replace(results, claims=hostile), None)
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>" not in page
+
+    # `emoaudit report` gives them again from results.json, even when it was written without them.
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    written = document.pop("claims")
+    (tmp_path / "older.json").write_text(json.dumps(document), encoding="utf-8")
+    again = tmp_path / "again.json"
+    proc = run_cli(
+        "report",
+        str(tmp_path / "older.json"),
+        "-o",
+        str(tmp_path / "again.html"),
+        "--out-results",
+        str(again),
+        "--fail-on",
+        "never",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(again.read_text(encoding="utf-8"))["claims"] == written
+    assert "The paper's claims" in (tmp_path / "again.html").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])

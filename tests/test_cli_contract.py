@@ -42,9 +42,9 @@ def test_report_never_rewrites_its_input(archive: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     lenient = tmp_path / "policy.toml"
     policy = (Path(__file__).parent.parent / "audits" / "policy.toml").read_text()
-    # A policy under which the quick scan's angry trials (22% [6%, 55%], q 0.2) are a high finding.
+    # A policy under which the quick scan's happy trials (56% [27%, 81%], q 0.053) are a medium finding.
     lenient.write_text(
-        policy.replace("success_rate = 0.5", "success_rate = 0.05").replace("alpha = 0.05", "alpha = 0.25")
+        policy.replace("success_rate = 0.3", "success_rate = 0.2").replace("alpha = 0.05", "alpha = 0.1")
     )
     proc = run_cli(
         "report",
@@ -57,16 +57,18 @@ def test_report_never_rewrites_its_input(archive: Path, tmp_path: Path) -> None:
         str(elsewhere / "junit.xml"),
         "--policy",
         str(lenient),
+        "--fail-on",
+        "medium",
     )
-    assert proc.returncode == 1, proc.stderr  # hostile_steerable is a high finding under this policy
+    assert proc.returncode == 1, proc.stderr  # steerable is a medium finding under this policy
     assert (archive.read_bytes(), archive.stat().st_mtime_ns) == before
     assert '<section id="verdict">' in (elsewhere / "report.html").read_text()
     assert len(ET.parse(elsewhere / "junit.xml").getroot().findall("testcase")) == 5
     # The new findings, under the lenient policy, are in the file asked for.
     findings = {c.id: c for c in read_results(elsewhere / "results.json").findings or []}
     old = {c.id: c for c in read_results(archive).findings or []}
-    assert not old["hostile_steerable"].failed and findings["hostile_steerable"].failed
-    assert findings["hostile_steerable"].evidence["threshold"] == 0.05
+    assert not old["steerable"].failed and findings["steerable"].failed
+    assert findings["steerable"].evidence["threshold"] == 0.2
     # An output that is the input itself is refused, whichever option names it.
     one_line_error(run_cli("report", str(archive), "--out", str(archive)), "--out", "only read")
     one_line_error(run_cli("report", str(archive), "--out-results", str(archive)), "--out-results")

@@ -14,6 +14,7 @@ import pytest
 from pydantic_core import PydanticSerializationError
 
 from emoaudit.analysis.methods import MethodComparison
+from emoaudit.audit.results.claims import ClaimOutcome, Measured, PaperClaims
 from emoaudit.audit.results.common import Check, Resources
 from emoaudit.audit.results.convert import from_dict, to_dict
 from emoaudit.audit.results.document import AuditInfo, Environment, Results, Stages
@@ -68,6 +69,9 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("properties", "resources"), Resources),
     (("properties", "environment"), Environment),
     (("$defs", "check"), Check),
+    (("$defs", "paper_claims"), PaperClaims),
+    (("$defs", "claim_outcome"), ClaimOutcome),
+    (("$defs", "claim_measured"), Measured),
     (("$defs", "extraction"), Extraction),
     (("$defs", "extraction", "properties", "emotion_layer"), EmotionLayer),
     (("$defs", "extraction", "properties", "comparison"), MethodComparison),

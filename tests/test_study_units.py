@@ -12,7 +12,7 @@ import pytest
 from emoaudit.errors import EmoauditError
 from emoaudit.audit.results.common import Check
 from emoaudit.study import executors
-from emoaudit.study.claims import Subject, evaluate_claims, load_claims
+from emoaudit.study.claims import Subject, assess, evaluate_claims, load_claims
 from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence, is_finished
 from emoaudit.study.executors import RayResources, pack, unpack
 from emoaudit.study.study import corrected_p_values, schema
@@ -29,9 +29,12 @@ def evidence(
     regimes: dict[str, int] | None = None,
     leakage: str | None = "info",
     probe: tuple[float, float, float] = (0.8, 0.2, 0.001),
+    similarity: list[float] | None = None,
 ) -> ModelEvidence:
-    """Evidence of an 11-layer model with the given measurements (what read_evidence returns)."""
-    method = MethodEvidence(0.5, 0.25, *probe)
+    """Evidence of an 11-layer model with the given measurements (what read_evidence returns); the
+    similarity above anisotropy per layer is U-shaped unless given."""
+    u_shape = [0.1, 0.08, 0.06, 0.04, 0.03, 0.02, 0.03, 0.05, 0.07, 0.09, 0.12]
+    method = MethodEvidence(0.5, 0.25, *probe, similarity if similarity is not None else u_shape)
     return ModelEvidence(
         reference="m",
         model_type="llama",
@@ -120,10 +123,16 @@ def test_claims_follow_their_thresholds() -> None:
         claims["three_regimes"].test
     )
     full = {"surgical": 3, "no_effect": 1, "repetitive_collapse": 2, "explosive": 1}
+    # Falling all the way down: lowest at the last layer, which is no U.
+    falling = [0.1 - 0.01 * i for i in range(11)]
     subjects = [
         Subject("mid", evidence(depth_layer=5, regimes=full, leakage="medium"), 0.01),
         # Raw p 0.01 but corrected 0.2: the claim reads the corrected one.
-        Subject("shallow", evidence(depth_layer=1, regimes={**full, "explosive": 0}, probe=(0.3, 0.2, 0.001)), 0.2),
+        Subject(
+            "shallow",
+            evidence(depth_layer=1, regimes={**full, "explosive": 0}, probe=(0.3, 0.2, 0.001), similarity=falling),
+            0.2,
+        ),
         Subject("comprehension-wins", evidence(d=-0.5, regimes=None, leakage=None, probe=(0.9, 0.2, 0.3)), 0.01),
         Subject("failed", None, None),
     ]
@@ -134,11 +143,35 @@ def test_claims_follow_their_thresholds() -> None:
 
     assert holds("generation_separates_better") == [True, False, False, None]
     assert holds("mid_depth") == [True, False, True, None]
+    assert holds("similarity_u_shape") == [True, False, True, None]
     assert holds("above_baselines") == [True, False, False, None]  # 1.5x shuffled; Fisher p 0.3
     assert holds("three_regimes") == [True, False, None, None]
     assert holds("leakage") == [True, False, None, None]
     assert (results["mid_depth"].holds_in, results["mid_depth"].measured) == (2, 3)
     assert (results["three_regimes"].holds_in, results["three_regimes"].measured) == (1, 2)
+
+
+def test_one_models_claims_read_the_uncorrected_p_and_measure_the_u_shape() -> None:
+    claims = {c.id: c for c in load_claims()}
+    alone = assess(claims["generation_separates_better"], evidence(p=0.01))
+    assert alone.holds is True and "uncorrected p 0.01" in alone.detail
+    assert {m.name: m.value for m in alone.measured} == {"cohens_d": 0.5, "mann_whitney_p": 0.01}
+    assert "uncorrected" in alone.measured[1].unit and "centroid margin" in alone.measured[0].unit
+    in_study = assess(claims["generation_separates_better"], evidence(p=0.01), corrected_p=0.2)
+    assert in_study.holds is False and "corrected p 0.2" in in_study.detail
+    u = {m.name: m.value for m in assess(claims["similarity_u_shape"], evidence()).measured}
+    assert u == pytest.approx(
+        {
+            "minimum_layer": 5,
+            "minimum_relative_depth": 0.5,
+            "minimum": 0.02,
+            "first_layer_rise": 0.08,
+            "last_layer_rise": 0.10,
+        }
+    )
+    # A U too shallow at one end: its first layer only 0.01 above the minimum (the file asks 0.02).
+    shallow = [0.03, 0.025, 0.02, 0.02, 0.02, 0.02, 0.03, 0.05, 0.07, 0.09, 0.12]
+    assert assess(claims["similarity_u_shape"], evidence(similarity=shallow)).holds is False
 
 
 def test_a_claims_file_names_only_claims_with_tests(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The audit, top to bottom: load, extract by both methods, steer, look for leakage, gate, write.
+"""The audit, top to bottom: load, extract by both methods, steer, look for leakage, gate, test the paper's
+claims, write.
 
 Each stage's output is written atomically under OUT, and a rerun with the same OUT picks up what
 is already there. results.json is rewritten after every stage (with `complete: false` until the
@@ -41,6 +42,8 @@ from emoaudit.report.render import write_report
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import sha256_file, write_json
+from emoaudit.study.claims import load_claims, paper_claims
+from emoaudit.study.evidence import evidence_of
 
 StageResults = TypeVar("StageResults", Extraction, Steering, Leakage)
 
@@ -55,6 +58,7 @@ def audit(options: AuditOptions, console: Console) -> Results:
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
     policy_sha256 = sha256_file(options.policy or DEFAULT_POLICY)
+    claims = load_claims()
     check_output(options.out)
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
         check_judge(options.judge or spec.steering.judge, spec.emotion_names, spec.judge_prototypes)
@@ -74,7 +78,9 @@ def audit(options: AuditOptions, console: Console) -> Results:
             partial = results_document(run, Stages(**done), started, complete=False)
             write_json(run.out / "results.json", to_dict(partial))
     document = results_document(run, Stages(**done), started, complete=True)
-    document = replace(document, findings=evaluate(document, policy))
+    findings = evaluate(document, policy)
+    # The claims read the typed stages, reused or not: a resumed audit recomputes no stage for them.
+    document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
     write_json(run.out / "results.json", to_dict(document))
     write_report(run.out / "report.html", document, spec)
     write_manifest(

@@ -1,7 +1,8 @@
-"""The paper's claims, tested on each model of a study: which hold across the models and which do not.
+"""The paper's claims, tested on one model (an audit's results.json) and across the models of a study.
 
 The claims, their wording and thresholds are data (`audits/claims.toml`); each has one test here, on
-the evidence `emoaudit.study.evidence` reads from a model's results.
+one model's evidence (`emoaudit.study.evidence`): `assess` runs it; an audit records every claim
+(`paper_claims`), a study counts in how many models each holds (`evaluate_claims`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emoaudit.audit.results.claims import ClaimOutcome, Measured, PaperClaims
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import SEVERITIES
 from emoaudit.spec import BUILTIN_DIR
+from emoaudit.storage import sha256_file
 from emoaudit.study.evidence import ModelEvidence
 
 DEFAULT_CLAIMS = BUILTIN_DIR / "claims.toml"
+# One model's audit has one generation-against-comprehension test: nothing to correct across.
+UNCORRECTED = (
+    "none: one model's p-values are uncorrected; a study corrects the generation-against-comprehension p "
+    "across its models (Benjamini-Hochberg)"
+)
 
 
 @dataclass(frozen=True)
@@ -30,11 +38,14 @@ class Claim:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One claim on one model. `holds` is None when the model has nothing to test it on."""
+    """One claim on one model: the measured quantity the test thresholds (`value`, what a study tabulates),
+    every quantity it read with its unit, and whether it holds (None when the model has nothing to test
+    it on)."""
 
-    value: float | int | str | None  # the measured quantity the test thresholds
+    value: float | int | str | None
     holds: bool | None
     detail: str
+    measured: list[Measured]
 
 
 @dataclass(frozen=True)
@@ -60,11 +71,12 @@ class ClaimResult:
 
 @dataclass(frozen=True)
 class Subject:
-    """What a claim is tested on: a model's evidence (None if its audit failed) and its corrected p-value."""
+    """What a claim is tested on in a study: a model's evidence (None if its audit failed) and its
+    corrected p-value."""
 
     slug: str
     evidence: ModelEvidence | None
-    corrected_p: float | None  # generation against comprehension, corrected across the models
+    corrected_p: float | None  # generation against comprehension, corrected across the models; None: uncorrected
 
 
 def load_claims(path: Path = DEFAULT_CLAIMS) -> list[Claim]:
@@ -87,13 +99,10 @@ def load_claims(path: Path = DEFAULT_CLAIMS) -> list[Claim]:
 
 
 def evaluate_claims(claims: list[Claim], subjects: list[Subject]) -> list[ClaimResult]:
-    """Every claim on every model; a claim's thresholds come from the claims file."""
+    """Every claim on every model of a study; a claim's thresholds come from the claims file."""
     results = []
     for claim in claims:
-        verdicts = [
-            ModelVerdict(s.slug, *_verdict(claim, s)) if s.evidence else ModelVerdict(s.slug, None, None, "not audited")
-            for s in subjects
-        ]
+        verdicts = [_model_verdict(claim, s) for s in subjects]
         measured = [v for v in verdicts if v.holds is not None]
         results.append(
             ClaimResult(
@@ -109,68 +118,142 @@ def evaluate_claims(claims: list[Claim], subjects: list[Subject]) -> list[ClaimR
     return results
 
 
-def _verdict(claim: Claim, subject: Subject) -> tuple[float | int | str | None, bool | None, str]:
+def _model_verdict(claim: Claim, subject: Subject) -> ModelVerdict:
+    if subject.evidence is None:
+        return ModelVerdict(subject.slug, None, None, "not audited")
+    verdict = assess(claim, subject.evidence, subject.corrected_p)
+    return ModelVerdict(subject.slug, verdict.value, verdict.holds, verdict.detail)
+
+
+def paper_claims(claims: list[Claim], evidence: ModelEvidence | None, path: Path = DEFAULT_CLAIMS) -> PaperClaims:
+    """Every claim of `path` on one audited model, as results.json records them; `evidence` is None when
+    the extraction stage, which every claim starts from, did not run (then no claim is measured)."""
+    outcomes = []
+    for claim in claims:
+        verdict = assess(claim, evidence) if evidence else Verdict(None, None, "the extraction stage did not run", [])
+        outcomes.append(
+            ClaimOutcome(
+                claim.id, claim.statement, claim.test, claim.thresholds, verdict.measured, verdict.holds, verdict.detail
+            )
+        )
+    return PaperClaims(sha256_file(path), UNCORRECTED, outcomes)
+
+
+def assess(claim: Claim, evidence: ModelEvidence, corrected_p: float | None = None) -> Verdict:
+    """One claim on one model. `corrected_p` is the model's generation-against-comprehension p corrected
+    across the models of a study; None in one model's audit, whose test reads the uncorrected p and says so.
+
+    Raises EmoauditError when a threshold of the claims file is missing or of the wrong kind.
+    """
     try:
-        verdict = TESTS[claim.id](claim.thresholds, subject)
+        return TESTS[claim.id](claim.thresholds, evidence, corrected_p)
     except (KeyError, TypeError, ValueError) as exc:
         raise EmoauditError(
             f"claim {claim.id!r}: bad threshold in the claims file ({type(exc).__name__}: {exc})"
         ) from exc
-    return verdict.value, verdict.holds, verdict.detail
 
 
-def _generation_separates_better(t: dict[str, Any], s: Subject) -> Verdict:
-    assert s.evidence is not None
-    d, p = s.evidence.comparison.cohens_d, s.corrected_p
-    if p is None:
-        return Verdict(d, None, f"d {d:+.2f}; no corrected p")
-    return Verdict(d, d > float(t["min_cohens_d"]) and p < float(t["alpha"]), f"d {d:+.2f}, corrected p {p:.3g}")
+def _generation_separates_better(t: dict[str, Any], e: ModelEvidence, corrected_p: float | None) -> Verdict:
+    d = e.comparison.cohens_d
+    if corrected_p is None:
+        p, correction, said = e.comparison.mann_whitney_p, "uncorrected (one model)", "uncorrected"
+    else:
+        p, correction, said = corrected_p, "Benjamini-Hochberg corrected across the models studied", "corrected"
+    margins = f"per-emotion mean cross-validated centroid margin at the emotion layer ({e.emotion_layer})"
+    measured = [
+        Measured("cohens_d", d, f"Cohen's d of generation over comprehension on the {margins}; positive: generation"),
+        Measured("mann_whitney_p", p, f"two-sided Mann-Whitney U p on the same margins, {correction}"),
+    ]
+    holds = d > float(t["min_cohens_d"]) and p < float(t["alpha"])
+    return Verdict(d, holds, f"d {d:+.2f}, {said} p {p:.3g}", measured)
 
 
-def _mid_depth(t: dict[str, Any], s: Subject) -> Verdict:
-    e = s.evidence
-    assert e is not None
+def _mid_depth(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
     depth = e.relative_depth
     holds = float(t["low"]) <= depth <= float(t["high"])
-    return Verdict(depth, holds, f"layer {e.emotion_layer} of 0..{e.n_layers - 1}: relative depth {depth:.2f}")
+    measured = [
+        Measured(
+            "emotion_layer", e.emotion_layer, f"layer index (output of block i), chosen by the {e.layer_method} score"
+        ),
+        Measured("relative_depth", depth, f"emotion layer / (layers - 1), of {e.n_layers} layers"),
+    ]
+    return Verdict(
+        depth, holds, f"layer {e.emotion_layer} of 0..{e.n_layers - 1}: relative depth {depth:.2f}", measured
+    )
 
 
-def _above_baselines(t: dict[str, Any], s: Subject) -> Verdict:
-    assert s.evidence is not None
-    m = s.evidence.methods[str(t["method"])]
+def _similarity_u_shape(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
+    method = str(t["method"])
+    curve = e.methods[method].similarity_above_reference
+    lowest = min(range(len(curve)), key=curve.__getitem__)
+    depth = lowest / max(len(curve) - 1, 1)
+    rise = min(curve[0], curve[-1]) - curve[lowest]  # the lower of the two ends above the minimum
+    holds = float(t["low"]) <= depth <= float(t["high"]) and rise >= float(t["min_rise"])
+    similarity = (
+        f"cosine: mean pairwise cosine of the {method} emotions' mean activations minus that among neutral texts"
+    )
+    measured = [
+        Measured("minimum_layer", lowest, f"layer where the {method} similarity above anisotropy is lowest"),
+        Measured("minimum_relative_depth", depth, "that layer / (layers - 1)"),
+        Measured("minimum", curve[lowest], similarity),
+        Measured("first_layer_rise", curve[0] - curve[lowest], f"layer 0 above the minimum ({similarity})"),
+        Measured("last_layer_rise", curve[-1] - curve[lowest], f"the last layer above the minimum ({similarity})"),
+    ]
+    detail = (
+        f"lowest at layer {lowest} (relative depth {depth:.2f}); ends above it by "
+        f"{curve[0] - curve[lowest]:.3f} and {curve[-1] - curve[lowest]:.3f}"
+    )
+    return Verdict(rise, holds, detail, measured)
+
+
+def _above_baselines(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
+    method = str(t["method"])
+    m = e.methods[method]
     ratio = m.probe_accuracy / m.probe_accuracy_shuffled if m.probe_accuracy_shuffled > 0 else None
     holds = m.probe_accuracy >= float(t["probe_over_shuffled"]) * m.probe_accuracy_shuffled and m.fisher_p < float(
         t["alpha"]
     )
+    at = f"{method} activations at the emotion layer ({e.emotion_layer})"
+    measured = [
+        Measured("probe_accuracy", m.probe_accuracy, f"cross-validated linear probe accuracy, {at}"),
+        Measured("probe_accuracy_shuffled", m.probe_accuracy_shuffled, f"the same probe on shuffled labels, {at}"),
+        *(
+            [Measured("probe_over_shuffled", ratio, "probe accuracy / shuffled-label accuracy")]
+            if ratio is not None
+            else []
+        ),
+        Measured("fisher_p", m.fisher_p, f"permutation p of the Fisher ratio against shuffled labels, {at}"),
+    ]
     times = f" ({ratio:.1f}x)" if ratio is not None else ""
     detail = (
         f"probe {m.probe_accuracy:.2f} vs shuffled {m.probe_accuracy_shuffled:.2f}{times}, Fisher p {m.fisher_p:.3g}"
     )
-    return Verdict(ratio, holds, detail)
+    return Verdict(ratio, holds, detail, measured)
 
 
-def _three_regimes(t: dict[str, Any], s: Subject) -> Verdict:
-    assert s.evidence is not None
-    counts = s.evidence.regimes
+def _three_regimes(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
+    counts = e.regimes
     if counts is None:
-        return Verdict(None, None, "no steering results")
+        return Verdict(None, None, "the steering stage did not run", [])
     wanted = [str(r) for r in t["regimes"]]
     seen = [r for r in wanted if counts[r] >= int(t["min_trials"])]
-    return Verdict(len(seen), len(seen) == len(wanted), ", ".join(f"{r} {counts[r]}" for r in wanted))
+    measured = [Measured(r, counts[r], "steered trials classified in this regime") for r in wanted]
+    return Verdict(len(seen), len(seen) == len(wanted), ", ".join(f"{r} {counts[r]}" for r in wanted), measured)
 
 
-def _leakage(t: dict[str, Any], s: Subject) -> Verdict:
-    assert s.evidence is not None
-    severity = s.evidence.leakage_severity
+def _leakage(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
+    severity = e.leakage_severity
     if severity is None:
-        return Verdict(None, None, "no leakage results")
+        return Verdict(None, None, "the leakage stage did not run", [])
     holds = SEVERITIES.index(severity) > SEVERITIES.index(str(t["above"]))
-    return Verdict(severity, holds, f"leakage severity {severity}")
+    measured = [Measured("severity", severity, "the leakage stage's severity (info, low, medium, high)")]
+    return Verdict(severity, holds, f"leakage severity {severity}", measured)
 
 
-TESTS: dict[str, Callable[[dict[str, Any], Subject], Verdict]] = {
+TESTS: dict[str, Callable[[dict[str, Any], ModelEvidence, float | None], Verdict]] = {
     "generation_separates_better": _generation_separates_better,
     "mid_depth": _mid_depth,
+    "similarity_u_shape": _similarity_u_shape,
     "above_baselines": _above_baselines,
     "three_regimes": _three_regimes,
     "leakage": _leakage,

@@ -12,6 +12,7 @@ from typing import Any
 
 from emoaudit.audit.options import STAGES
 from emoaudit.audit.results.common import Check
+from emoaudit.audit.results.document import Results
 from emoaudit.audit.results.extraction import MethodResults
 from emoaudit.audit.results.reading import read_results
 from emoaudit.errors import EmoauditError
@@ -36,6 +37,8 @@ class MethodEvidence:
     probe_accuracy: float  # cross-validated linear probe
     probe_accuracy_shuffled: float  # the same probe on shuffled labels
     fisher_p: float  # permutation p-value of the Fisher ratio against shuffled labels
+    # per layer: mean pairwise cosine of the emotions' mean activations minus that among neutral texts
+    similarity_above_reference: list[float]
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,25 @@ def is_finished(path: Path, reference: str, profile: str, seed: int, spec_sha256
 
 
 def read_evidence(path: Path, policy: Policy) -> ModelEvidence:
-    """A model's evidence from its results.json (validated against the results schema and read typed).
+    """A model's evidence from its results.json (validated against the results schema and read typed),
+    with `policy` applied to it.
 
     Raises EmoauditError when the file is missing, is not a results file, or lacks the extraction stage.
     """
     results = read_results(path)
+    evidence = evidence_of(results, evaluate(results, policy))
+    if evidence is None:
+        raise EmoauditError(f"{path} holds no extraction stage, which a study compares; rerun its audit")
+    return evidence
+
+
+def evidence_of(results: Results, findings: list[Check]) -> ModelEvidence | None:
+    """A model's evidence from its typed results and the findings of a policy on them; None without the
+    extraction stage, which every claim and comparison starts from."""
     model, stages = results.model, results.stages
     extraction = stages.extraction
     if extraction is None:
-        raise EmoauditError(f"{path} holds no extraction stage, which a study compares; rerun its audit")
+        return None
     layer = extraction.layer
     comparison = extraction.comparison
     # The results name the methods compared: d is positive when method_a separates better.
@@ -112,7 +125,7 @@ def read_evidence(path: Path, policy: Policy) -> ModelEvidence:
         methods={name: _method(analysis, layer) for name, analysis in extraction.methods.items()},
         regimes=dict(steering.summary.regime_totals) if steering else None,
         leakage_severity=leakage.severity if leakage else None,
-        findings=evaluate(results, policy),
+        findings=findings,
     )
 
 
@@ -124,4 +137,5 @@ def _method(analysis: MethodResults, layer: int) -> MethodEvidence:
         probe_accuracy=curves.probe_accuracy[layer],
         probe_accuracy_shuffled=curves.probe_accuracy_shuffled[layer],
         fisher_p=curves.fisher_p[layer],
+        similarity_above_reference=list(curves.similarity_above_reference),
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict
 
+from emoaudit.audit.results.claims import PaperClaims
 from emoaudit.audit.results.common import Check, Resources
 from emoaudit.audit.results.convert import OMITTED_IF_NONE
 from emoaudit.audit.results.extraction import Extraction
@@ -51,8 +52,9 @@ class Stages:
 
 @dataclass(frozen=True, kw_only=True)
 class Results:
-    """results.json. `complete` is false while stages are still to run; `findings` is absent until the
-    policy has been applied. Timestamps are ISO 8601 in UTC, timings in seconds by stage and step."""
+    """results.json. `complete` is false while stages are still to run; `findings` and `claims` are absent
+    until the policy and the claims file have been applied. Timestamps are ISO 8601 in UTC, timings in
+    seconds by stage and step."""
 
     schema_version: str
     complete: bool
@@ -65,5 +67,7 @@ class Results:
     started: str
     finished: str
     findings: Annotated[list[Check] | None, OMITTED_IF_NONE] = None
+    # The paper's claims tested on this model, with the findings; absent in results written before it.
+    claims: Annotated[PaperClaims | None, OMITTED_IF_NONE] = None
 
     __pydantic_config__ = ConfigDict(extra="forbid")
