@@ -250,6 +250,22 @@ def _leakage(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
     return Verdict(severity, holds, f"leakage severity {severity}", measured)
 
 
+def _semantic_entanglement(_: dict[str, Any], e: ModelEvidence, __: float | None) -> Verdict:
+    check = next((c for c in e.findings if c.id == "semantic_entanglement"), None)
+    if check is None or check.evidence.get("pairs", 0) == 0:
+        return Verdict(None, None, check.detail if check else "the leakage stage did not run", [])
+    measured = [
+        Measured(name, check.evidence[name], unit)
+        for name, unit in (
+            ("mean_excess", "nats: log-probability rise of the emotion's words under its vector minus under random"),
+            ("p_value", "one-sided Wilcoxon signed-rank p of the excess across the steered emotions"),
+            ("selectivity_p_value", "the same test of the rise over the other emotions' words"),
+        )
+        if check.evidence.get(name) is not None
+    ]
+    return Verdict(check.evidence.get("mean_excess"), check.failed, check.detail, measured)
+
+
 TESTS: dict[str, Callable[[dict[str, Any], ModelEvidence, float | None], Verdict]] = {
     "generation_separates_better": _generation_separates_better,
     "mid_depth": _mid_depth,
@@ -257,4 +273,5 @@ TESTS: dict[str, Callable[[dict[str, Any], ModelEvidence, float | None], Verdict
     "above_baselines": _above_baselines,
     "three_regimes": _three_regimes,
     "leakage": _leakage,
+    "semantic_entanglement": _semantic_entanglement,
 }
