@@ -35,7 +35,8 @@ from emoaudit.spec_tables import (
 
 BUILTIN_DIR = Path(str(files("emoaudit.audits")))
 DEFAULT_SPEC = BUILTIN_DIR / "default.toml"
-_WORD = re.compile(r"[A-Za-z']+")
+# Letters of any script and apostrophes: "désespéré" is one word, not three.
+_WORD = re.compile(r"(?:[^\W\d_]|')+")
 # Affect alignment reads three principal components of the centred vectors, and n centred vectors
 # span n - 1 dimensions: with fewer than four emotions a component is numerical noise. (Three are
 # the least for the Spearman correlation of two similarity matrices over their emotion pairs.)
@@ -145,7 +146,7 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
         judge_prototypes=typed["judge"],
         steering=doc.steering,
         leakage=doc.leakage,
-        heldout_sets={name: table for group in typed.get("heldout_sets", {}).values() for name, table in group.items()},
+        heldout_sets=_flat_sets(typed.get("heldout_sets", {}), source),
         lexicon=typed.get("lexicon", {}),
         translations=typed.get("translations", {}),
     )
@@ -237,6 +238,28 @@ def _check_runnable(spec: AuditSpec, source: str) -> None:
             f"{source}: scenarios: ids repeat ({', '.join(sorted({i for i in ids if ids.count(i) > 1}))})"
         )
     _check_translations(spec, source)
+    _check_labelled(spec, source)
+
+
+def _flat_sets(groups: dict[str, dict[str, dict[str, list[str]]]], source: str) -> dict[str, dict[str, list[str]]]:
+    """The held-out sets of every group (registers, languages) by name; a name in two groups is refused,
+    since results key the sets by name alone."""
+    names = [name for group in groups.values() for name in group]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise EmoauditError(f"{source}: heldout_sets: set name(s) {', '.join(repeated)} in more than one group")
+    return {name: table for group in groups.values() for name, table in group.items()}
+
+
+def _check_labelled(spec: AuditSpec, source: str) -> None:
+    """The held-out sets and the lexicon name only the audit's labels: a misspelt one would drop texts silently."""
+    tables = {f"heldout_sets[{name}]": table for name, table in spec.heldout_sets.items()} | {"lexicon": spec.lexicon}
+    for where, table in tables.items():
+        unknown = [label for label in table if label not in spec.labels]
+        if unknown:
+            raise EmoauditError(
+                f"{source}: {where}: unknown label(s) {', '.join(unknown)}; labels: {', '.join(spec.labels)}"
+            )
 
 
 def _check_translations(spec: AuditSpec, source: str) -> None:

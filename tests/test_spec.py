@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -270,9 +272,10 @@ def test_the_smallest_specification_allowed_runs_without_an_undefined_statistic(
     tmp_path: Path, tiny_dir: Callable[[str], Path]
 ) -> None:
     """Four emotions, two of each valence, the quick profile: every statistic of the extraction is defined."""
-    # the translations name all twenty emotions, sixteen unknown to this specification
+    # the translations, held-out sets and lexicon name all twenty emotions, sixteen unknown to this specification
     keep = only_emotions("happy", "sad", "calm", "afraid")
-    path = spec_copy(tmp_path, lambda text: replace('translations = "default/translations.json"', "")(keep(text)))
+    dropped = [f'{key} = "default/{key}.json"' for key in ("translations", "heldout_sets", "lexicon")]
+    path = spec_copy(tmp_path, lambda text: functools.reduce(lambda t, line: replace(line, "")(t), dropped, keep(text)))
     options = AuditOptions(
         model=str(tiny_dir("llama")),
         out=tmp_path / "out",
@@ -322,6 +325,40 @@ def test_translations_are_refused_for_an_unknown_language_or_emotion_a_missing_e
     with pytest.raises(EmoauditError) as raised:
         load_spec(path)
     assert str(raised.value).startswith(f"audit specification {path}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "message"),
+    [
+        (
+            "heldout_sets.json",
+            lambda t: {**t, "languages": {**t["languages"], "messages": t["languages"]["es"]}},
+            "heldout_sets: set name(s) messages in more than one group",
+        ),
+        (
+            "heldout_sets.json",
+            lambda t: {**t, "registers": {**t["registers"], "dialogue": {**t["registers"]["dialogue"], "hapy": ["x"]}}},
+            "heldout_sets[dialogue]: unknown label(s) hapy; labels: happy, sad",
+        ),
+        ("lexicon.json", lambda t: {**t, "angery": ["mad"]}, "lexicon: unknown label(s) angery"),
+    ],
+)
+def test_held_out_sets_and_the_lexicon_name_only_the_audits_labels_and_sets_once(
+    file: str, edit: Callable[[dict[str, Any]], dict[str, Any]], message: str, tmp_path: Path
+) -> None:
+    path = spec_copy(tmp_path, lambda text: text + "\n")
+    table = tmp_path / "default" / file
+    table.write_text(json.dumps(edit(json.loads(table.read_text(encoding="utf-8"))), ensure_ascii=False))
+    with pytest.raises(EmoauditError) as raised:
+        load_spec(path)
+    assert str(raised.value).startswith(f"audit specification {path}: {message}")
+
+
+def test_emotion_words_are_whole_words_in_any_script() -> None:
+    spec = load_spec()
+    # French "calmé" is not the English "calm" (letters outside ASCII used to split words: "calm" + "é").
+    assert spec.emotions_named_in("Il s'est calmé, puis il était angry.") == ["angry"]
+    assert spec.forbidden_words_in("An ANGRY man's day, très calmé") == ["angry"]
 
 
 def test_a_specificity_rank_that_tests_nothing_is_refused(tmp_path: Path) -> None:
