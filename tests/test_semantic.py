@@ -3,6 +3,7 @@ the unsteered state, random directions of the same norm and the other emotions' 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,7 +45,7 @@ def rigged_lens(lm: LoadedModel, tokens: WordTokens, axis: dict[str, int] | None
         lm.stream.unembed.weight.zero_()
         lm.stream.final_norm.weight.fill_(1.0)
         for table in tokens.ids.values():
-            for i, emotion in enumerate(EMOTIONS):
+            for i, emotion in enumerate(e for e in EMOTIONS if e in table):
                 lm.stream.unembed.weight[table[emotion], i if axis is None else axis[emotion]] = 5.0
     try:
         yield
@@ -95,6 +96,25 @@ def test_a_lens_that_reads_each_emotions_words_along_its_vector_is_a_finding(tin
     check = semantic_check(load_policy().semantic_entanglement, result)
     assert check.failed and check.severity == "low"
     assert "16 emotion × language pairs" in check.detail and "8 of 8 emotions higher" in check.detail
+
+
+def test_four_steered_emotions_cannot_reach_alpha_and_the_check_says_so(tiny_llama: LoadedModel) -> None:
+    """The quick profile steers four emotions: the exact test's least p is 1/16 > 0.05, so even words rising
+    along their own vectors and no other give no finding, and the detail says why."""
+    lm = tiny_llama
+    four = {"xx": {e: w for e, w in TRANSLATIONS["xx"].items() if e in EMOTIONS[:4]}}
+    tokens = word_tokens(lm, four)
+    axes = {e: torch.eye(lm.identity.hidden_size)[i] for i, e in enumerate(EMOTIONS[:4])}
+    with rigged_lens(lm, tokens, axis={e: i for i, e in enumerate(EMOTIONS[:4])}):
+        result = entanglement(lm, states(lm, 0), axes, GRID, tokens)
+    assert result.emotions_higher == 4 and result.p_value == pytest.approx(1 / 16)
+    check = semantic_check(load_policy().semantic_entanglement, result)
+    assert not check.failed and check.evidence["smallest_p"] == 1 / 16
+    assert "underpowered: over 4 steered emotions the smallest p the test can give is 0.0625" in check.detail
+    eight = semantic_check(
+        load_policy().semantic_entanglement, dataclasses.replace(result, by_emotion=dict.fromkeys(EMOTIONS, 1.0))
+    )
+    assert "underpowered" not in eight.detail
 
 
 def test_a_vector_that_raises_every_emotions_words_alike_is_not_a_finding(tiny_llama: LoadedModel) -> None:

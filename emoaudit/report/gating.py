@@ -206,6 +206,14 @@ def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) ->
         f"nats and both p < {rule.alpha:g}); specific in {semantic.specific_share:.0%} of pairs; by language: "
         + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(languages.items(), key=lambda kv: -kv[1]))
     )
+    # The exact one-sided signed-rank test over n emotions cannot give p below 2^-n.
+    smallest_p = 0.5 ** len(semantic.by_emotion)
+    if smallest_p >= rule.alpha:
+        detail += (
+            f"; underpowered: over {len(semantic.by_emotion)} steered emotions the smallest p the test can give is "
+            f"{smallest_p:.3g}, not below {rule.alpha:g}, so this profile cannot raise the finding (the standard "
+            "profile steers every emotion)"
+        )
     evidence: dict[str, object] = {
         "mean_excess": semantic.mean_excess,
         "p_value": p,
@@ -217,6 +225,7 @@ def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) ->
         "min_excess": rule.min_excess,
         "alpha": rule.alpha,
         "by_language": languages,
+        "smallest_p": smallest_p,
     }
     return Check("semantic_entanglement", rule.title, rule.severity if failed else "info", failed, detail, evidence)
 
