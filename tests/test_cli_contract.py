@@ -1,6 +1,7 @@
 """The command line's error contract on real results (tests/data): inputs are only read, every output is
 written inside the error guard, and hostile or malformed results end in one line and exit 2, or are handled."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from emoaudit.audit.results.reading import read_results
+from emoaudit.report.policy import Policy
 from tests.conftest import run_cli
 from tests.test_results import QUICK
 
@@ -63,7 +65,8 @@ def test_report_never_rewrites_its_input(archive: Path, tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr  # steerable is a medium finding under this policy
     assert (archive.read_bytes(), archive.stat().st_mtime_ns) == before
     assert '<section id="verdict">' in (elsewhere / "report.html").read_text()
-    assert len(ET.parse(elsewhere / "junit.xml").getroot().findall("testcase")) == 5
+    checks = len(dataclasses.fields(Policy))  # one test case per check of the policy
+    assert len(ET.parse(elsewhere / "junit.xml").getroot().findall("testcase")) == checks == 6
     # The new findings, under the lenient policy, are in the file asked for.
     findings = {c.id: c for c in read_results(elsewhere / "results.json").findings or []}
     old = {c.id: c for c in read_results(archive).findings or []}

@@ -18,7 +18,7 @@ from emoaudit.audit.results.convert import from_dict
 from emoaudit.audit.results.document import Results
 from emoaudit.audit.results.reading import read_results, schema
 from emoaudit.report.gating import evaluate, exit_status, junit_xml
-from emoaudit.report.policy import load_policy
+from emoaudit.report.policy import Policy, load_policy
 from emoaudit.report.render import render
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
@@ -163,7 +163,7 @@ def test_report_rerenders_gates_and_writes_junit(
     assert not re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html) and "<link" not in html
     assert "@import" not in html and "url(http" not in html
     suite = ET.parse(junit).getroot()
-    assert len(suite.findall("testcase")) == len(results.findings) == 5
+    assert len(suite.findall("testcase")) == len(results.findings) == len(dataclasses.fields(Policy)) == 6
     assert run_cli("report", str(copy_dir / "results.json"), "--fail-on", "never").returncode == 0
 
 
