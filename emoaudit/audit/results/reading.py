@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields, is_dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,6 +13,15 @@ import jsonschema
 
 from emoaudit.audit.results.convert import from_dict
 from emoaudit.audit.results.document import RESULTS_SCHEMA_VERSION, Results
+from emoaudit.audit.results.extraction import (
+    AtLayer,
+    Curves,
+    EmotionLayer,
+    Extraction,
+    HeldoutCurves,
+    LayerSweep,
+    VariantScores,
+)
 from emoaudit.errors import EmoauditError
 
 SCHEMA_FILE = Path(str(files("emoaudit") / "results.schema.json"))
@@ -61,4 +71,54 @@ def read_results(path: Path) -> Results:
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise EmoauditError(f"{path} is not an emoaudit results file ({where}: {exc.message[:160]})") from exc
-    return from_dict(Results, document, f"{path} is not an emoaudit results file")
+    results = from_dict(Results, document, f"{path} is not an emoaudit results file")
+    if results.stages.extraction is not None:
+        _check_layers(results.stages.extraction, path)
+    return results
+
+
+# The per-layer lists and the layer indices of the extraction stage, by the class that holds them.
+_PER_LAYER: dict[type, tuple[str, ...]] = {
+    Curves: tuple(f.name for f in fields(Curves)),
+    HeldoutCurves: ("accuracy", "top3", "valence_auc"),
+    LayerSweep: ("score", "removed_neutral_components"),
+    VariantScores: ("score", "centroid_accuracy", "probe_accuracy", "heldout_accuracy", "heldout_valence_auc"),
+    EmotionLayer: ("score", "smoothed_score"),
+}
+_LAYER_INDEX: dict[type, str] = {
+    LayerSweep: "chosen_layer",
+    VariantScores: "chosen_layer",
+    EmotionLayer: "index",
+    AtLayer: "layer",
+}
+
+
+def _check_layers(extraction: Extraction, path: Path) -> None:
+    """Every per-layer list holds one value per layer and every layer index names one: the JSON Schema cannot
+    say so, and a report or comparison reads the curves at the emotion layer.
+
+    Raises EmoauditError naming the first list or index that does not fit `n_layers`."""
+    n = extraction.n_layers
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif is_dataclass(node):
+            for cls, names in _PER_LAYER.items():
+                for name in names if isinstance(node, cls) else ():
+                    if len(getattr(node, name)) != n:
+                        raise EmoauditError(
+                            f"{path} is not an emoaudit results file ({where}.{name}: "
+                            f"{len(getattr(node, name))} values for {n} layers)"
+                        )
+            for cls, name in _LAYER_INDEX.items():
+                if isinstance(node, cls) and not 0 <= getattr(node, name) < n:
+                    raise EmoauditError(
+                        f"{path} is not an emoaudit results file ({where}.{name}: "
+                        f"layer {getattr(node, name)} of {n} layers)"
+                    )
+            for f in fields(node):
+                walk(getattr(node, f.name), f"{where}.{f.name}")
+
+    walk(extraction, "stages.extraction")
