@@ -246,3 +246,30 @@ def test_per_layer_curves_that_do_not_fit_the_layers_are_refused_in_one_line(
     with pytest.raises(EmoauditError) as raised:
         read_results(path)
     assert str(raised.value) == f"{path} is not an emoaudit results file ({message})"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda s: s["extraction"]["methods"]["generation"]["at_emotion_layer"]["similarity"][1].pop(),
+            "stages.extraction.methods.generation.at_emotion_layer.similarity: not one row per emotion of 20",
+        ),
+        (
+            lambda s: s["extraction"]["methods"]["comprehension"]["at_emotion_layer"]["pc_scores"].pop(),
+            "stages.extraction.methods.comprehension.at_emotion_layer.pc_scores: not one row per emotion of 20",
+        ),
+        (lambda s: s["steering"]["strengths"].pop(), "stages.steering.strengths: 4 values for 5 multipliers"),
+    ],
+)
+def test_geometry_and_strengths_that_do_not_fit_the_emotions_and_multipliers_are_refused(
+    edit: Any, message: str, tmp_path: Path
+) -> None:
+    # The report plots them: a short one was a ValueError traceback from numpy or zip(strict=True).
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    edit(document["stages"])
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(EmoauditError) as raised:
+        read_results(path)
+    assert str(raised.value) == f"{path} is not an emoaudit results file ({message})"

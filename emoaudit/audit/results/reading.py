@@ -74,7 +74,34 @@ def read_results(path: Path) -> Results:
     results = from_dict(Results, document, f"{path} is not an emoaudit results file")
     if results.stages.extraction is not None:
         _check_layers(results.stages.extraction, path)
+        _check_emotions(results.stages.extraction, path)
+    steering = results.stages.steering
+    if steering is not None and len(steering.strengths) != len(steering.multipliers):
+        raise EmoauditError(
+            f"{path} is not an emoaudit results file (stages.steering.strengths: {len(steering.strengths)} "
+            f"values for {len(steering.multipliers)} multipliers)"
+        )
     return results
+
+
+def _check_emotions(extraction: Extraction, path: Path) -> None:
+    """The geometry at the emotion layer has a row per emotion (the report plots it): similarity [E, E],
+    principal-component scores [E, 2], margins and recalls [E]."""
+    n = len(extraction.emotions)
+    for method, results in extraction.methods.items():
+        at = results.at_emotion_layer
+        shapes = {
+            "similarity": [len(row) for row in at.similarity] + [len(at.similarity)] == [n] * (n + 1),
+            "pc_scores": [len(row) for row in at.pc_scores] == [2] * n,
+            "per_emotion_margin": len(at.per_emotion_margin) == n,
+            "per_emotion_recall": len(at.per_emotion_recall) == n,
+        }
+        misfit = [name for name, fits in shapes.items() if not fits]
+        if misfit:
+            raise EmoauditError(
+                f"{path} is not an emoaudit results file (stages.extraction.methods.{method}.at_emotion_layer."
+                f"{misfit[0]}: not one row per emotion of {n})"
+            )
 
 
 # The per-layer lists and the layer indices of the extraction stage, by the class that holds them.
