@@ -273,3 +273,13 @@ def test_geometry_and_strengths_that_do_not_fit_the_emotions_and_multipliers_are
     with pytest.raises(EmoauditError) as raised:
         read_results(path)
     assert str(raised.value) == f"{path} is not an emoaudit results file ({message})"
+
+
+def test_a_held_out_chance_accuracy_of_zero_is_refused_by_the_schema(tmp_path: Path) -> None:
+    # The unvalidated-vectors check divides by it: zero was a ZeroDivisionError traceback from `report`.
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    document["stages"]["extraction"]["methods"]["comprehension"]["heldout"]["chance_accuracy"] = 0
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(EmoauditError, match="comprehension/heldout/chance_accuracy: 0 is less than or equal to"):
+        read_results(path)
