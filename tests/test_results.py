@@ -283,3 +283,13 @@ def test_a_held_out_chance_accuracy_of_zero_is_refused_by_the_schema(tmp_path: P
     path.write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(EmoauditError, match="comprehension/heldout/chance_accuracy: 0 is less than or equal to"):
         read_results(path)
+
+
+def test_a_rate_with_more_successes_than_trials_is_refused(tmp_path: Path) -> None:
+    # The report's binomial intervals need k <= n: more was a scipy ValueError traceback.
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    document["stages"]["steering"]["summary"]["statistics"]["cells"]["brooding"]["0.25"]["successes"] = 10**9
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(EmoauditError, match=r"statistics\.cells\.brooding\.0\.25: 1000000000 successes of \d+ trials"):
+        read_results(path)

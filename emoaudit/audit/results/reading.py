@@ -22,6 +22,7 @@ from emoaudit.audit.results.extraction import (
     LayerSweep,
     VariantScores,
 )
+from emoaudit.audit.results.steering import RateEstimate, Steering
 from emoaudit.errors import EmoauditError
 
 SCHEMA_FILE = Path(str(files("emoaudit") / "results.schema.json"))
@@ -81,7 +82,30 @@ def read_results(path: Path) -> Results:
             f"{path} is not an emoaudit results file (stages.steering.strengths: {len(steering.strengths)} "
             f"values for {len(steering.multipliers)} multipliers)"
         )
+    if steering is not None:
+        _check_counts(steering, path)
     return results
+
+
+def _check_counts(steering: Steering, path: Path) -> None:
+    """No rate counts more successes than trials (the report's binomial intervals and tests need k <= n)."""
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, RateEstimate) and not (
+            0 <= node.successes <= node.trials and 0 <= node.control_successes <= node.control_trials
+        ):
+            raise EmoauditError(
+                f"{path} is not an emoaudit results file ({where}: {node.successes} successes of {node.trials} "
+                f"trials, {node.control_successes} of {node.control_trials} control trials)"
+            )
+        elif is_dataclass(node):
+            for f in fields(node):
+                walk(getattr(node, f.name), f"{where}.{f.name}")
+
+    walk(steering, "stages.steering")
 
 
 def _check_emotions(extraction: Extraction, path: Path) -> None:
