@@ -243,16 +243,23 @@ def _check_runnable(spec: AuditSpec, source: str) -> None:
 
 def _flat_sets(groups: dict[str, dict[str, dict[str, list[str]]]], source: str) -> dict[str, dict[str, list[str]]]:
     """The held-out sets of every group (registers, languages) by name; a name in two groups is refused,
-    since results key the sets by name alone."""
+    since results key the sets by name alone, and so is a language set not named by its langdetect code."""
     names = [name for group in groups.values() for name in group]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise EmoauditError(f"{source}: heldout_sets: set name(s) {', '.join(repeated)} in more than one group")
+    unknown = [name for name in groups.get("languages", {}) if name not in LANGUAGES]
+    if unknown:  # as in translations: a set of another language is named by its langdetect code
+        raise EmoauditError(
+            f"{source}: heldout_sets: unknown language(s) {', '.join(unknown)}; "
+            f"known (langdetect): {', '.join(sorted(LANGUAGES))}"
+        )
     return {name: table for group in groups.values() for name, table in group.items()}
 
 
 def _check_labelled(spec: AuditSpec, source: str) -> None:
-    """The held-out sets and the lexicon name only the audit's labels: a misspelt one would drop texts silently."""
+    """The held-out sets and the lexicon name only the audit's labels, and a set has texts for each label it
+    names: a misspelt or empty one would drop texts silently."""
     tables = {f"heldout_sets[{name}]": table for name, table in spec.heldout_sets.items()} | {"lexicon": spec.lexicon}
     for where, table in tables.items():
         unknown = [label for label in table if label not in spec.labels]
@@ -260,6 +267,10 @@ def _check_labelled(spec: AuditSpec, source: str) -> None:
             raise EmoauditError(
                 f"{source}: {where}: unknown label(s) {', '.join(unknown)}; labels: {', '.join(spec.labels)}"
             )
+    for name, table in spec.heldout_sets.items():
+        empty = [label for label, texts in table.items() if not texts]
+        if empty:  # a label a set names is one it scores: with no texts, it would drop out unsaid
+            raise EmoauditError(f"{source}: heldout_sets[{name}]: no texts for {', '.join(empty)}")
 
 
 def _check_translations(spec: AuditSpec, source: str) -> None:

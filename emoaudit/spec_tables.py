@@ -69,6 +69,10 @@ Share = Annotated[float, Field(ge=0, le=1)]
 Rating = Annotated[float, Field(ge=-1, le=1)]
 Count = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+# A steering strength or multiplier: a thousand times the layer's own residual norm already drowns the
+# residual; far larger values only overflow floating point (inf, then NaN) in the model's normalisation,
+# which surfaces as NaN in the results after the whole steering sweep has run.
+Strength = Annotated[float, Field(gt=0, le=1000)]
 Method = Literal["comprehension", "generation"]
 
 
@@ -150,8 +154,8 @@ class Steering:
     method: Method  # whose vectors steer
     judge: Text
     calibration_kl: PositiveFloat  # nats of next-token KL that define the unit strength
-    probe_strengths: Annotated[tuple[PositiveFloat, ...], Field(min_length=1), AfterValidator(_increasing)]
-    multipliers: Annotated[tuple[PositiveFloat, ...], Field(min_length=1), AfterValidator(_distinct)]
+    probe_strengths: Annotated[tuple[Strength, ...], Field(min_length=1), AfterValidator(_increasing)]
+    multipliers: Annotated[tuple[Strength, ...], Field(min_length=1), AfterValidator(_distinct)]
     distinct2_min: Share
     repeat_share_max: Share
     perplexity_ratio_max: PositiveFloat

@@ -73,3 +73,33 @@ def test_compare_prints_the_warning_and_writes_it(tmp_path: Path) -> None:
     assert "not like for like" in printed and f"specification sha256: {spec_sha} → {'0' * 64}" in printed
     diff = json.loads((tmp_path / "diff.json").read_text())
     assert diff["like_for_like"] is False and len(diff["differences"]) == 2 and diff["regressions"] == 0
+
+
+def test_a_stage_run_in_one_audit_only_is_named_as_not_like_for_like() -> None:
+    quick = read_results(QUICK)
+    without = dataclasses.replace(quick, stages=dataclasses.replace(quick.stages, steering=None))
+    comparison = compare(quick, without, 0.05)
+    assert comparison.differences == ["stages: extraction, steering, leakage → extraction, leakage"]
+    assert not any(c.what.startswith(("steering", "share of trials")) for c in comparison.changes)
+
+
+def test_compare_shows_control_characters_from_the_files_instead_of_obeying_them(tmp_path: Path) -> None:
+    document = json.loads(QUICK.read_text())
+    document["audit"]["profile"] = "quick\x1b]8;;http://evil\x07link\x1b[2J"
+    for finding in document["findings"]:
+        finding["id"] += "\x1b[31m"
+        finding["failed"] = True
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(document))
+    proc = run_cli("compare", str(QUICK), str(other), "--no-fail-on-regression")
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "\\x1b[31m" in proc.stdout and "\\x1b]8;;http://evil\\x07link" in proc.stdout
+
+
+def test_compare_refuses_an_output_that_is_an_input_before_it_prints_anything(tmp_path: Path) -> None:
+    after = tmp_path / "after.json"
+    after.write_bytes(QUICK.read_bytes())
+    proc = run_cli("compare", str(QUICK), str(after), "--out", str(after))
+    assert proc.returncode == 2 and proc.stdout == "" and after.read_bytes() == QUICK.read_bytes()
+    assert proc.stderr.count("\n") == 1 and "is the input" in proc.stderr

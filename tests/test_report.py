@@ -225,3 +225,17 @@ def test_report_loads_in_headless_chromium(
         [browser, *flags, f"--screenshot={shot}", "--window-size=1280,2400", url], capture_output=True, timeout=180
     )
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("recorded", ["/tmp/" + "a" * 5000, "/tmp/a\x00b", "/tmp"])
+def test_a_recorded_specification_path_that_cannot_be_looked_up_only_leaves_it_out(
+    recorded: str, tmp_path: Path
+) -> None:
+    from emoaudit.report.rerender import rerender
+
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    document["audit"]["path"] = recorded  # the results file's text, whatever it holds
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(document), encoding="utf-8")
+    rendered = rerender(results, tmp_path / "report.html", None, None)
+    assert rendered.audit.path == recorded and (tmp_path / "report.html").is_file()

@@ -212,3 +212,84 @@ def test_the_summary_counts_and_shares_trials() -> None:
     assert [e.emotion for e in summary.examples["surgical"]] == ["calm", "calm"]
     assert summary.statistics.by_emotion["calm"].rate == 0.5 and summary.statistics.by_emotion["calm"].ci_low
     to_dict(summary)  # every value is of its declared type
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda e: e["emotion_layer"].__setitem__("index", 999),
+            "stages.extraction.emotion_layer.index: layer 999 of 30 layers",
+        ),
+        (
+            lambda e: e["methods"]["generation"]["curves"].__setitem__("probe_accuracy", [0.5]),
+            "stages.extraction.methods.generation.curves.probe_accuracy: 1 values for 30 layers",
+        ),
+        (
+            lambda e: e["methods"]["comprehension"]["heldout_sets"]["es"].__setitem__("accuracy", [0.1, 0.2]),
+            "stages.extraction.methods.comprehension.heldout_sets.es.accuracy: 2 values for 30 layers",
+        ),
+        (
+            lambda e: e["generation_variants"]["variants"]["reread"].__setitem__("chosen_layer", 30),
+            "stages.extraction.generation_variants.variants.reread.chosen_layer: layer 30 of 30 layers",
+        ),
+    ],
+)
+def test_per_layer_curves_that_do_not_fit_the_layers_are_refused_in_one_line(
+    edit: Any, message: str, tmp_path: Path
+) -> None:
+    # `compare` and `report` read the curves at the emotion layer: a short one was an IndexError (exit 1).
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    edit(document["stages"]["extraction"])
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(EmoauditError) as raised:
+        read_results(path)
+    assert str(raised.value) == f"{path} is not an emoaudit results file ({message})"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda s: s["extraction"]["methods"]["generation"]["at_emotion_layer"]["similarity"][1].pop(),
+            "stages.extraction.methods.generation.at_emotion_layer.similarity: not one row per emotion of 20",
+        ),
+        (
+            lambda s: s["extraction"]["methods"]["comprehension"]["at_emotion_layer"]["pc_scores"].pop(),
+            "stages.extraction.methods.comprehension.at_emotion_layer.pc_scores: not one row per emotion of 20",
+        ),
+        (lambda s: s["steering"]["strengths"].pop(), "stages.steering.strengths: 4 values for 5 multipliers"),
+    ],
+)
+def test_geometry_and_strengths_that_do_not_fit_the_emotions_and_multipliers_are_refused(
+    edit: Any, message: str, tmp_path: Path
+) -> None:
+    # The report plots them: a short one was a ValueError traceback from numpy or zip(strict=True).
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    edit(document["stages"])
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(EmoauditError) as raised:
+        read_results(path)
+    assert str(raised.value) == f"{path} is not an emoaudit results file ({message})"
+
+
+def test_a_held_out_chance_accuracy_of_zero_is_refused_by_the_schema(tmp_path: Path) -> None:
+    # The unvalidated-vectors check divides by it: zero was a ZeroDivisionError traceback from `report`.
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    document["stages"]["extraction"]["methods"]["comprehension"]["heldout"]["chance_accuracy"] = 0
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(EmoauditError, match="comprehension/heldout/chance_accuracy: 0 is less than or equal to"):
+        read_results(path)
+
+
+def test_a_rate_with_more_successes_than_trials_is_refused(tmp_path: Path) -> None:
+    # The report's binomial intervals need k <= n: more was a scipy ValueError traceback.
+    document = json.loads(QUICK.read_text(encoding="utf-8"))
+    document["stages"]["steering"]["summary"]["statistics"]["cells"]["brooding"]["0.25"]["successes"] = 10**9
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(EmoauditError, match=r"statistics\.cells\.brooding\.0\.25: 1000000000 successes of \d+ trials"):
+        read_results(path)

@@ -150,3 +150,20 @@ def test_random_emotion_directions_are_rarely_a_finding(tiny_llama: LoadedModel)
 def test_without_translations_the_check_says_it_measured_nothing() -> None:
     check = semantic_check(load_policy().semantic_entanglement, None)
     assert not check.failed and check.severity == "info" and "not measured" in check.detail
+
+
+def test_words_without_a_usable_token_in_the_vocabulary_are_measured_as_nothing_not_a_crash(
+    tiny_llama: LoadedModel,
+) -> None:
+    # The tiny tokenizer knows no Han character and no Cyrillic word: no column for the lens to read.
+    lm = tiny_llama
+    tokens = word_tokens(
+        lm, {"zh": {"happy": ("快乐",), "sad": ("悲伤",)}, "ru": {"happy": ("счастье",), "sad": ("грусть",)}}
+    )
+    assert not any(ids for table in tokens.ids.values() for ids in table.values())
+    axes = {e: torch.eye(lm.identity.hidden_size)[i] for i, e in enumerate(["happy", "sad"])}
+    result = entanglement(lm, states(lm, 0), axes, GRID, tokens)
+    assert result.pairs == 0 and result.p_value is None and result.by_emotion == {}
+    assert result.languages["zh"].tokens == {"happy": [], "sad": []} and result.languages["ru"].unusable_words == 2
+    check = semantic_check(load_policy().semantic_entanglement, result)
+    assert not check.failed and "not measured" in check.detail

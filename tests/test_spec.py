@@ -170,6 +170,16 @@ def test_digest_is_the_specification_and_data_as_before(tmp_path: Path) -> None:
             replace("multipliers = [0.25, 0.5, 1.0, 2.0, 4.0]", "multipliers = [1.0, -1.0]"),
             "[steering] key 'multipliers' item 2: input should be greater than 0, not -1.0",
         ),
+        (  # overflows to NaN in the model's normalisation, found only after the whole sweep
+            replace("multipliers = [0.25, 0.5, 1.0, 2.0, 4.0]", "multipliers = [1.0, 1e30]"),
+            "[steering] key 'multipliers' item 2: input should be less than or equal to 1000, not 1e+30",
+        ),
+        (
+            replace(
+                "probe_strengths = [0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]", "probe_strengths = [1e300]"
+            ),
+            "[steering] key 'probe_strengths' item 1: input should be less than or equal to 1000, not 1e+300",
+        ),
         (
             replace(
                 "probe_strengths = [0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]", "probe_strengths = [1.0, 0.5]"
@@ -341,6 +351,16 @@ def test_translations_are_refused_for_an_unknown_language_or_emotion_a_missing_e
             "heldout_sets[dialogue]: unknown label(s) hapy; labels: happy, sad",
         ),
         ("lexicon.json", lambda t: {**t, "angery": ["mad"]}, "lexicon: unknown label(s) angery"),
+        (
+            "heldout_sets.json",
+            lambda t: {**t, "registers": {**t["registers"], "dialogue": {**t["registers"]["dialogue"], "happy": []}}},
+            "heldout_sets[dialogue]: no texts for happy",
+        ),
+        (
+            "heldout_sets.json",
+            lambda t: {**t, "languages": {**t["languages"], "Spanish": t["languages"]["es"]}},
+            "heldout_sets: unknown language(s) Spanish; known (langdetect): af, ar",
+        ),
     ],
 )
 def test_held_out_sets_and_the_lexicon_name_only_the_audits_labels_and_sets_once(

@@ -38,6 +38,7 @@ from emoaudit.cli.common import (
     TrustOpt,
     guard,
     placement_options,
+    terminal_text,
     stderr_console,
 )
 
@@ -113,7 +114,7 @@ def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -
     console = Console()
     for check in checks:
         if check.failed:
-            console.print(escape(f"finding [{check.severity}] {check.id}: {check.detail}"))
+            console.print(terminal_text(f"finding [{check.severity}] {check.id}: {check.detail}"))
     if junit is not None:
         guard(lambda: write_text(junit, junit_xml(checks, fail_on.value, model)))
     status = exit_status(checks, fail_on.value)
@@ -129,14 +130,15 @@ def _print_summary(results: Results, out: Path) -> None:
     at = stage.layer
     console = Console()
     console.print(
-        f"[bold]{escape(model.reference)}[/] {escape(model.architecture)}, {model.parameters / 1e6:.0f}M parameters, "
+        f"[bold]{terminal_text(model.reference)}[/] {terminal_text(model.architecture)}, "
+        f"{model.parameters / 1e6:.0f}M parameters, "
         f"{model.n_layers} layers, hidden {model.hidden_size}, {model.dtype} on {model.device}"
     )
     if model.device_map:
         where = ", ".join(f"{len(modules)} on {place}" for place, modules in (model.placement or {}).items())
         console.print(escape(f"device map {model.device_map}: {where or 'one device'}"))
     if model.quantization:
-        console.print(f"[bold]the vectors come from a model quantised to {escape(model.quantization)}[/]")
+        console.print(f"[bold]the vectors come from a model quantised to {terminal_text(model.quantization)}[/]")
     console.print(f"emotion layer: {at} of {model.n_layers} (relative depth {stage.emotion_layer.relative_depth:.2f})")
     table = Table()
     for column in ("method", "best layer", "probe acc", "shuffled", "held-out acc", "valence AUC"):
@@ -159,7 +161,8 @@ def _print_summary(results: Results, out: Path) -> None:
         rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.2f}"
         console.print(
             f"steering at layer {steering.layer}: {summary.trials} trials, success rate {rate} "
-            f"(judge {escape(steering.judge.name)}, held-out accuracy {steering.judge.validation.accuracy:.2f}); "
+            f"(judge {terminal_text(steering.judge.name)}, "
+            f"held-out accuracy {steering.judge.validation.accuracy:.2f}); "
             f"{totals}"
         )
         overall = summary.statistics.overall

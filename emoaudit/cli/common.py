@@ -153,13 +153,17 @@ def stderr_console() -> Console:
     return Console(stderr=True)
 
 
-def guard(action: Callable[[], T]) -> T:
-    """Bad input ends in one line on stderr and exit status 2, never a traceback."""
+RESUME = "completed stages are kept, rerun with the same --out to resume"
+
+
+def guard(action: Callable[[], T], interrupted: str = RESUME) -> T:
+    """Bad input ends in one line on stderr and exit status 2, never a traceback; Ctrl-C ends in one line
+    saying what of the work is kept (`interrupted`), and exit status 130."""
     try:
         return action()
     except (EmoauditError, OSError) as exc:
         print(f"emoaudit: error: {input_error_line(exc)}", file=sys.stderr)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        print("emoaudit: interrupted; completed stages are kept, rerun with the same --out to resume", file=sys.stderr)
+        print(f"emoaudit: interrupted; {interrupted}", file=sys.stderr)
         raise typer.Exit(130) from None

@@ -56,4 +56,4 @@ def models_pull(
             raise EmoauditError(f"unknown alias {alias!r}; known aliases: {', '.join([*aliases, *judges])}")
         print(f"{alias}: {path} (sha256 verified)")
 
-    guard(run)
+    guard(run, interrupted=f"nothing of it was cached; run `emoaudit models pull {alias}` again")

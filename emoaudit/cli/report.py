@@ -12,11 +12,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from emoaudit.cli.audit import gate
-from emoaudit.cli.common import FailOn, FailOnOpt, JUnitOpt, ModelCardOpt, PdfOpt, PolicyOpt, SarifOpt, guard
+from emoaudit.cli.common import (
+    FailOn,
+    FailOnOpt,
+    JUnitOpt,
+    ModelCardOpt,
+    PdfOpt,
+    PolicyOpt,
+    SarifOpt,
+    guard,
+    terminal_text,
+)
 from emoaudit.errors import EmoauditError
 
 if TYPE_CHECKING:
     from emoaudit.audit.results.document import Results
+    from emoaudit.report.release import Comparison
 
 
 def report(
@@ -83,33 +94,30 @@ def compare(
     from emoaudit.report.release import compare as compare_results
     from emoaudit.storage import write_json
 
-    comparison = guard(
-        lambda: compare_results(read_results(before), read_results(after), load_policy(policy).steerable.alpha)
-    )
+    def read() -> Comparison:
+        for source in (before, after):  # before anything is printed: an output must not be an input
+            _refuse_input(out, "--out", source)
+        return compare_results(read_results(before), read_results(after), load_policy(policy).steerable.alpha)
+
+    comparison = guard(read)
     console = Console()
-    table = Table(title=escape(f"{before} → {after}"))
+    table = Table(title=terminal_text(f"{before} → {after}"))
     for column in ("what", "before", "after", "regression"):
         table.add_column(column)
     for change in comparison.changes:
         table.add_row(
-            escape(change.what),
-            escape(str(change.before)),
-            escape(str(change.after)),
+            terminal_text(change.what),  # finding ids and conditions come from the files, as written
+            terminal_text(str(change.before)),
+            terminal_text(str(change.after)),
             "yes" if change.regression else "",
         )
     console.print(table)
     if not comparison.like_for_like:  # a warning, not a refusal: see release.Comparison
         console.print("not like for like, so rates may differ by more than the models do:")
         for difference in comparison.differences:
-            console.print(escape(f"  {difference}"), soft_wrap=True)  # hashes whole, to copy
+            console.print(terminal_text(f"  {difference}"), soft_wrap=True)  # hashes whole, to copy
     if out is not None:
-
-        def write(target: Path) -> None:
-            for source in (before, after):
-                _refuse_input(target, "--out", source)
-            write_json(target, comparison.to_dict())
-
-        guard(lambda: write(out))
+        guard(lambda: write_json(out, comparison.to_dict()))
     raise typer.Exit(1 if comparison.regressions and fail_on_regression else 0)
 
 

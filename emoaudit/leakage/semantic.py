@@ -125,6 +125,12 @@ def entanglement(
     """The lens of the unsteered states [scenarios, hidden], of the states steered by each emotion's direction
     [hidden] and by the random controls at every strength of the grid: see SemanticEntanglement."""
     columns: list[Column] = [(lang, e) for lang, table in tokens.ids.items() for e, ids in table.items() if ids]
+    if not columns:  # no word has a usable first token in this vocabulary: the lens has nothing to read
+        unread = {
+            lang: SemanticLanguage({e: [] for e in table}, tokens.unusable[lang], None, None, {})
+            for lang, table in tokens.ids.items()
+        }
+        return _summarise(unread, directions, grid, {})
     sets = [tokens.ids[lang][e] for lang, e in columns]
     base_lp, base_rank = read_columns(lm, states, sets)  # [S, P]
     n = len(states)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,8 +129,18 @@ def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
             raise EmoauditError(
                 f"judge {judge.alias}: {archive.name} holds no model.safetensors with the recorded sha256"
             )
+        _remove_unpulled(target)
         os.replace(unpacked, target)
     return target
+
+
+def _remove_unpulled(target: Path) -> None:
+    """Clear the cache entry of a judge that is not pulled (no model.safetensors: a folder emptied or damaged
+    by hand), which would block the new one; only once the new one is verified, so a failed pull keeps it."""
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
 
 
 def _unpack_folder(archive: Path, folder: str, dest: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from emoaudit.audit.results.common import SEVERITIES
@@ -27,7 +27,8 @@ class Comparison:
     """Two audits side by side.
 
     `differences` names each audit condition that is not the same in both: the specification (sha256),
-    the profile, the seed, the model (sha256). Unequal conditions are a warning, never a refusal: a
+    the profile, the seed, the model (sha256), the stages run (a stage missing from either is not
+    compared). Unequal conditions are a warning, never a refusal: a
     release comparison has a different model by definition, and a quick CI audit is routinely held
     against a standard release audit. What keeps those comparable is that every steering number
     compared is a rate (a share of that audit's trials), never a count; what the warning says is that
@@ -88,8 +89,15 @@ def differences(before: Results, after: Results) -> list[str]:
         ("profile", before.audit.profile, after.audit.profile),
         ("seed", before.audit.seed, after.audit.seed),
         ("model sha256", before.model.sha256, after.model.sha256),
+        # A stage run in one audit only is compared in neither: say so, or a gate passes on what it never saw.
+        ("stages", _stages_run(before), _stages_run(after)),
     )
     return [f"{what}: {b} → {a}" for what, b, a in conditions if b != a]
+
+
+def _stages_run(results: Results) -> str:
+    run = [f.name for f in fields(results.stages) if getattr(results.stages, f.name) is not None]
+    return ", ".join(run) or "none"
 
 
 def _extraction_changes(eb: Extraction, ea: Extraction) -> list[Change]:

@@ -38,9 +38,12 @@ def rerender(path: Path, report: Path, policy: Path | None, results_out: Path | 
 
 
 def _spec_of(document: Results) -> AuditSpec | None:
-    """The audit specification a run used, when it is still where it was (for the reference ratings)."""
+    """The audit specification a run used, when it is still where it was (for the reference ratings).
+
+    The path is as the results file records it, which may be any text: one the system cannot even look up
+    (too long, a NUL byte) means the specification is not there, not that the results are bad."""
     try:
         spec = load_spec(document.audit.path)
-    except EmoauditError:
+    except (EmoauditError, OSError, ValueError):
         return None
     return spec if spec.sha256 == document.audit.sha256 else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields, is_dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,6 +13,16 @@ import jsonschema
 
 from emoaudit.audit.results.convert import from_dict
 from emoaudit.audit.results.document import RESULTS_SCHEMA_VERSION, Results
+from emoaudit.audit.results.extraction import (
+    AtLayer,
+    Curves,
+    EmotionLayer,
+    Extraction,
+    HeldoutCurves,
+    LayerSweep,
+    VariantScores,
+)
+from emoaudit.audit.results.steering import RateEstimate, Steering
 from emoaudit.errors import EmoauditError
 
 SCHEMA_FILE = Path(str(files("emoaudit") / "results.schema.json"))
@@ -61,4 +72,104 @@ def read_results(path: Path) -> Results:
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise EmoauditError(f"{path} is not an emoaudit results file ({where}: {exc.message[:160]})") from exc
-    return from_dict(Results, document, f"{path} is not an emoaudit results file")
+    results = from_dict(Results, document, f"{path} is not an emoaudit results file")
+    if results.stages.extraction is not None:
+        _check_layers(results.stages.extraction, path)
+        _check_emotions(results.stages.extraction, path)
+    steering = results.stages.steering
+    if steering is not None and len(steering.strengths) != len(steering.multipliers):
+        raise EmoauditError(
+            f"{path} is not an emoaudit results file (stages.steering.strengths: {len(steering.strengths)} "
+            f"values for {len(steering.multipliers)} multipliers)"
+        )
+    if steering is not None:
+        _check_counts(steering, path)
+    return results
+
+
+def _check_counts(steering: Steering, path: Path) -> None:
+    """No rate counts more successes than trials (the report's binomial intervals and tests need k <= n)."""
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, RateEstimate) and not (
+            0 <= node.successes <= node.trials and 0 <= node.control_successes <= node.control_trials
+        ):
+            raise EmoauditError(
+                f"{path} is not an emoaudit results file ({where}: {node.successes} successes of {node.trials} "
+                f"trials, {node.control_successes} of {node.control_trials} control trials)"
+            )
+        elif is_dataclass(node):
+            for f in fields(node):
+                walk(getattr(node, f.name), f"{where}.{f.name}")
+
+    walk(steering, "stages.steering")
+
+
+def _check_emotions(extraction: Extraction, path: Path) -> None:
+    """The geometry at the emotion layer has a row per emotion (the report plots it): similarity [E, E],
+    principal-component scores [E, 2], margins and recalls [E]."""
+    n = len(extraction.emotions)
+    for method, results in extraction.methods.items():
+        at = results.at_emotion_layer
+        shapes = {
+            "similarity": [len(row) for row in at.similarity] + [len(at.similarity)] == [n] * (n + 1),
+            "pc_scores": [len(row) for row in at.pc_scores] == [2] * n,
+            "per_emotion_margin": len(at.per_emotion_margin) == n,
+            "per_emotion_recall": len(at.per_emotion_recall) == n,
+        }
+        misfit = [name for name, fits in shapes.items() if not fits]
+        if misfit:
+            raise EmoauditError(
+                f"{path} is not an emoaudit results file (stages.extraction.methods.{method}.at_emotion_layer."
+                f"{misfit[0]}: not one row per emotion of {n})"
+            )
+
+
+# The per-layer lists and the layer indices of the extraction stage, by the class that holds them.
+_PER_LAYER: dict[type, tuple[str, ...]] = {
+    Curves: tuple(f.name for f in fields(Curves)),
+    HeldoutCurves: ("accuracy", "top3", "valence_auc"),
+    LayerSweep: ("score", "removed_neutral_components"),
+    VariantScores: ("score", "centroid_accuracy", "probe_accuracy", "heldout_accuracy", "heldout_valence_auc"),
+    EmotionLayer: ("score", "smoothed_score"),
+}
+_LAYER_INDEX: dict[type, str] = {
+    LayerSweep: "chosen_layer",
+    VariantScores: "chosen_layer",
+    EmotionLayer: "index",
+    AtLayer: "layer",
+}
+
+
+def _check_layers(extraction: Extraction, path: Path) -> None:
+    """Every per-layer list holds one value per layer and every layer index names one: the JSON Schema cannot
+    say so, and a report or comparison reads the curves at the emotion layer.
+
+    Raises EmoauditError naming the first list or index that does not fit `n_layers`."""
+    n = extraction.n_layers
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif is_dataclass(node):
+            for cls, names in _PER_LAYER.items():
+                for name in names if isinstance(node, cls) else ():
+                    if len(getattr(node, name)) != n:
+                        raise EmoauditError(
+                            f"{path} is not an emoaudit results file ({where}.{name}: "
+                            f"{len(getattr(node, name))} values for {n} layers)"
+                        )
+            for cls, name in _LAYER_INDEX.items():
+                if isinstance(node, cls) and not 0 <= getattr(node, name) < n:
+                    raise EmoauditError(
+                        f"{path} is not an emoaudit results file ({where}.{name}: "
+                        f"layer {getattr(node, name)} of {n} layers)"
+                    )
+            for f in fields(node):
+                walk(getattr(node, f.name), f"{where}.{f.name}")
+
+    walk(extraction, "stages.extraction")
