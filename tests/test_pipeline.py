@@ -90,11 +90,13 @@ def test_steering_sweep_is_judged_and_its_perplexity_ratios_recompute(
     )
     assert summary["trials"] == 4 * 3 * 5 and 0 <= summary["success_rate"] <= 1
     low, high = (summary["success_by_multiplier"][k] for k in ("0.25", "4.0"))
-    totals = {m: sum(cell[m]["surgical"] for cell in summary["regime_map"].values()) for m in ("0.5", "4.0")}
+    # Surgical within the calibrated range (multipliers <= 1) more often than at four times it, where most degrade.
+    calibrated = ("0.25", "0.5", "1.0")
+    totals = {m: sum(cell[m]["surgical"] for cell in summary["regime_map"].values()) for m in (*calibrated, "4.0")}
     degraded = sum(
         cell["4.0"]["repetitive_collapse"] + cell["4.0"]["explosive"] for cell in summary["regime_map"].values()
     )
-    assert totals["0.5"] > totals["4.0"] and degraded >= 8, summary["regime_map"]
+    assert sum(totals[m] for m in calibrated) > totals["4.0"] and degraded >= 8, summary["regime_map"]
     assert low is not None and high is not None
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     controls = steering["controls"]["directions"] * 3 * 5  # random directions x scenarios x strengths
