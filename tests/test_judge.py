@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,9 @@ from emoaudit.spec import load_spec
 from emoaudit.steering.judge import FixedJudge, Judge, predict, validate
 from emoaudit.steering.judge_models import ClassifierJudge, check_judge, load_judge
 from emoaudit.steering.noise import Variant, noise_floor
-from emoaudit.steering.regimes import Thresholds
+
 from emoaudit.steering.trials import Trial, score_trials
-from tests.conftest import run_cli, tiny_tokenizer
+from tests.conftest import THRESHOLDS, run_cli, tiny_tokenizer
 
 SPEC = load_spec()
 TINY_SPEC_PATH = Path(__file__).parent / "data" / "tiny-audit.toml"
@@ -100,16 +101,7 @@ def test_fixed_judge_scores_the_share_of_keywords() -> None:
 def test_fixed_judge_tells_a_target_effect_from_none() -> None:
     """Scored as the steering stage scores trials: a text that names the target gains, one that does not, does not."""
     judge = keyword_judge()
-    thresholds = Thresholds(
-        distinct2_min=0.5,
-        repeat_share_max=0.4,
-        perplexity_ratio_max=8.0,
-        judge_margin=0.02,
-        min_tokens=8,
-        top_k=1,
-        control_percentile=95.0,
-        calibrated_range=1.0,
-    )
+    thresholds = dataclasses.replace(THRESHOLDS, top_k=1)
     texts = {
         None: "I walked down the street to buy bread and milk for the week.",
         "angry": "I walked down the street, angry at the price of bread, angrily paying for the week.",
