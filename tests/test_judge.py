@@ -10,7 +10,6 @@ from emoaudit.spec import load_spec
 from emoaudit.steering.judge import FixedJudge, Judge, predict, validate
 from emoaudit.steering.judge_models import ClassifierJudge, check_judge, load_judge
 from emoaudit.steering.noise import Variant, noise_floor
-
 from emoaudit.steering.trials import Trial, score_trials
 from tests.conftest import THRESHOLDS, run_cli, tiny_tokenizer
 
