@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -77,35 +78,37 @@ def read_results(path: Path) -> Results:
         _check_layers(results.stages.extraction, path)
         _check_emotions(results.stages.extraction, path)
     steering = results.stages.steering
-    if steering is not None and len(steering.strengths) != len(steering.multipliers):
-        raise EmoauditError(
-            f"{path} is not an emoaudit results file (stages.steering.strengths: {len(steering.strengths)} "
-            f"values for {len(steering.multipliers)} multipliers)"
-        )
     if steering is not None:
+        if len(steering.strengths) != len(steering.multipliers):
+            raise EmoauditError(
+                f"{path} is not an emoaudit results file (stages.steering.strengths: {len(steering.strengths)} "
+                f"values for {len(steering.multipliers)} multipliers)"
+            )
         _check_counts(steering, path)
     return results
 
 
+def _nodes(node: object, where: str) -> Iterator[tuple[object, str]]:
+    """Every dataclass inside `node` (itself included), parents before children, with its dotted path."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _nodes(value, f"{where}.{key}")
+    elif is_dataclass(node):
+        yield node, where
+        for f in fields(node):
+            yield from _nodes(getattr(node, f.name), f"{where}.{f.name}")
+
+
 def _check_counts(steering: Steering, path: Path) -> None:
     """No rate counts more successes than trials (the report's binomial intervals and tests need k <= n)."""
-
-    def walk(node: object, where: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{where}.{key}")
-        elif isinstance(node, RateEstimate) and not (
+    for node, where in _nodes(steering, "stages.steering"):
+        if isinstance(node, RateEstimate) and not (
             0 <= node.successes <= node.trials and 0 <= node.control_successes <= node.control_trials
         ):
             raise EmoauditError(
                 f"{path} is not an emoaudit results file ({where}: {node.successes} successes of {node.trials} "
                 f"trials, {node.control_successes} of {node.control_trials} control trials)"
             )
-        elif is_dataclass(node):
-            for f in fields(node):
-                walk(getattr(node, f.name), f"{where}.{f.name}")
-
-    walk(steering, "stages.steering")
 
 
 def _check_emotions(extraction: Extraction, path: Path) -> None:
@@ -150,26 +153,17 @@ def _check_layers(extraction: Extraction, path: Path) -> None:
 
     Raises EmoauditError naming the first list or index that does not fit `n_layers`."""
     n = extraction.n_layers
-
-    def walk(node: object, where: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{where}.{key}")
-        elif is_dataclass(node):
-            for cls, names in _PER_LAYER.items():
-                for name in names if isinstance(node, cls) else ():
-                    if len(getattr(node, name)) != n:
-                        raise EmoauditError(
-                            f"{path} is not an emoaudit results file ({where}.{name}: "
-                            f"{len(getattr(node, name))} values for {n} layers)"
-                        )
-            for cls, name in _LAYER_INDEX.items():
-                if isinstance(node, cls) and not 0 <= getattr(node, name) < n:
+    for node, where in _nodes(extraction, "stages.extraction"):
+        for cls, names in _PER_LAYER.items():
+            for name in names if isinstance(node, cls) else ():
+                if len(getattr(node, name)) != n:
                     raise EmoauditError(
                         f"{path} is not an emoaudit results file ({where}.{name}: "
-                        f"layer {getattr(node, name)} of {n} layers)"
+                        f"{len(getattr(node, name))} values for {n} layers)"
                     )
-            for f in fields(node):
-                walk(getattr(node, f.name), f"{where}.{f.name}")
-
-    walk(extraction, "stages.extraction")
+        for cls, name in _LAYER_INDEX.items():
+            if isinstance(node, cls) and not 0 <= getattr(node, name) < n:
+                raise EmoauditError(
+                    f"{path} is not an emoaudit results file ({where}.{name}: "
+                    f"layer {getattr(node, name)} of {n} layers)"
+                )
