@@ -17,9 +17,12 @@ from emoaudit.model.runtime import eos_ids, length_batches, pad_batch, pad_id
 
 BatchContext = Callable[[list[int]], AbstractContextManager[object]]
 
-# Prompt plus new tokens per batch. The KV cache is most of what a batch holds (23 kB a token on
-# SmolLM2); against 8192, 6144 lowered a standard scan's peak by ~100 MB for 15% more generation time.
-GENERATION_BATCH_TOKENS = 6144
+# Prompt plus new tokens per batch. On a CPU a decoding step is bound by its matrix products, which
+# run faster per row on more rows: SmolLM2's 252 standard stories took 221 s in batches of 6144 tokens
+# (~32 rows), 154 s in 12288 (~63 rows), 155-165 s in 16384-32768 and 211 s in one batch of all
+# (the KV cache's growth by concatenation then dominates). The KV cache is most of what a batch
+# holds (23 kB a token on SmolLM2 in float32: 280 MB at 12288).
+GENERATION_BATCH_TOKENS = 12288
 
 
 def generate(
