@@ -3,6 +3,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -309,6 +310,26 @@ def test_an_interrupted_pull_says_how_to_pull_again(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(app, ["models", "pull", "minilm-l6-v2"])
     assert result.exit_code == 130 and "--out" not in result.output
     assert "run `emoaudit models pull minilm-l6-v2` again" in result.output
+
+
+# Ctrl-C while the command line is still importing transformers (its first seconds), simulated by an
+# import hook that raises it there.
+INTERRUPTED_START = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "transformers.utils":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+from emoaudit.__main__ import main
+sys.argv = ["emoaudit", "models", "list"]
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line() -> None:
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_START], capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stderr) == (130, "emoaudit: interrupted before any work started\n")
 
 
 def test_the_packaged_judges_are_readable() -> None:

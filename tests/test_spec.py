@@ -384,3 +384,19 @@ def test_emotion_words_are_whole_words_in_any_script() -> None:
 def test_a_specificity_rank_that_tests_nothing_is_refused(tmp_path: Path) -> None:
     with pytest.raises(EmoauditError, match=r"'specificity_top_k': 20 must be below the number of emotions \(20\)"):
         load_spec(spec_copy(tmp_path, replace("specificity_top_k = 3", "specificity_top_k = 20")))
+
+
+def test_a_profile_of_the_specifications_own_runs_from_the_cli(
+    tmp_path: Path, tiny_dir: Callable[[str], Path]
+) -> None:
+    """--profile names any profile the specification defines, not only the built-in three."""
+    smoke = "[profiles.smoke]\npassages_per_label = 3\nstories_per_label = 3\nmax_new_tokens = 10\npermutations = 5\n"
+    path = spec_copy(tmp_path, lambda text: re.sub(r"\[profiles\.quick\]\n(?:.*\n)*?permutations = \d+\n", smoke, text))
+    args = ["extract", str(tiny_dir("llama")), "--spec", str(path), "--device", "cpu"]
+    out = tmp_path / "out"
+    proc = run_cli(*args, "--out", str(out), "--profile", "smoke")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "results.json").read_text(encoding="utf-8"))["audit"]["profile"] == "smoke"
+    refused = run_cli(*args, "--out", str(tmp_path / "other"), "--profile", "quick")
+    assert_one_line_error(refused, "unknown profile 'quick'; this audit defines: smoke, standard, full")
+    assert not (tmp_path / "other").exists()

@@ -46,16 +46,12 @@ def _main(
 
 
 def main() -> None:
-    # A path with a non-UTF-8 byte reaches Python as a lone surrogate, which a strict stdout cannot print:
-    # printed as its escape, as stderr already does.
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="backslashreplace")
-    # transformers' own progress bars and advice would bury ours; errors still reach stderr.
-    os.environ.setdefault("TQDM_DISABLE", "1")
     # A path or model reference may hold lone surrogates (bytes that were not UTF-8): printed escaped, as
     # stderr already does, rather than crashing the command after its work is done.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
+    # transformers' own progress bars and advice would bury ours; errors still reach stderr.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 

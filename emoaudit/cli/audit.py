@@ -28,7 +28,6 @@ from emoaudit.cli.common import (
     ModelArg,
     OutOpt,
     PolicyOpt,
-    ProfileName,
     ProfileOpt,
     QuantizeOpt,
     SeedOpt,
@@ -51,7 +50,7 @@ def _audit(
     stages: tuple[str, ...],
     model: str,
     out: Path,
-    profile: ProfileName,
+    profile: str,
     seed: int,
     device: Device,
     dtype: DType,
@@ -83,7 +82,7 @@ def _audit(
         lambda: AuditOptions(
             model=model,
             out=out,
-            profile=profile.value,
+            profile=profile,
             seed=seed,
             device=device.value,
             dtype=dtype.value,
@@ -173,7 +172,7 @@ def _print_summary(results: Results, out: Path) -> None:
 def scan(
     model: ModelArg,
     out: OutOpt = Path("emoaudit-out"),
-    profile: ProfileOpt = ProfileName.standard,
+    profile: ProfileOpt = "standard",
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
@@ -221,7 +220,7 @@ def scan(
 def extract(
     model: ModelArg,
     out: OutOpt = Path("emoaudit-out"),
-    profile: ProfileOpt = ProfileName.standard,
+    profile: ProfileOpt = "standard",
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,

@@ -55,12 +55,6 @@ class SteerPositions(str, Enum):
     generated = "generated"
 
 
-class ProfileName(str, Enum):
-    quick = "quick"
-    standard = "standard"
-    full = "full"
-
-
 ModelArg = Annotated[
     str,
     typer.Argument(
@@ -94,7 +88,10 @@ DiskOffloadOpt = Annotated[
 QuantizeOpt = Annotated[Quantize | None, typer.Option(help="Load the weights quantised with bitsandbytes (CUDA only).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permutations: 0..4294967295.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]
-ProfileOpt = Annotated[ProfileName, typer.Option(help="quick (CI), standard (an audit) or full.")]
+# A name, not a choice: a specification (--spec) may define its own profiles; the audit refuses unknown ones.
+ProfileOpt = Annotated[
+    str, typer.Option(help="A profile of the specification; the built-in one has quick (CI), standard (an audit), full.")
+]
 SpecOpt = Annotated[
     Path | None, typer.Option("--spec", help="Audit specification (TOML); the built-in default if omitted.")
 ]

@@ -22,7 +22,6 @@ from emoaudit.cli.common import (
     JudgeOpt,
     JUnitOpt,
     PolicyOpt,
-    ProfileName,
     ProfileOpt,
     SeedOpt,
     SpecOpt,
@@ -67,7 +66,7 @@ def study(
             "--models", help='TOML file: models = ["alias", {reference = "./ckpt", slug = "step-1000"}, ...].'
         ),
     ] = None,
-    profile: ProfileOpt = ProfileName.standard,
+    profile: ProfileOpt = "standard",
     executor: Annotated[
         ExecutorName, typer.Option(help="local: one model after another in this process; ray: one Ray task each.")
     ] = ExecutorName.local,
@@ -102,7 +101,7 @@ def study(
         lambda: AuditOptions(
             model="",  # each model's own, set per model
             out=out,
-            profile=profile.value,
+            profile=profile,
             seed=seed,
             device=device.value,
             dtype=dtype.value,
