@@ -386,9 +386,7 @@ def test_a_specificity_rank_that_tests_nothing_is_refused(tmp_path: Path) -> Non
         load_spec(spec_copy(tmp_path, replace("specificity_top_k = 3", "specificity_top_k = 20")))
 
 
-def test_a_profile_of_the_specifications_own_runs_from_the_cli(
-    tmp_path: Path, tiny_dir: Callable[[str], Path]
-) -> None:
+def test_a_profile_of_the_specifications_own_runs_from_the_cli(tmp_path: Path, tiny_dir: Callable[[str], Path]) -> None:
     """--profile names any profile the specification defines, not only the built-in three."""
     smoke = "[profiles.smoke]\npassages_per_label = 3\nstories_per_label = 3\nmax_new_tokens = 10\npermutations = 5\n"
     path = spec_copy(tmp_path, lambda text: re.sub(r"\[profiles\.quick\]\n(?:.*\n)*?permutations = \d+\n", smoke, text))

@@ -90,7 +90,8 @@ SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permuta
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]
 # A name, not a choice: a specification (--spec) may define its own profiles; the audit refuses unknown ones.
 ProfileOpt = Annotated[
-    str, typer.Option(help="A profile of the specification; the built-in one has quick (CI), standard (an audit), full.")
+    str,
+    typer.Option(help="A profile of the specification: quick (CI), standard (an audit) or full in the built-in one."),
 ]
 SpecOpt = Annotated[
     Path | None, typer.Option("--spec", help="Audit specification (TOML); the built-in default if omitted.")
