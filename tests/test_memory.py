@@ -20,13 +20,15 @@ def test_peak_memory_is_the_process_own_not_its_parents() -> None:
 
 
 # Tensors freed between small live ones, as a batch's KV cache is freed between long-lived tensors: glibc
-# keeps those pages in its heap. The child prints resident MB after the free and after the release.
+# keeps those pages in its heap. The child prints resident MB before the blocks, after their free and
+# after the release.
 _FRAGMENTED_HEAP = """
 import torch
 from emoaudit.memory import release_free_memory
 def rss():
     return next(int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
 torch.ones(8 << 20, dtype=torch.uint8)  # once freed, glibc serves blocks up to 8 MB from its heap, not mmap
+before = rss()
 blocks, pins = [], []
 for _ in range(300):
     blocks.append(torch.ones(1 << 20, dtype=torch.uint8))
@@ -34,11 +36,13 @@ for _ in range(300):
 del blocks
 after_free = rss()
 release_free_memory()
-print(after_free, rss())
+print(before, after_free, rss())
 """
 
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="glibc's heap; elsewhere the release does nothing")
 def test_release_returns_freed_heap_pages_to_the_system() -> None:
-    after_free, after_release = map(int, _child(_FRAGMENTED_HEAP).split())
-    assert after_free - after_release > 200  # MB: most of the 300 freed
+    before, after_free, after_release = map(int, _child(_FRAGMENTED_HEAP).split())
+    # Back near where it started (glibc alone keeps the 300 MB). Not "after_free minus 200": under memory
+    # pressure the kernel may page the freed blocks out before the release runs, and the test failed so.
+    assert after_release - before < 100, (before, after_free, after_release)
