@@ -45,7 +45,7 @@ def synthetic(method: str, labels: list[str], n_layers: int, hidden: int, seed: 
 def analysis(
     acts: dict[str, Activations], held: Activations, spec: AuditSpec, profile: Profile, seed: int
 ) -> dict[str, Any]:
-    """What the extraction stage computes from activations (emoaudit/audit/stages.py), less the writes."""
+    """What the extraction stage computes from activations (emoaudit/pipeline/stages.py), less the writes."""
     vectors = {
         m: EmotionVectors.from_activations(acts[m], spec.emotion_names, spec.reference, spec.analysis.denoise_variance)
         for m in METHODS

@@ -16,10 +16,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+source"
 
-# name -> (module, attribute or None for the module itself). `audit` is the subpackage, made callable
-# there: a function of that name here would be replaced by the subpackage the first time it is imported.
+# name -> (module, attribute).
 _LAZY = {
-    "audit": ("emoaudit.audit", None),
+    "audit": ("emoaudit.api", "audit"),
     "EmotionVectors": ("emoaudit.vectors", "EmotionVectors"),
     "Judge": ("emoaudit.steering.judge", "Judge"),
     "FixedJudge": ("emoaudit.steering.judge", "FixedJudge"),
@@ -31,8 +30,7 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'emoaudit' has no attribute {name!r}")
     module_name, attribute = _LAZY[name]
-    module = import_module(module_name)
-    return module if attribute is None else getattr(module, attribute)
+    return getattr(import_module(module_name), attribute)
 
 
 def __dir__() -> list[str]:

@@ -1,6 +1,6 @@
 """The Python API: one audit as one function call, for notebooks and scripts.
 
-`emoaudit.audit(...)` is this function (the package `emoaudit.audit` is callable); `emoaudit.EmotionVectors`
+`emoaudit.audit(...)` is this function; `emoaudit.EmotionVectors`
 loads an audit's vectors and steers any supported transformers model with them.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from emoaudit.audit.results.document import Results
+    from emoaudit.results.document import Results
     from emoaudit.steering.judge import Judge
 
 
@@ -37,8 +37,8 @@ def audit(
     """
     from rich.console import Console
 
-    from emoaudit.audit.options import AuditOptions
-    from emoaudit.audit.run import audit as run_audit
+    from emoaudit.pipeline.options import AuditOptions
+    from emoaudit.pipeline.run import audit as run_audit
 
     paths = {key: Path(options[key]) for key in ("spec_path", "policy") if options.get(key) is not None}
     settings = AuditOptions(model=model, out=Path(out), profile=profile, judge=judge, **(options | paths))

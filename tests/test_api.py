@@ -16,11 +16,11 @@ from rich.console import Console
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 import emoaudit
-from emoaudit.audit.options import STAGES
-from emoaudit.audit.results.convert import to_dict
-from emoaudit.audit.results.common import SEVERITIES
-from emoaudit.audit.results.document import Results, Stages
-from emoaudit.audit.results.reading import read_results
+from emoaudit.pipeline.options import STAGES
+from emoaudit.results.convert import to_dict
+from emoaudit.results.common import SEVERITIES
+from emoaudit.results.document import Results, Stages
+from emoaudit.results.reading import read_results
 from emoaudit.capture.stimuli import comprehension_activations
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry

@@ -13,7 +13,7 @@ from rich.console import Console
 from transformers import AutoConfig, AutoModelForCausalLM
 
 import emoaudit
-from emoaudit.audit.results.document import Results
+from emoaudit.results.document import Results
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Footprint, Workload, check_fits, estimate

@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from emoaudit.audit.results.reading import read_results
+from emoaudit.results.reading import read_results
 from emoaudit.report.policy import Policy
 from tests.conftest import run_cli
 from tests.test_results import QUICK
@@ -158,7 +158,7 @@ def test_a_strength_that_is_not_finite_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_gate_prints_findings_with_their_control_characters_shown(capsys: pytest.CaptureFixture[str]) -> None:
-    from emoaudit.audit.results.common import Check
+    from emoaudit.results.common import Check
     from emoaudit.cli.audit import gate
     from emoaudit.cli.common import FailOn
 

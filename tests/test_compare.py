@@ -4,9 +4,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from emoaudit.audit.results.document import Results
-from emoaudit.audit.results.reading import read_results
-from emoaudit.audit.results.steering import SteeringSummary
+from emoaudit.results.document import Results
+from emoaudit.results.reading import read_results
+from emoaudit.results.steering import SteeringSummary
 from emoaudit.report.release import compare
 from tests.conftest import run_cli
 from tests.test_results import QUICK

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from sarif_pydantic import Sarif
 
-from emoaudit.audit.results.common import Check
-from emoaudit.audit.results.reading import read_results
+from emoaudit.results.common import Check
+from emoaudit.results.reading import read_results
 from emoaudit.report.model_card import model_card_section
 from emoaudit.report.policy import load_policy
 from emoaudit.report.sarif import sarif_document

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from emoaudit.audit.preflight import check_lengths
+from emoaudit.pipeline.preflight import check_lengths
 from emoaudit.capture.reading import capture
 from emoaudit.errors import EmoauditError
 from emoaudit.model.generation import generate

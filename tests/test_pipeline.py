@@ -13,7 +13,7 @@ from safetensors import safe_open
 from emoaudit.model.load import LoadedModel, load_model
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
-from emoaudit.audit.results.reading import read_results
+from emoaudit.results.reading import read_results
 
 
 @pytest.mark.real

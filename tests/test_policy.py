@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from emoaudit.audit.options import AuditOptions
-from emoaudit.audit.run import audit
+from emoaudit.pipeline.options import AuditOptions
+from emoaudit.pipeline.run import audit
 from emoaudit.errors import EmoauditError
 from emoaudit.report.policy import DEFAULT_POLICY, load_policy
 

@@ -13,10 +13,10 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 
-from emoaudit.audit.results.common import Check
-from emoaudit.audit.results.convert import from_dict
-from emoaudit.audit.results.document import Results
-from emoaudit.audit.results.reading import read_results, schema
+from emoaudit.results.common import Check
+from emoaudit.results.convert import from_dict
+from emoaudit.results.document import Results
+from emoaudit.results.reading import read_results, schema
 from emoaudit.report.gating import evaluate, exit_status, junit_xml
 from emoaudit.report.policy import Policy, load_policy
 from emoaudit.report.render import render

@@ -14,11 +14,11 @@ import pytest
 from pydantic_core import PydanticSerializationError
 
 from emoaudit.analysis.methods import MethodComparison
-from emoaudit.audit.results.claims import ClaimOutcome, Measured, PaperClaims
-from emoaudit.audit.results.common import Check, Resources
-from emoaudit.audit.results.convert import from_dict, to_dict
-from emoaudit.audit.results.document import AuditInfo, Environment, Results, Stages
-from emoaudit.audit.results.extraction import (
+from emoaudit.results.claims import ClaimOutcome, Measured, PaperClaims
+from emoaudit.results.common import Check, Resources
+from emoaudit.results.convert import from_dict, to_dict
+from emoaudit.results.document import AuditInfo, Environment, Results, Stages
+from emoaudit.results.extraction import (
     AtLayer,
     Curves,
     EmbeddingBaseline,
@@ -31,15 +31,15 @@ from emoaudit.audit.results.extraction import (
     TruncatedTexts,
     VariantScores,
 )
-from emoaudit.audit.results.leakage import (
+from emoaudit.results.leakage import (
     Leakage,
     LeakageCell,
     SemanticEntanglement,
     SemanticLanguage,
     SemanticPair,
 )
-from emoaudit.audit.results.reading import read_results, schema
-from emoaudit.audit.results.steering import (
+from emoaudit.results.reading import read_results, schema
+from emoaudit.results.steering import (
     Controls,
     JudgeInfo,
     RateEstimate,

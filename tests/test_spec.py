@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console
 from sklearn.model_selection import StratifiedKFold
 
-from emoaudit.audit.options import AuditOptions
-from emoaudit.audit.run import audit
+from emoaudit.pipeline.options import AuditOptions
+from emoaudit.pipeline.run import audit
 from emoaudit.errors import EmoauditError
 from emoaudit.spec import DEFAULT_SPEC, load_spec, samples_needed
 from emoaudit.steering.regimes import Thresholds

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from emoaudit.audit.options import AuditOptions
-from emoaudit.audit.results.steering import SteeringStatistics
+from emoaudit.pipeline.options import AuditOptions
+from emoaudit.results.steering import SteeringStatistics
 from emoaudit.errors import EmoauditError
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.load import LoadedModel

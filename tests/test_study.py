@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from emoaudit.audit.results.reading import read_json
+from emoaudit.results.reading import read_json
 from emoaudit.export.manifest import verify
-from emoaudit.audit.results.common import SEVERITIES
+from emoaudit.results.common import SEVERITIES
 from emoaudit.study.study import schema
 from tests.conftest import REPO, run_cli, tiny_tokenizer
 

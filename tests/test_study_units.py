@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from emoaudit.errors import EmoauditError
-from emoaudit.audit.results.common import Check
+from emoaudit.results.common import Check
 from emoaudit.study import executors
 from emoaudit.study.claims import Subject, assess, evaluate_claims, load_claims
 from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence, is_finished

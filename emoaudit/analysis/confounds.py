@@ -8,7 +8,7 @@ import torch
 
 from emoaudit.analysis.separation import centroid_scores, gram_components, probe_accuracy_on, standardised_gram
 from emoaudit.analysis.sweep import emotion_samples, heldout_curves, layer_score
-from emoaudit.audit.results.extraction import (
+from emoaudit.results.extraction import (
     EmbeddingBaseline,
     HeldoutCurves,
     LayerSweep,

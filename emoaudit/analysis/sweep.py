@@ -19,7 +19,7 @@ from emoaudit.analysis.separation import (
     probe_accuracy_on,
     standardised_gram,
 )
-from emoaudit.audit.results.extraction import AtLayer, Curves, HeldoutCurves, LayerSweep
+from emoaudit.results.extraction import AtLayer, Curves, HeldoutCurves, LayerSweep
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.stimuli import METHODS
 from emoaudit.spec import AuditSpec, Profile

@@ -42,8 +42,8 @@ from emoaudit.cli.common import (
 )
 
 if TYPE_CHECKING:  # the CLI imports the audit's modules only when a command runs, to start fast
-    from emoaudit.audit.results.common import Check
-    from emoaudit.audit.results.document import Results
+    from emoaudit.results.common import Check
+    from emoaudit.results.document import Results
 
 
 def _audit(
@@ -66,8 +66,8 @@ def _audit(
     pdf: Path | None = None,
     steer_positions: SteerPositions = SteerPositions.all,
 ) -> None:
-    from emoaudit.audit.options import AuditOptions
-    from emoaudit.audit.run import audit
+    from emoaudit.pipeline.options import AuditOptions
+    from emoaudit.pipeline.run import audit
     from emoaudit.export.manifest import refresh_manifest
     from emoaudit.report.exports import Exports
     from emoaudit.report.policy import load_policy
@@ -192,7 +192,7 @@ def scan(
     steer_positions: SteerPositionsOpt = SteerPositions.all,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
-    from emoaudit.audit.options import STAGES
+    from emoaudit.pipeline.options import STAGES
 
     placement = placement_options(device_map, max_memory, disk_offload, quantize)
     _audit(

@@ -26,7 +26,7 @@ from emoaudit.cli.common import (
 from emoaudit.errors import EmoauditError
 
 if TYPE_CHECKING:
-    from emoaudit.audit.results.document import Results
+    from emoaudit.results.document import Results
     from emoaudit.report.release import Comparison
 
 
@@ -89,7 +89,7 @@ def compare(
     specification, profile, seed or model differ are compared all the same, with a warning that says so.
     A rise in the steering success rate regresses only when significant at the policy's steerable alpha.
     """
-    from emoaudit.audit.results.reading import read_results
+    from emoaudit.results.reading import read_results
     from emoaudit.report.policy import load_policy
     from emoaudit.report.release import compare as compare_results
     from emoaudit.storage import write_json

@@ -67,8 +67,8 @@ def steer(
     steer_positions: SteerPositionsOpt = SteerPositions.all,
 ) -> None:
     """Print MODEL's unsteered and steered answers to PROMPT side by side."""
-    from emoaudit.audit.options import AuditOptions
-    from emoaudit.audit.steer import steer_once
+    from emoaudit.pipeline.options import AuditOptions
+    from emoaudit.pipeline.steer import steer_once
 
     placement = placement_options(device_map, max_memory, disk_offload, quantize)
     options = guard(

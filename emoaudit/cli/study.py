@@ -87,7 +87,7 @@ def study(
     junit: JUnitOpt = None,
 ) -> None:
     """Audit every model (a rerun skips finished audits) and compare them in OUT/study.json and OUT/study.html."""
-    from emoaudit.audit.options import AuditOptions
+    from emoaudit.pipeline.options import AuditOptions
     from emoaudit.storage import write_text
     from emoaudit.study.executors import RayResources
     from emoaudit.study.run import StudyRequest, run_study

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from emoaudit.audit.results.common import Severity
-from emoaudit.audit.results.leakage import Leakage, LeakageBaseline, LeakageCell, LeakageThresholds, VectorLens
-from emoaudit.audit.results.steering import Steering
+from emoaudit.results.common import Severity
+from emoaudit.results.leakage import Leakage, LeakageBaseline, LeakageCell, LeakageThresholds, VectorLens
+from emoaudit.results.steering import Steering
 from emoaudit.leakage.lens import last_prompt_states, read_lens
 from emoaudit.leakage.semantic import Grid, entanglement, word_tokens
 from emoaudit.leakage.scripts import detect_language, foreign_share, foreign_spans, script_shares

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from scipy.stats import wilcoxon
 
-from emoaudit.audit.results.leakage import SemanticEntanglement, SemanticLanguage, SemanticPair
-from emoaudit.audit.results.steering import Steering
+from emoaudit.results.leakage import SemanticEntanglement, SemanticLanguage, SemanticPair
+from emoaudit.results.steering import Steering
 from emoaudit.leakage.scripts import script_of
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.logits import lens_logits

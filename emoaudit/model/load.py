@@ -16,7 +16,7 @@ from rich.console import Console
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from emoaudit.audit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.convert import OMITTED_IF_NONE
 from emoaudit.model import registry
 from emoaudit.model.footprint import Workload, check_fits, estimate, machine_memory, parameter_count
 from emoaudit.model.hooks import module_device

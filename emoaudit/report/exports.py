@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from emoaudit.audit.results.document import Results
+from emoaudit.results.document import Results
 from emoaudit.report.model_card import model_card_section
 from emoaudit.report.pdf import require_browser, write_pdf
 from emoaudit.report.policy import Policy

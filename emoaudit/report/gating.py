@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from xml.etree import ElementTree as ET
 
-from emoaudit.audit.results.common import SEVERITIES, Check
-from emoaudit.audit.results.document import Results
-from emoaudit.audit.results.extraction import Extraction
-from emoaudit.audit.results.leakage import Leakage, SemanticEntanglement
-from emoaudit.audit.results.steering import RateEstimate, RegimeCounts, SteeringStatistics, SteeringSummary
+from emoaudit.results.common import SEVERITIES, Check
+from emoaudit.results.document import Results
+from emoaudit.results.extraction import Extraction
+from emoaudit.results.leakage import Leakage, SemanticEntanglement
+from emoaudit.results.steering import RateEstimate, RegimeCounts, SteeringStatistics, SteeringSummary
 from emoaudit.errors import EmoauditError
 from emoaudit.steering.statistics import estimate
 from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SemanticRule, SteerableRule, UnvalidatedRule

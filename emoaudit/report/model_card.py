@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from emoaudit import __version__
-from emoaudit.audit.results.common import SEVERITIES, Check
-from emoaudit.audit.results.document import Results
+from emoaudit.results.common import SEVERITIES, Check
+from emoaudit.results.document import Results
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~&])")

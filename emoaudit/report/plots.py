@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from emoaudit.audit.results.extraction import Extraction  # noqa: E402
-from emoaudit.audit.results.steering import RegimeCounts  # noqa: E402
+from emoaudit.results.extraction import Extraction  # noqa: E402
+from emoaudit.results.steering import RegimeCounts  # noqa: E402
 
 REGIME_COLOURS = {
     "surgical": "#2e7d32",

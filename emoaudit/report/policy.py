@@ -10,8 +10,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, Strict
 
-from emoaudit.audit.results.common import Severity
-from emoaudit.audit.results.convert import from_dict
+from emoaudit.results.common import Severity
+from emoaudit.results.convert import from_dict
 from emoaudit.errors import EmoauditError
 from emoaudit.spec import BUILTIN_DIR
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from emoaudit.audit.results.common import SEVERITIES
-from emoaudit.audit.results.document import Results
-from emoaudit.audit.results.extraction import Extraction
-from emoaudit.audit.results.steering import RateEstimate, SteeringSummary
+from emoaudit.results.common import SEVERITIES
+from emoaudit.results.document import Results
+from emoaudit.results.extraction import Extraction
+from emoaudit.results.steering import RateEstimate, SteeringSummary
 from emoaudit.steering.statistics import fisher_greater
 
 DEGRADED = ("repetitive_collapse", "explosive")

@@ -8,8 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from emoaudit.audit.results.common import SEVERITIES
-from emoaudit.audit.results.document import Results
+from emoaudit.results.common import SEVERITIES
+from emoaudit.results.document import Results
 from emoaudit.report import plots
 from emoaudit.spec import AuditSpec
 from emoaudit.storage import write_text

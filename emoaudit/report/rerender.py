@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from emoaudit.audit.results.convert import to_dict
-from emoaudit.audit.results.document import Results
-from emoaudit.audit.results.reading import read_results
+from emoaudit.results.convert import to_dict
+from emoaudit.results.document import Results
+from emoaudit.results.reading import read_results
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import evaluate
 from emoaudit.report.policy import load_policy

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 from emoaudit import __version__
-from emoaudit.audit.results.common import Check
-from emoaudit.audit.results.document import Results
+from emoaudit.results.common import Check
+from emoaudit.results.document import Results
 from emoaudit.report.policy import LeakageRule, Policy
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -16,7 +16,7 @@ from typing import Annotated, Protocol, runtime_checkable
 import numpy as np
 from scipy.stats import binomtest
 
-from emoaudit.audit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.convert import OMITTED_IF_NONE
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import stats
 
-from emoaudit.audit.results.steering import RateEstimate, SteeringStatistics
+from emoaudit.results.steering import RateEstimate, SteeringStatistics
 from emoaudit.steering.regimes import Thresholds
 from emoaudit.steering.specificity import ControlThresholds, on_target, rises
 from emoaudit.steering.trials import Trial

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from emoaudit.audit.results.steering import Example, RegimeCounts, SteeringSummary
+from emoaudit.results.steering import Example, RegimeCounts, SteeringSummary
 from emoaudit.steering.regimes import REGIMES, Thresholds
 from emoaudit.steering.specificity import ControlThresholds
 from emoaudit.steering.statistics import steering_statistics

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emoaudit.audit.results.claims import ClaimOutcome, Measured, PaperClaims
+from emoaudit.results.claims import ClaimOutcome, Measured, PaperClaims
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import SEVERITIES
 from emoaudit.spec import BUILTIN_DIR

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emoaudit.audit.options import STAGES
-from emoaudit.audit.results.common import Check
-from emoaudit.audit.results.document import Results
-from emoaudit.audit.results.extraction import MethodResults
-from emoaudit.audit.results.reading import read_results
+from emoaudit.pipeline.options import STAGES
+from emoaudit.results.common import Check
+from emoaudit.results.document import Results
+from emoaudit.results.extraction import MethodResults
+from emoaudit.results.reading import read_results
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import evaluate
 from emoaudit.report.policy import Policy

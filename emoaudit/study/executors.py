@@ -1,6 +1,6 @@
 """Where a study's audits run: one after another in this process, or as Ray tasks on a cluster.
 
-Either way each model gets one ordinary audit (`emoaudit.audit.run.audit`) whose outputs end up in
+Either way each model gets one ordinary audit (`emoaudit.pipeline.run.audit`) whose outputs end up in
 OUT/<slug>/, and a model whose audit fails is reported while the others finish. Ray workers need not
 share OUT's file system: a worker audits into a temporary directory of its own (seeded with what an
 earlier run left in OUT/<slug>/, so that it resumes) and returns the directory as a tar archive, which
@@ -22,7 +22,7 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 
-from emoaudit.audit.options import AuditOptions
+from emoaudit.pipeline.options import AuditOptions
 from emoaudit.errors import EmoauditError, input_error_line
 from emoaudit.memory import release_free_memory
 from emoaudit.storage import write_with
@@ -60,7 +60,7 @@ class WorkerReport:
 
 def attempt_audit(options: AuditOptions, console: Console) -> Attempt:
     """Run one audit; its failure becomes an error line instead of ending the study."""
-    from emoaudit.audit.run import audit
+    from emoaudit.pipeline.run import audit
 
     start = time.perf_counter()
     try:

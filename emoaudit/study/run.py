@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from emoaudit import __version__
-from emoaudit.audit.options import AuditOptions
+from emoaudit.pipeline.options import AuditOptions
 from emoaudit.errors import EmoauditError
 from emoaudit.report.policy import DEFAULT_POLICY, Policy, load_policy
 from emoaudit.spec import load_spec

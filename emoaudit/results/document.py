@@ -7,12 +7,12 @@ from typing import Annotated
 
 from pydantic import ConfigDict
 
-from emoaudit.audit.results.claims import PaperClaims
-from emoaudit.audit.results.common import Check, Resources
-from emoaudit.audit.results.convert import OMITTED_IF_NONE
-from emoaudit.audit.results.extraction import Extraction
-from emoaudit.audit.results.leakage import Leakage
-from emoaudit.audit.results.steering import Steering
+from emoaudit.results.claims import PaperClaims
+from emoaudit.results.common import Check, Resources
+from emoaudit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.extraction import Extraction
+from emoaudit.results.leakage import Leakage
+from emoaudit.results.steering import Steering
 from emoaudit.model.load import ModelIdentity
 
 # 2.0: the steering stage's random-direction controls, statistics and judge validation (issue 14) and

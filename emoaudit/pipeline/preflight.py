@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emoaudit.audit.options import STAGES
+from emoaudit.pipeline.options import STAGES
 from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
 from emoaudit.model.footprint import Workload

@@ -11,8 +11,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from emoaudit.audit.options import AuditOptions
-from emoaudit.audit.results.common import Resources
+from emoaudit.pipeline.options import AuditOptions
+from emoaudit.results.common import Resources
 from emoaudit.model.load import LoadedModel
 from emoaudit.spec import AuditSpec, Profile
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ConfigDict
 
-from emoaudit.audit.results.convert import OMITTED_IF_NONE
-from emoaudit.audit.results.common import Resources, Severity
+from emoaudit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.common import Resources, Severity
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,17 @@ import transformers
 from rich.console import Console
 
 from emoaudit import __version__
-from emoaudit.audit.context import Run
-from emoaudit.audit.options import STAGES, AuditOptions
-from emoaudit.audit.preflight import check_lengths, check_output, workload
-from emoaudit.audit.results.common import Resources
-from emoaudit.audit.results.convert import from_dict, to_dict
-from emoaudit.audit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
-from emoaudit.audit.results.extraction import Extraction
-from emoaudit.audit.results.leakage import Leakage
-from emoaudit.audit.results.reading import read_json
-from emoaudit.audit.results.steering import Steering
-from emoaudit.audit.stages import extraction_stage, leakage_stage, steering_stage
+from emoaudit.pipeline.context import Run
+from emoaudit.pipeline.options import STAGES, AuditOptions
+from emoaudit.pipeline.preflight import check_lengths, check_output, workload
+from emoaudit.results.common import Resources
+from emoaudit.results.convert import from_dict, to_dict
+from emoaudit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
+from emoaudit.results.extraction import Extraction
+from emoaudit.results.leakage import Leakage
+from emoaudit.results.reading import read_json
+from emoaudit.results.steering import Steering
+from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.footprint import Workload

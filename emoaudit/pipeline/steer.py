@@ -12,9 +12,9 @@ from rich.console import Console
 
 from emoaudit.analysis.separation import standardised_gram
 from emoaudit.analysis.sweep import choose_layer, emotion_samples, layer_score
-from emoaudit.audit.options import AuditOptions
-from emoaudit.audit.results.reading import read_results
-from emoaudit.audit.run import load
+from emoaudit.pipeline.options import AuditOptions
+from emoaudit.results.reading import read_results
+from emoaudit.pipeline.run import load
 from emoaudit.capture.stimuli import METHODS, comprehension_activations
 from emoaudit.errors import EmoauditError
 from emoaudit.model.load import LoadedModel

@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 
 import jsonschema
 
-from emoaudit.audit.results.convert import from_dict
-from emoaudit.audit.results.document import RESULTS_SCHEMA_VERSION, Results
-from emoaudit.audit.results.extraction import (
+from emoaudit.results.convert import from_dict
+from emoaudit.results.document import RESULTS_SCHEMA_VERSION, Results
+from emoaudit.results.extraction import (
     AtLayer,
     Curves,
     EmotionLayer,
@@ -23,7 +23,7 @@ from emoaudit.audit.results.extraction import (
     LayerSweep,
     VariantScores,
 )
-from emoaudit.audit.results.steering import RateEstimate, Steering
+from emoaudit.results.steering import RateEstimate, Steering
 from emoaudit.errors import EmoauditError
 
 SCHEMA_FILE = Path(str(files("emoaudit") / "results.schema.json"))

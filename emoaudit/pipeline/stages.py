@@ -23,8 +23,8 @@ from emoaudit.analysis.confounds import (
     variant_scores,
 )
 from emoaudit.analysis.sweep import analyse_method, at_layer, compare_at_layer, heldout_curves, smooth
-from emoaudit.audit.context import Run
-from emoaudit.audit.results.extraction import (
+from emoaudit.pipeline.context import Run
+from emoaudit.results.extraction import (
     EmotionLayer,
     Extraction,
     ExtractionTokens,
@@ -33,8 +33,8 @@ from emoaudit.audit.results.extraction import (
     MethodResults,
     TruncatedTexts,
 )
-from emoaudit.audit.results.leakage import Leakage
-from emoaudit.audit.results.steering import Controls, JudgeInfo, Steering, SteeringScenario, SteeringTokens
+from emoaudit.results.leakage import Leakage
+from emoaudit.results.steering import Controls, JudgeInfo, Steering, SteeringScenario, SteeringTokens
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.stimuli import (
     METHODS,

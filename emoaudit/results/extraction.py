@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import ConfigDict
 
 from emoaudit.analysis.methods import AffectAxis, MethodComparison
-from emoaudit.audit.results.common import Resources
-from emoaudit.audit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.common import Resources
+from emoaudit.results.convert import OMITTED_IF_NONE
 
 
 @dataclass(frozen=True)

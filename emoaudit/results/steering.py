@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict
 
-from emoaudit.audit.results.common import Resources
-from emoaudit.audit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.common import Resources
+from emoaudit.results.convert import OMITTED_IF_NONE
 from emoaudit.steering.calibration import Calibration
 from emoaudit.steering.judge import JudgeValidation
 from emoaudit.steering.noise import NoiseFloor
