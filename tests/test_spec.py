@@ -20,7 +20,7 @@ from emoaudit.pipeline.options import AuditOptions
 from emoaudit.pipeline.run import audit
 from emoaudit.errors import EmoauditError
 from emoaudit.spec import DEFAULT_SPEC, load_spec, samples_needed
-from emoaudit.steering.regimes import Thresholds
+from emoaudit.results.steering import Thresholds
 from tests.conftest import run_cli
 from tests.test_loading import assert_one_line_error
 

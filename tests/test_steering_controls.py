@@ -12,7 +12,7 @@ from emoaudit.pipeline.options import AuditOptions
 from emoaudit.results.steering import SteeringStatistics
 from emoaudit.errors import EmoauditError
 from emoaudit.model.hooks import add_to_blocks
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.gating import steerable_check
 from emoaudit.report.policy import load_policy
 from emoaudit.steering.specificity import random_directions, rank

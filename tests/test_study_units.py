@@ -12,8 +12,9 @@ import pytest
 from emoaudit.errors import EmoauditError
 from emoaudit.results.common import Check
 from emoaudit.study import executors
-from emoaudit.study.claims import Subject, assess, evaluate_claims, load_claims
-from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence, is_finished
+from emoaudit.report.claims import Subject, assess, evaluate_claims, load_claims
+from emoaudit.results.evidence import Comparison, MethodEvidence, ModelEvidence
+from emoaudit.study.evidence import is_finished
 from emoaudit.study.executors import RayResources, pack, unpack
 from emoaudit.study.study import corrected_p_values, schema
 from emoaudit.study.targets import slug_for, study_targets

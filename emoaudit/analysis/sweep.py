@@ -10,7 +10,8 @@ import numpy as np
 from emoaudit.analysis import baselines
 from emoaudit.analysis.geometry import class_means, cosine_floor, cosine_matrix, mean_pairwise_cosine, pc_scores
 from emoaudit.analysis.heldout import heldout_score
-from emoaudit.analysis.methods import MethodComparison, affect_alignment, compare_methods
+from emoaudit.analysis.methods import affect_alignment, compare_methods
+from emoaudit.results.extraction import MethodComparison
 from emoaudit.analysis.separation import (
     centroid_scores,
     fisher_from_gram,

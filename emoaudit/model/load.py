@@ -7,16 +7,16 @@ import re
 import weakref
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
 import torch
 from rich.console import Console
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from emoaudit.results.convert import OMITTED_IF_NONE
+from emoaudit.model.loaded import LoadedModel
+from emoaudit.results.identity import ModelIdentity, SourceKind
 from emoaudit.model import registry
 from emoaudit.model.footprint import Workload, check_fits, estimate, machine_memory, parameter_count
 from emoaudit.model.hooks import module_device
@@ -25,10 +25,9 @@ from emoaudit.model.placement import placement_record, remove_folder
 from emoaudit.model.gguf import converted_gguf
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.errors import EmoauditError
-from emoaudit.model.architectures import ResidualStream, check_causal, residual_stream
+from emoaudit.model.architectures import check_causal, residual_stream
 from emoaudit.storage import sha256_file, utf8_view
 
-SourceKind = Literal["alias", "gguf", "directory", "hub"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -41,53 +40,6 @@ class ModelSource:
     path: Path | None = None
     revision: str | None = None
     sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What the report says the audited model was; enough to tell two releases apart."""
-
-    reference: str
-    kind: SourceKind
-    path: str | None
-    revision: str | None
-    sha256: str | None
-    architecture: str
-    model_type: str
-    parameters: int
-    n_layers: int
-    hidden_size: int
-    dtype: str
-    device: str  # where inputs enter: the input embedding's device
-    # Left out of results.json on one device without quantisation, as in audits from before they existed.
-    device_map: Annotated[str | None, OMITTED_IF_NONE] = None  # accelerate's strategy, None for one device
-    # modules per place (cpu, cuda:0, disk) under a device map
-    placement: Annotated[dict[str, list[str]] | None, OMITTED_IF_NONE] = None
-    # bitsandbytes scheme (4bit, 8bit): the vectors come from a quantised model
-    quantization: Annotated[str | None, OMITTED_IF_NONE] = None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-@dataclass
-class LoadedModel:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    identity: ModelIdentity
-    stream: ResidualStream
-    pad_id: int  # fills padded positions: masked out, so any id with an embedding row will do
-    context_length: int | None  # positions the model was built for (None where its config names no limit)
-
-    @property
-    def device(self) -> torch.device:
-        """Where inputs go: the input embedding's device (under a device map, other blocks run elsewhere)."""
-        return module_device(self.model.get_input_embeddings())
-
-    @property
-    def embedding_rows(self) -> int:
-        """Token ids the input embedding has a row for: 0 .. embedding_rows - 1."""
-        return int(self.model.get_input_embeddings().weight.shape[0])  # type: ignore[index]
 
 
 def resolve(reference: str) -> ModelSource:

@@ -34,7 +34,8 @@ from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_s
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.footprint import Workload
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.export.manifest import AuditIdentity, write_manifest
 from emoaudit.report.gating import evaluate
 from emoaudit.report.policy import DEFAULT_POLICY, load_policy
@@ -42,8 +43,8 @@ from emoaudit.report.render import write_report
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import sha256_file, write_json
-from emoaudit.study.claims import load_claims, paper_claims
-from emoaudit.study.evidence import evidence_of
+from emoaudit.report.claims import load_claims, paper_claims
+from emoaudit.report.evidence import evidence_of
 
 StageResults = TypeVar("StageResults", Extraction, Steering, Leakage)
 

@@ -14,8 +14,8 @@ from emoaudit.report.policy import load_policy
 from emoaudit.report.render import write_report
 from emoaudit.spec import AuditSpec, load_spec
 from emoaudit.storage import write_json
-from emoaudit.study.claims import load_claims, paper_claims
-from emoaudit.study.evidence import evidence_of
+from emoaudit.report.claims import load_claims, paper_claims
+from emoaudit.report.evidence import evidence_of
 
 
 def rerender(path: Path, report: Path, policy: Path | None, results_out: Path | None) -> Results:

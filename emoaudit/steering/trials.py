@@ -17,10 +17,11 @@ import torch
 
 from emoaudit.model.generation import BatchContext, generate
 from emoaudit.model.hooks import add_to_blocks
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text, token_ids
 from emoaudit.steering.perplexity import continuation_nll
-from emoaudit.steering.regimes import Thresholds, classify, perplexity_ratio, shape
+from emoaudit.results.steering import Thresholds
+from emoaudit.steering.regimes import classify, perplexity_ratio, shape
 from emoaudit.steering.specificity import ControlThresholds, control_thresholds, on_target, rank, rises
 
 POSITIONS = ("all", "generated")  # where the delta is added: every position, or only after the prompt

@@ -16,8 +16,9 @@ from emoaudit.errors import EmoauditError
 from emoaudit.report.policy import DEFAULT_POLICY, Policy, load_policy
 from emoaudit.spec import load_spec
 from emoaudit.storage import sha256_file, write_json
-from emoaudit.study.claims import DEFAULT_CLAIMS, Subject, evaluate_claims, load_claims
-from emoaudit.study.evidence import is_finished, read_evidence
+from emoaudit.report.claims import DEFAULT_CLAIMS, Subject, evaluate_claims, load_claims
+from emoaudit.report.evidence import read_evidence
+from emoaudit.study.evidence import is_finished
 from emoaudit.study.executors import Attempt, RayResources, run_local, run_ray
 from emoaudit.study.render import write_study_report
 from emoaudit.study.study import (

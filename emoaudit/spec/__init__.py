@@ -1,6 +1,6 @@
 """Audit specifications: the emotions, stimuli and profiles an audit runs, read from `audits/`.
 
-The tables are typed and validated in `emoaudit.spec_tables`; what the audit's statistics need of
+The tables are typed and validated in `emoaudit.spec.tables`; what the audit's statistics need of
 them as a whole (enough emotions, both valences, enough samples per fold) is checked here, so that a
 specification the audit cannot run is refused before any model loads.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from emoaudit.errors import EmoauditError
-from emoaudit.leakage.scripts import LANGUAGES
-from emoaudit.spec_tables import (
+from emoaudit.spec.scripts import LANGUAGES
+from emoaudit.spec.tables import (
     Analysis,
     Emotion,
     Extraction,

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from emoaudit.capture.pooling import Pooling
+from emoaudit.spec.pooling import Pooling
 from emoaudit.errors import EmoauditError
-from emoaudit.leakage.scripts import SCRIPT_RANGES
-from emoaudit.steering.regimes import Thresholds
+from emoaudit.spec.scripts import SCRIPT_RANGES
+from emoaudit.results.steering import Thresholds
 
 T = TypeVar("T")
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
