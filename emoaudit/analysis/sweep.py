@@ -38,6 +38,14 @@ def choose_layer(score: np.ndarray, width: int) -> int:
     return int(np.argmax(smooth(score, width)[:-1]))
 
 
+def layer_rule(method: str, width: int) -> str:
+    """How `choose_layer` chose, in words, for results.json."""
+    return (
+        f"argmax over layers but the last of the {method} method's "
+        f"log(Fisher ratio / its shuffled-label null mean), moving average of {width} layers"
+    )
+
+
 def layer_score(
     gram: np.ndarray, y: np.ndarray, permutations: int, seed: int
 ) -> tuple[float, baselines.FisherNull, float]:

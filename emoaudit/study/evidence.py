@@ -1,33 +1,41 @@
-"""What a study takes from each model's results.json.
-
-The one module of the study that reads the results document.
-"""
+"""Whether a study can reuse a model's earlier audit: the same identity (`pipeline.identity`), every stage,
+and the steering stage judged by the same judge."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from emoaudit.pipeline.identity import differences, recorded_identity
 from emoaudit.pipeline.options import STAGES
+from emoaudit.results.identity import AuditIdentity
 
 
-def is_finished(path: Path, reference: str, profile: str, seed: int, spec_sha256: str) -> bool:
-    """Whether `path` (a results.json) is a complete audit of this model, every stage, with this profile, seed
-    and specification.
+def is_finished(folder: Path, identity: AuditIdentity, judge: str) -> bool:
+    """Whether `folder` holds a complete audit, every stage, with this identity and this judge.
 
     Anything else (missing, partial, another audit, unreadable) is left to the audit itself, which
-    resumes it or refuses it with its own error.
+    resumes it or refuses it with its own error (or to `changed`, which tells the study to audit again).
     """
+    recorded = recorded_identity(folder)
+    if recorded is None or differences(recorded, identity):
+        return False
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        audit = document["audit"]
+        document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         return bool(
             document["complete"]
             and set(document["stages"]) >= set(STAGES)  # an `extract` run is complete without steering
-            and document["model"]["reference"] == reference
-            and audit["profile"] == profile
-            and audit["seed"] == seed
-            and audit["sha256"] == spec_sha256
+            and document["stages"]["steering"]["judge"]["name"] == judge
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def changed(folder: Path, identity: AuditIdentity) -> list[str]:
+    """What differs between the audit `folder` holds and `identity` (its weights, dtype, ...): empty where
+    the folder holds no audit, the same one, or where `identity`'s weights are not known before loading
+    (a hub ID: the audit itself then resumes or refuses)."""
+    recorded = recorded_identity(folder)
+    if recorded is None or identity.model.sha256 is None:
+        return []
+    return differences(recorded, identity)
