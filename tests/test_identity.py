@@ -118,3 +118,18 @@ def test_a_study_reuses_only_the_same_audit(checkpoint: Path, tmp_path: Path) ->
     assert "(sha256); auditing it again" in console.export_text()
     record = json.loads(next(out.glob("*/run.json")).read_text())
     assert record["identity"]["model"]["sha256"] == directory_sha256(checkpoint)
+
+
+@pytest.mark.real
+def test_a_gguf_files_quantisation_type_is_read_from_its_header() -> None:
+    """SmolLM2's packaged file is Q4_1 (its name says so; the header is what is read)."""
+    content = model_content("smollm2-135m", "cpu", "float32", None)
+    assert content.gguf_type == "Q4_1" and content.sha256 is not None
+
+
+def test_a_file_that_is_not_gguf_has_no_gguf_type(tmp_path: Path) -> None:
+    from emoaudit.model.gguf import gguf_type
+
+    path = tmp_path / "fake.gguf"
+    path.write_bytes(b"not a gguf header at all")
+    assert gguf_type(path) is None
