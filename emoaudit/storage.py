@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,3 +102,30 @@ def sha256_file(path: Path) -> str:
         while block := f.read(_CHUNK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_digests(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """What every entry below `root` is, keyed by its POSIX path relative to `root`: a regular file by its
+    sha256, anything else by a tag that no sha256 equals (`symlink -> TARGET`, `fifo`, `socket`, `device`).
+
+    Links are never followed, to files or folders: a file replaced by a link to a copy elsewhere, or a folder
+    linked in from outside, is not the file that was hashed. `skip` names relative paths left out."""
+    found: dict[str, str] = {}
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        for name in [*dirs, *files]:
+            path = here / name
+            relative = path.relative_to(root).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode) or relative in skip:
+                continue
+            found[relative] = sha256_file(path) if stat.S_ISREG(mode) else _entry_tag(path, mode)
+    return dict(sorted(found.items()))
+
+
+def _entry_tag(path: Path, mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return f"symlink -> {os.readlink(path)}"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    return "socket" if stat.S_ISSOCK(mode) else "device"
