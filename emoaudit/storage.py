@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 import tempfile
@@ -74,8 +75,32 @@ def write_text(target: Path, text: str) -> None:
 
 
 def write_json(target: Path, data: Any) -> None:
-    """JSON with non-ASCII text as itself (evidence in other scripts stays readable); see `write_text`."""
-    write_text(target, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    """JSON with non-ASCII text as itself (evidence in other scripts stays readable); see `write_text`.
+
+    Raises ValueError naming the first NaN or infinity (JSON has neither) by its key path; nothing is written.
+    A statistic's degenerate case is recorded as null with its reason by the statistic itself: this is the
+    backstop that keeps a missed one from becoming a file no JSON reader accepts."""
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        where = non_finite_key(data)
+        if where is None:
+            raise
+        raise ValueError(f"{target.name}: {where} is not a finite number; nothing was written") from exc
+    write_text(target, text + "\n")
+
+
+def non_finite_key(data: Any, where: str = "") -> str | None:
+    """The key path (`a.b[2]`) of the first NaN or infinity in JSON-like `data`, or None."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (where or "the value")
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list | tuple) else ()
+    for key, value in items:
+        path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        found = non_finite_key(value, path)
+        if found is not None:
+            return found
+    return None
 
 
 def check_writable(target: Path) -> None:

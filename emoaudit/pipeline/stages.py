@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.progress import Progress
 
@@ -22,7 +21,14 @@ from emoaudit.analysis.confounds import (
     story_keywords,
     variant_scores,
 )
-from emoaudit.analysis.sweep import analyse_method, at_layer, compare_at_layer, heldout_curves, smooth
+from emoaudit.analysis.sweep import (
+    analyse_method,
+    at_layer,
+    choose_layer,
+    compare_at_layer,
+    heldout_curves,
+    smooth,
+)
 from emoaudit.pipeline.context import Run
 from emoaudit.results.extraction import (
     EmotionLayer,
@@ -106,7 +112,7 @@ def extraction_stage(run: Run) -> Extraction:
     layer_method = spec.analysis.layer_method
     # a generation layer is the one read while written, as before the stories were read again
     layer_sweep = sweeps["writing" if layer_method == "generation" else layer_method]
-    layer = layer_sweep.chosen_layer
+    layer = choose_layer(layer_sweep.score, spec.analysis.layer_smoothing)
     n_layers = lm.stream.n_layers
 
     def held_scores(vecs: EmotionVectors) -> tuple[HeldoutCurves, HeldoutCurves | None, dict[str, HeldoutCurves]]:
@@ -163,7 +169,7 @@ def extraction_stage(run: Run) -> Extraction:
             relative_depth=layer / max(n_layers - 1, 1),
             method=layer_method,
             score=score,
-            smoothed_score=smooth(np.array(score), spec.analysis.layer_smoothing).tolist(),
+            smoothed_score=smooth(score, spec.analysis.layer_smoothing),
             rule=f"argmax over layers but the last of the {layer_method} method's "
             "log(Fisher ratio / its shuffled-label null mean), moving average of "
             f"{spec.analysis.layer_smoothing} layers",

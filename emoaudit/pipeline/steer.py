@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from emoaudit.analysis.separation import standardised_gram
@@ -62,8 +61,8 @@ def steer_once(
             acts, spec.emotion_names, spec.reference, spec.analysis.denoise_variance
         )
         x, y = emotion_samples(acts, spec)
-        score = [layer_score(standardised_gram(x[:, i]), y, 50, options.seed)[2] for i in range(x.shape[1])]
-        chosen = choose_layer(np.array(score), spec.analysis.layer_smoothing)
+        score = [layer_score(standardised_gram(x[:, i]), y, 50, options.seed).score for i in range(x.shape[1])]
+        chosen = choose_layer(score, spec.analysis.layer_smoothing)
     layer = chosen if layer is None else layer
     if not 0 <= layer < lm.stream.n_layers:
         raise EmoauditError(f"--layer {layer} is outside 0..{lm.stream.n_layers - 1}")

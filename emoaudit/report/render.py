@@ -19,13 +19,20 @@ TEMPLATES = Path(str(files("emoaudit.templates")))
 
 def environment() -> Environment:
     # Autoescape everything: model-generated text must never become markup.
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["num"] = number
+    return env
+
+
+def number(value: float | None, fmt: str) -> str:
+    """`fmt % value`, or "undefined" for a statistic recorded as null (its degenerate case)."""
+    return "undefined" if value is None else fmt % value
 
 
 def render(results: Results, spec: AuditSpec | None) -> str:

@@ -26,10 +26,13 @@ class Curves:
     centroid_accuracy: list[float]  # nearest vector, cross-validated
     random_direction_accuracy: list[float]
     random_direction_cosine: list[float]
-    fisher_ratio: list[float]
-    fisher_null_mean: list[float]  # the Fisher ratio's shuffled-label null mean
-    fisher_p: list[float]  # permutation p-value
-    score: list[float]  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+    # None at a layer where the ratio is undefined (no sample varies) or unbounded (every emotion's samples
+    # coincide); why, by layer, in `undefined`
+    fisher_ratio: list[float | None]
+    fisher_null_mean: list[float | None]  # the Fisher ratio's shuffled-label null mean
+    fisher_p: list[float]  # permutation p-value (1 where the ratio is undefined)
+    score: list[float | None]  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+    undefined: Annotated[dict[int, str] | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,9 @@ class LayerSweep:
     cosine_floor: float  # -1/(N-1): where the mean cosine of centred vectors sits by construction
     chance_accuracy: float
     curves: Curves
-    score: list[float]
-    chosen_layer: int
-    chosen_relative_depth: float
+    score: list[float | None]
+    chosen_layer: int | None  # None when no layer's score is defined
+    chosen_relative_depth: float | None
     removed_neutral_components: list[int]  # per layer
 
 
@@ -75,13 +78,14 @@ class EmbeddingBaseline:
     """The layer score and accuracies of the same pooling on the input embeddings (the input to block 0,
     `hidden_states[0]`): the null of static lexical geometry, which a layer's separation must beat."""
 
-    fisher_ratio: float
-    fisher_null_mean: float
-    score: float  # log(Fisher ratio / its shuffled-label null mean), as the layer score
+    fisher_ratio: float | None  # None where undefined or unbounded, as in `Curves`; why in `undefined`
+    fisher_null_mean: float | None
+    score: float | None  # log(Fisher ratio / its shuffled-label null mean), as the layer score
     probe_accuracy: float
     centroid_accuracy: float
     heldout_accuracy: float  # vectors of the embeddings, scored on the held-out sentences' embeddings
-    score_above: float  # the method's layer score at the emotion layer minus `score`
+    score_above: float | None  # the method's layer score at the emotion layer minus `score`
+    undefined: Annotated[str | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,10 @@ class VariantScores:
     """One reading of the model's stories: its separation per layer and how its vectors generalise."""
 
     pooling: str
-    score: list[float]  # log(Fisher ratio / null mean) per layer
+    score: list[float | None]  # log(Fisher ratio / null mean) per layer, None where undefined
     centroid_accuracy: list[float]
     probe_accuracy: list[float]
-    chosen_layer: int  # where its own score peaks
+    chosen_layer: int | None  # where its own score peaks; None when no layer's score is defined
     heldout_accuracy: list[float]  # per layer, on the held-out sentences
     heldout_valence_auc: list[float]
     at_emotion_layer: dict[str, float]  # held-out accuracy at the emotion layer, by held-out set
@@ -135,8 +139,8 @@ class EmotionLayer:
     index: int
     relative_depth: float  # index / (layers - 1)
     method: str  # whose score chose it
-    score: list[float]
-    smoothed_score: list[float]
+    score: list[float | None]
+    smoothed_score: list[float | None]
     rule: str
 
 

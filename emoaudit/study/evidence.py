@@ -24,7 +24,7 @@ from emoaudit.report.policy import Policy
 class Comparison:
     """Generation against comprehension at the emotion layer, on the per-emotion cross-validated margin."""
 
-    cohens_d: float  # positive when generation-based vectors separate better
+    cohens_d: float | None  # positive when generation-based vectors separate better; None when unbounded
     mann_whitney_p: float  # two-sided, uncorrected
 
 
@@ -53,7 +53,7 @@ class ModelEvidence:
     emotion_layer: int  # layer i is the output of decoder block i
     relative_depth: float  # emotion_layer / (n_layers - 1)
     layer_method: str  # the method whose score curve chose the layer
-    score: list[float]  # that method's log(Fisher ratio / shuffled null) per layer
+    score: list[float | None]  # that method's log(Fisher ratio / shuffled null) per layer; None: undefined
     comparison: Comparison
     methods: dict[str, MethodEvidence]
     regimes: dict[str, int] | None  # steering trials per regime; None when steering did not run
@@ -121,7 +121,9 @@ def evidence_of(results: Results, findings: list[Check]) -> ModelEvidence | None
         relative_depth=extraction.emotion_layer.relative_depth,
         layer_method=extraction.emotion_layer.method,
         score=list(extraction.emotion_layer.score),
-        comparison=Comparison(sign * comparison.cohens_d, comparison.mann_whitney_p),
+        comparison=Comparison(
+            None if comparison.cohens_d is None else sign * comparison.cohens_d, comparison.mann_whitney_p
+        ),
         methods={name: _method(analysis, layer) for name, analysis in extraction.methods.items()},
         regimes=dict(steering.summary.regime_totals) if steering else None,
         leakage_severity=leakage.severity if leakage else None,
