@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from emoaudit.escaping import console_text
 from rich.table import Table
 
 from emoaudit.cli.common import (
@@ -121,7 +121,7 @@ def study(
     if junit is not None:
         guard(lambda: write_text(junit, study_junit(result)))
     Console().print(f"study: {out / 'study.json'}   {out / 'study.html'}")
-    Console().print(f"exit status {result.gate.status}: {escape(result.gate.reason)}")
+    Console().print(f"exit status {result.gate.status}: {console_text(result.gate.reason)}")
     raise typer.Exit(result.gate.status)
 
 
@@ -133,11 +133,11 @@ def _print_summary(result: Study) -> None:
     for m in result.models:
         e = m.evidence
         if e is None:
-            table.add_row(escape(m.slug), "", "", "", "", "", f"failed ({m.error_kind} error)")
+            table.add_row(console_text(m.slug), "", "", "", "", "", f"failed ({m.error_kind} error)")
             continue
         table.add_row(
-            escape(m.slug),
-            escape(e.model_type),
+            console_text(m.slug),
+            console_text(e.model_type),
             f"{e.emotion_layer} of {e.n_layers} ({e.relative_depth:.2f})",
             f"{e.comparison.cohens_d:+.2f}",
             f"{m.corrected_p:.3g}" if m.corrected_p is not None else "",

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from emoaudit import escaping
 
 from emoaudit.results.common import SEVERITIES
 from emoaudit.results.document import Results
@@ -25,6 +28,10 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Every string the templates print, through the one HTML escape (which also shows a bidi override).
+        finalize=lambda value: (
+            escaping.html(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+        ),
     )
     env.filters["num"] = number
     return env

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
-from rich.markup import escape
+from emoaudit.escaping import console_text
 
 from emoaudit.pipeline.options import AuditOptions
 from emoaudit.errors import EmoauditError, input_error_line
@@ -78,7 +78,8 @@ def run_local(targets: list[Target], template: AuditOptions, out: Path, console:
     attempts = {}
     for target in targets:
         console.print(
-            f"study: auditing {escape(target.reference)} into {escape(str(out / target.slug))}", soft_wrap=True
+            f"study: auditing {console_text(target.reference)} into {console_text(str(out / target.slug))}",
+            soft_wrap=True,
         )
         attempts[target.slug] = attempt_audit(replace(template, model=target.reference, out=out / target.slug), console)
         _report(console, target, attempts[target.slug])
@@ -118,7 +119,7 @@ def run_ray(
             if not ready:  # workers' progress stays in their logs: say now and then that they still run
                 names = ", ".join(t.reference for t in pending.values())
                 minutes = (time.monotonic() - start) / 60
-                console.print(f"study: still auditing {escape(names)} ({minutes:.0f} min)", soft_wrap=True)
+                console.print(f"study: still auditing {console_text(names)} ({minutes:.0f} min)", soft_wrap=True)
                 continue
             done = ready[0]
             target = pending.pop(done)
@@ -206,7 +207,7 @@ def _check_fits(total: dict[str, float], resources: RayResources, console: Conso
     )
     if resources.address is None:
         raise EmoauditError(message)
-    console.print(f"study: {escape(message)}; the tasks wait until the cluster grows", soft_wrap=True)
+    console.print(f"study: {console_text(message)}; the tasks wait until the cluster grows", soft_wrap=True)
 
 
 def _where(resources: RayResources) -> str:
@@ -216,10 +217,10 @@ def _where(resources: RayResources) -> str:
 
 def _report(console: Console, target: Target, attempt: Attempt) -> None:
     if attempt.error is None:
-        console.print(f"study: {escape(target.reference)} audited in {attempt.seconds:.0f} s", soft_wrap=True)
+        console.print(f"study: {console_text(target.reference)} audited in {attempt.seconds:.0f} s", soft_wrap=True)
     else:
         # One line, unwrapped, as the CLI's other errors.
-        console.print(f"study: {escape(target.reference)} failed: {escape(attempt.error)}", soft_wrap=True)
+        console.print(f"study: {console_text(target.reference)} failed: {console_text(attempt.error)}", soft_wrap=True)
 
 
 def _write_bytes(path: Path, *, data: bytes) -> None:

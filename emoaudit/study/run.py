@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
+from emoaudit.escaping import console_text
 
 from emoaudit import __version__
 from emoaudit.pipeline.options import AuditOptions
@@ -64,7 +64,8 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     for target in request.targets:
         if is_finished(out / target.slug / "results.json", target.reference, profile.name, options.seed, spec.sha256):
             console.print(
-                f"study: {escape(target.reference)} finished in an earlier run, reusing {target.slug}/", soft_wrap=True
+                f"study: {console_text(target.reference)} finished in an earlier run, reusing {target.slug}/",
+                soft_wrap=True,
             )
         else:
             todo.append(target)
