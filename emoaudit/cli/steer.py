@@ -55,6 +55,13 @@ def steer(
         ),
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Length of each continuation.")] = 64,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="The specification's profile that vectors extracted on the fly use (no --vectors): quick if "
+            "the specification has it, else its first."
+        ),
+    ] = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     spec: SpecOpt = None,
@@ -85,7 +92,9 @@ def steer(
         )
     )
     result = guard(
-        lambda: steer_once(options, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens)
+        lambda: steer_once(
+            options, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens, profile
+        )
     )
     table = Table(
         title=terminal_text(f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)"),

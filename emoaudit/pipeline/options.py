@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoaudit.arguments import check_stages
 from emoaudit.errors import EmoauditError
 from emoaudit.model.placement import Placement, parse_max_memory
 from emoaudit.steering.judge import Judge
@@ -39,11 +40,14 @@ class AuditOptions:
     def __post_init__(self) -> None:
         """Raises EmoauditError for a seed numpy cannot take, an unknown --steer-positions or a malformed
         placement, before anything is loaded."""
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, not {type(self.seed).__name__}")
         if not 0 <= self.seed <= MAX_SEED:
             raise EmoauditError(f"--seed must be in 0..{MAX_SEED} (numpy's seed range), not {self.seed}")
         if self.steer_positions not in POSITIONS:
             raise EmoauditError(f"--steer-positions must be {' or '.join(POSITIONS)}, not {self.steer_positions!r}")
         _ = self.placement
+        object.__setattr__(self, "stages", check_stages(self.stages, STAGES))
 
     @property
     def placement(self) -> Placement:
