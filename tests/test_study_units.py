@@ -287,3 +287,28 @@ def test_the_page_renders_models_without_steering_and_models_that_failed() -> No
     assert [f.models for f in study.families] == [["a"]]  # the model without steering is in no family
     assert page.count("<svg") == 5  # depth curves, method effects, held-out accuracy, regimes per model and family
     assert "not measured" in page  # the failed model, and the claims the second model has no stage for
+
+
+@pytest.mark.parametrize(
+    ("models", "extra", "message"),
+    [
+        ('models = [{reference = "smollm2-135m", slug = "study.json"}]', [], "the study's own study.json"),
+        ('models = [{reference = "smollm2-135m", slug = "Study.HTML"}]', [], "the study's own study.html"),
+        ('models = [{reference = "smollm2-135m", slug = "junit.xml"}]', ["--junit", "OUT/junit.xml"], "own junit.xml"),
+        ('models = [{reference = "smollm2-135m", slug = "notes.txt"}]', [], "notes.txt, which is a file"),
+    ],
+)
+def test_a_slug_that_names_a_file_of_the_study_is_refused_before_any_work(
+    tmp_path: Path, models: str, extra: list[str], message: str
+) -> None:
+    """Issue 27, class 8: a slug equal to a file the study writes ran its audit, then failed with "Is a
+    directory", and no study.json or study.html was written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (tmp_path / "models.toml").write_text(models + "\n")
+    args = [a.replace("OUT", str(out)) for a in extra]
+    proc = run_cli("study", "--models", str(tmp_path / "models.toml"), "--out", str(out), "--profile", "quick", *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # nothing audited, nothing written
+    assert slug_for("study.json") == "study.json"  # a reference can spell it too: the check covers it

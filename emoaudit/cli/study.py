@@ -92,7 +92,7 @@ def study(
     from emoaudit.study.executors import RayResources
     from emoaudit.study.run import StudyRequest, run_study
     from emoaudit.study.study import study_junit
-    from emoaudit.study.targets import study_targets
+    from emoaudit.study.targets import check_slugs, study_targets
 
     if executor is ExecutorName.local and ray_address is not None:
         print("emoaudit: error: --ray-address needs --executor ray", file=sys.stderr)
@@ -112,11 +112,9 @@ def study(
         )
     )
     ray = RayResources(ray_address, cpus_per_model, gpus_per_model) if executor is ExecutorName.ray else None
-    result = guard(
-        lambda: run_study(
-            StudyRequest(study_targets(models or [], models_file), out, template, ray, fail_on.value), stderr_console()
-        )
-    )
+    targets = guard(lambda: study_targets(models or [], models_file))
+    guard(lambda: check_slugs(targets, out, (junit,)))  # before any model is audited
+    result = guard(lambda: run_study(StudyRequest(targets, out, template, ray, fail_on.value), stderr_console()))
     _print_summary(result)
     if junit is not None:
         guard(lambda: write_text(junit, study_junit(result)))

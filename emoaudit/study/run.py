@@ -30,7 +30,7 @@ from emoaudit.study.study import (
     families,
     gate,
 )
-from emoaudit.study.targets import Target
+from emoaudit.study.targets import Target, check_slugs
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     claims = load_claims()
     if out.exists() and not out.is_dir():
         raise EmoauditError(f"--out {out} is a file, not a directory")
+    check_slugs(request.targets, out)
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for target in request.targets:
