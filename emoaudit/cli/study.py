@@ -74,6 +74,10 @@ def study(
         str | None,
         typer.Option(help="An existing Ray cluster (e.g. HEAD:6379); without it, a local Ray instance is started."),
     ] = None,
+    ray_connect_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds --ray-address may take to answer before the study stops, in one line."),
+    ] = 10.0,
     gpus_per_model: Annotated[float, typer.Option(min=0, help="GPUs each model's Ray task asks for.")] = 0.0,
     cpus_per_model: Annotated[float, typer.Option(min=0.01, help="CPUs each model's Ray task asks for.")] = 1.0,
     seed: SeedOpt = 0,
@@ -111,7 +115,11 @@ def study(
             policy=policy,
         )
     )
-    ray = RayResources(ray_address, cpus_per_model, gpus_per_model) if executor is ExecutorName.ray else None
+    ray = (
+        RayResources(ray_address, cpus_per_model, gpus_per_model, ray_connect_timeout)
+        if executor is ExecutorName.ray
+        else None
+    )
     targets = guard(lambda: study_targets(models or [], models_file))
     guard(lambda: check_slugs(targets, out, (junit,)))  # before any model is audited
     result = guard(lambda: run_study(StudyRequest(targets, out, template, ray, fail_on.value), stderr_console()))

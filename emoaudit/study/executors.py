@@ -9,10 +9,11 @@ the driver writes under OUT/<slug>/ file by file, atomically, results.json last.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import tarfile
-import tempfile
+import shutil
 import time
 from functools import partial
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from emoaudit.pipeline.options import AuditOptions
 from emoaudit.errors import EmoauditError, input_error_line
 from emoaudit.memory import release_free_memory
 from emoaudit.storage import write_with
+from emoaudit.study.ray_workspace import CONNECT_TIMEOUT_S, check_reachable, study_root, worker_folder
 from emoaudit.study.targets import Target
 
 ErrorKind = Literal["input", "internal"]
@@ -48,6 +50,7 @@ class RayResources:
     address: str | None  # None: start a local Ray instance for this study
     cpus_per_model: float
     gpus_per_model: float
+    connect_timeout_s: float = CONNECT_TIMEOUT_S  # how long a cluster's address may take to answer
 
 
 @dataclass(frozen=True)
@@ -102,16 +105,23 @@ def run_ray(
         raise EmoauditError("--executor ray needs ray: pip install 'emoaudit[study]'") from exc
     started_here = not ray.is_initialized()
     if started_here:
+        if resources.address is not None:
+            check_reachable(resources.address, resources.connect_timeout_s)
         _connect(ray, resources.address)
+    root = study_root()
     # max_calls=1: a fresh worker process per model, so that no model's memory outlives its audit and
     # each audit's recorded peak memory is its own.
     task = ray.remote(num_cpus=resources.cpus_per_model, num_gpus=resources.gpus_per_model, max_calls=1)(
         audit_in_worker
     )
     attempts: dict[str, Attempt] = {}
+    pending: dict[object, Target] = {}
     try:
         _check_fits(ray.cluster_resources(), resources, console)
-        pending = {task.remote(replace(template, model=t.reference), pack(out / t.slug)): t for t in targets}
+        pending = {
+            task.remote(replace(template, model=t.reference), pack(out / t.slug), str(worker_folder(root, t.slug))): t
+            for t in targets
+        }
         console.print(f"study: {len(pending)} audit(s) submitted to Ray ({_where(resources)})")
         start = time.monotonic()
         while pending:
@@ -134,20 +144,42 @@ def run_ray(
                 attempts[target.slug] = report.attempt
             _report(console, target, attempts[target.slug])
     finally:
+        # Interrupted (Ctrl-C) or failed: the stages the unfinished tasks completed, kept in OUT. Their folders
+        # are on this machine's disk with a local instance; a cluster's other nodes keep theirs (each task
+        # removes its own when it ends).
+        if resources.address is None:
+            for target in pending.values():
+                salvage(worker_folder(root, target.slug), out / target.slug)
         if started_here:
             ray.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
     return attempts
 
 
-def audit_in_worker(options: AuditOptions, previous: bytes | None) -> WorkerReport:
-    """A Ray task: the audit in a temporary directory of this worker, returned as a tar archive."""
-    with tempfile.TemporaryDirectory(prefix="emoaudit-study-") as tmp:
-        out = Path(tmp) / "audit"
-        if previous is not None:
+def audit_in_worker(options: AuditOptions, previous: bytes | None, folder: str) -> WorkerReport:
+    """A Ray task: the audit in `folder` on this worker's node, returned as a tar archive. A retried task
+    (its worker killed) finds the killed attempt's folder and resumes it; otherwise the folder starts from
+    what OUT/<slug>/ held. The folder is removed however the task ends."""
+    out = Path(folder)
+    try:
+        if not out.is_dir() and previous is not None:
             unpack(previous, out)
         # Progress bars would only reach the worker's log file; the driver reports each model.
         attempt = attempt_audit(replace(options, out=out), Console(quiet=True))
         return WorkerReport(attempt, pack(out))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out.parent.rmdir()  # the study's folder on this node, once its last task is done
+
+
+def salvage(folder: Path, out: Path) -> None:
+    """Copy what an unfinished task's folder holds (its completed stages; files being written are left out)
+    into OUT/<slug>/, so that the next run resumes from it. Nothing when the folder is gone."""
+    with contextlib.suppress(EmoauditError, OSError, tarfile.TarError):  # a file replaced while it is read
+        archive = pack(folder) if folder.is_dir() else None
+        if archive is not None:
+            unpack(archive, out)
 
 
 def pack(directory: Path) -> bytes | None:
