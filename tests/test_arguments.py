@@ -87,6 +87,8 @@ def test_audit_refuses_stages_without_the_ones_they_read_before_the_model_loads(
 def test_stage_and_seed_types_are_value_errors() -> None:
     with pytest.raises(ValueError, match="stages must be a sequence of stage names, not str"):
         check_stages("extraction", STAGES)
+    with pytest.raises(ValueError, match="stages must be a sequence of stage names, not str"):
+        emoaudit.audit("x", stages="extraction")  # a bare string is not spelled out into stages
     with pytest.raises(ValueError, match="seed must be an integer, not str"):
         emoaudit.audit("x", seed="1")  # type: ignore[arg-type]
     assert check_stages(["steering", "extraction"], STAGES) == ("extraction", "steering")

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -48,7 +48,7 @@ def audit_options(
     values: Mapping[str, Any],
     *,
     judge: Judge | None = None,
-    stages: tuple[str, ...] = STAGES,
+    stages: Sequence[str] = STAGES,
     outputs: Outputs | None = None,
     fail_on: FailLevel = FailLevel.high,
 ) -> AuditOptions:
