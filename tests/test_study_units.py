@@ -359,7 +359,7 @@ def test_a_worker_folder_is_resumed_by_a_retry_and_removed_however_the_task_ends
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 27, class 5: a killed worker was retried from scratch and leaked its temporary folder."""
-    from emoaudit.pipeline.options import AuditOptions
+    from emoaudit.pipeline.options import AuditOptions, audit_options
 
     root = tmp_path / "emoaudit-study-x"
     folder = root / "m"
@@ -374,7 +374,7 @@ def test_a_worker_folder_is_resumed_by_a_retry_and_removed_however_the_task_ends
 
     monkeypatch.setattr(executors, "attempt_audit", audit)
     earlier = pack_of(tmp_path / "earlier", {"results.json": "{}"})
-    report = executors.audit_in_worker(AuditOptions(model="m", out=tmp_path), earlier, str(folder))
+    report = executors.audit_in_worker(audit_options("m", tmp_path, {}), earlier, str(folder))
     assert seen == [["stages/extraction.json"]]  # the retry resumed the killed attempt, not OUT's older copy
     assert report.archive is not None and not root.exists()  # its folder and the study's, removed
     unpack(report.archive, tmp_path / "back")
@@ -385,7 +385,7 @@ def test_a_worker_folder_is_resumed_by_a_retry_and_removed_however_the_task_ends
 
     monkeypatch.setattr(executors, "attempt_audit", fails)
     with pytest.raises(KeyboardInterrupt):
-        executors.audit_in_worker(AuditOptions(model="m", out=tmp_path), earlier, str(folder))
+        executors.audit_in_worker(audit_options("m", tmp_path, {}), earlier, str(folder))
     assert not root.exists()
 
 
