@@ -6,6 +6,7 @@ loads an audit's vectors and steers any supported transformers model with them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ def audit(
     *,
     judge: str | Judge | None = None,
     console: Console | None = None,
-    stages: tuple[str, ...] | None = None,
+    stages: Sequence[str] | None = None,
     **options: Any,
 ) -> Results:
     """Audit `model` as `emoaudit scan` does; return the typed results document, findings included.
@@ -36,7 +37,8 @@ def audit(
     trust_remote_code, policy, device_map, max_memory, disk_offload, quantize, steer_positions.
     Progress goes to `console` (stderr if None). Nothing is gated here: `results.findings` holds every
     check, each with its severity and `failed`. Raises EmoauditError for bad input (before any model
-    work for a bad option), TypeError for an unknown option or one of the wrong type.
+    work for a bad option or stages), TypeError for an unknown option, ValueError for a value of the wrong
+    type.
     """
     from rich.console import Console
 
@@ -49,6 +51,6 @@ def audit(
         Path(out),
         {"profile": profile, **named, **options},
         judge=None if isinstance(judge, str) else judge,
-        stages=STAGES if stages is None else tuple(stages),
+        stages=STAGES if stages is None else stages,
     )
     return run_audit(settings, console or Console(stderr=True))

@@ -25,6 +25,10 @@ QUANTIZATIONS = ("4bit", "8bit")  # bitsandbytes
 POSITIONS = ("all", "generated")  # where steering adds its vector: every position, or only after the prompt
 
 
+# How a wrong-typed value's error names the kind an option takes.
+KINDS: dict[type, str] = {int: "an integer", float: "a number", str: "a string", bool: "True or False", Path: "a path"}
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: `name` is the AuditOptions field and the Python keyword; `flag` the CLI's spelling."""
@@ -47,7 +51,7 @@ class Option:
     def check(self, value: Any) -> Any:
         """`value` as this option takes it (a str for a Path, an int for a float), or EmoauditError (one line,
         naming the CLI flag) for a value of the wrong type, outside the range or not among the choices;
-        TypeError where the type is not even the option's kind (a list for a number)."""
+        ValueError where the type is not even the option's kind (a str or a bool for a seed)."""
         if value is None and self.default is None:
             return None
         if self.type is Path and isinstance(value, str | Path):
@@ -55,7 +59,7 @@ class Option:
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
-            raise TypeError(f"{self.name} takes {self.type.__name__}, not {type(value).__name__} ({value!r})")
+            raise ValueError(f"{self.name} must be {KINDS[self.type]}, not {type(value).__name__} ({value!r})")
         if self.choices is not None and value not in self.choices:
             raise EmoauditError(f"{self.cli_flag} must be {_alternatives(self.choices)}, not {value!r}")
         if isinstance(value, int | float) and not isinstance(value, bool):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,8 +75,32 @@ def write_text(target: Path, text: str) -> None:
 
 
 def write_json(target: Path, data: Any) -> None:
-    """JSON with non-ASCII text as itself (evidence in other scripts stays readable); see `write_text`."""
-    write_text(target, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    """JSON with non-ASCII text as itself (evidence in other scripts stays readable); see `write_text`.
+
+    Raises ValueError naming the first NaN or infinity (JSON has neither) by its key path; nothing is written.
+    A statistic's degenerate case is recorded as null with its reason by the statistic itself: this is the
+    backstop that keeps a missed one from becoming a file no JSON reader accepts."""
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        where = non_finite_key(data)
+        if where is None:
+            raise
+        raise ValueError(f"{target.name}: {where} is not a finite number; nothing was written") from exc
+    write_text(target, text + "\n")
+
+
+def non_finite_key(data: Any, where: str = "") -> str | None:
+    """The key path (`a.b[2]`) of the first NaN or infinity in JSON-like `data`, or None."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (where or "the value")
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list | tuple) else ()
+    for key, value in items:
+        path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        found = non_finite_key(value, path)
+        if found is not None:
+            return found
+    return None
 
 
 def check_writable(target: Path) -> None:
@@ -101,3 +127,30 @@ def sha256_file(path: Path) -> str:
         while block := f.read(_CHUNK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_digests(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """What every entry below `root` is, keyed by its POSIX path relative to `root`: a regular file by its
+    sha256, anything else by a tag that no sha256 equals (`symlink -> TARGET`, `fifo`, `socket`, `device`).
+
+    Links are never followed, to files or folders: a file replaced by a link to a copy elsewhere, or a folder
+    linked in from outside, is not the file that was hashed. `skip` names relative paths left out."""
+    found: dict[str, str] = {}
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        for name in [*dirs, *files]:
+            path = here / name
+            relative = path.relative_to(root).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode) or relative in skip:
+                continue
+            found[relative] = sha256_file(path) if stat.S_ISREG(mode) else _entry_tag(path, mode)
+    return dict(sorted(found.items()))
+
+
+def _entry_tag(path: Path, mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return f"symlink -> {os.readlink(path)}"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    return "socket" if stat.S_ISSOCK(mode) else "device"

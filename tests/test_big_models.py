@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,46 @@ def test_a_bad_max_memory_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = run_cli("extract", "smollm2-135m", "--out", str(tmp_path), "--max-memory", "cuda=big")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "cannot read --max-memory entry 'cuda=big'" in proc.stderr
+
+
+def test_a_device_map_on_a_machine_without_a_gpu_runs_scan_report_and_verify(
+    tiny_dir: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Issue 27, class 6: `--device-map auto --max-memory cpu=4GiB` on CPU ran the whole audit, then ended in a
+    jinja2 traceback (the placement was None) without report or manifest; `report` crashed the same way."""
+    from emoaudit.spec import load_spec
+    from tests.test_judge import tiny_classifier
+
+    spec = load_spec(TINY_SPEC_PATH)
+    judge = tiny_classifier(tmp_path / "judge", spec.labels)
+    out = tmp_path / "out"
+    args = ["--spec", str(TINY_SPEC_PATH), "--profile", "tiny", "--judge", str(judge), "--dtype", "float32"]
+    placement = ["--device", "cpu", "--device-map", "auto", "--max-memory", "cpu=4GiB", "--fail-on", "never"]
+    scan = run_cli("scan", str(tiny_dir("llama")), "--out", str(out), *args, *placement)
+    assert scan.returncode == 0, scan.stderr
+    document = json.loads((out / "results.json").read_text())
+    assert document["model"]["device_map"] == "auto"
+    blocks = document["model"]["placement"]["cpu"]
+    assert blocks == [f"model.layers.{i}" for i in range(len(blocks))] and blocks
+    report = (out / "report.html").read_text()
+    assert f"<th>device map</th><td>auto; cpu: {len(blocks)} modules</td>" in report
+    assert (out / "manifest.json").is_file()
+    again = run_cli("report", str(out / "results.json"), "--out", str(tmp_path / "again.html"), "--fail-on", "never")
+    assert again.returncode == 0 and "device map</th><td>auto; cpu" in (tmp_path / "again.html").read_text()
+    verified = run_cli("verify", str(out))
+    assert verified.returncode == 0 and "every file matches its manifest" in verified.stdout, verified.stdout
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("cpu=1" + "0" * 400 + "GiB", "is more than the 9223372036854775807 bytes (8 EiB) a size can be"),
+        ("cpu=8589934592GiB", "is more than the 9223372036854775807 bytes (8 EiB) a size can be"),
+        ("cpu=4XB", "cannot read the size"),
+    ],
+)
+def test_a_size_no_machine_can_express_is_one_line(budget: str, message: str, tmp_path: Path) -> None:
+    proc = run_cli("scan", "smollm2-135m", "--device-map", "auto", "--max-memory", budget, "--out", str(tmp_path))
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    with pytest.raises(EmoauditError, match="8 EiB"):
+        parse_size("1" + "0" * 400 + "GiB")

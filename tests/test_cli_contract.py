@@ -133,12 +133,13 @@ def test_control_characters_and_lone_surrogates_are_handled(tmp_path: Path) -> N
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
     printed = proc.stdout.replace("\n", "")  # the console wraps long lines
     assert f"report: {tmp_path}/not-utf8-\\udcff/report.html" in printed  # the path, printed escaped
-    assert ET.parse(junit).getroot().get("name") == "emoaudit a\ufffd[2Jb\ufffdc\ufffdd\ufffde"
+    # every control character and the lone surrogate shown as its escape (`escaping.xml`), as on the terminal
+    assert ET.parse(junit).getroot().get("name") == "emoaudit a\\x1b[2Jb\\x08c\\x00d\\udcffe"
     reread = read_results(folder / "new.json")
     assert reread.model.reference == hostile and reread.stages.extraction is not None
     assert reread.stages.extraction.emotions[0] == hostile
     html = (folder / "report.html").read_bytes().decode("utf-8")  # UTF-8 throughout
-    assert "a\x1b[2Jb\x08c\x00d\\udcffe" in html and "<script" not in html
+    assert "a\\x1b[2Jb\\x08c\\x00d\\udcffe" in html and "<script" not in html and "\x1b" not in html
 
 
 def test_model_text_on_the_terminal_shows_control_characters_instead_of_obeying_them() -> None:

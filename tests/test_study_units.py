@@ -305,3 +305,105 @@ def test_the_page_renders_models_without_steering_and_models_that_failed() -> No
     assert [f.models for f in study.families] == [["a"]]  # the model without steering is in no family
     assert page.count("<svg") == 5  # depth curves, method effects, held-out accuracy, regimes per model and family
     assert "not measured" in page  # the failed model, and the claims the second model has no stage for
+
+
+@pytest.mark.parametrize(
+    ("models", "extra", "message"),
+    [
+        ('models = [{reference = "smollm2-135m", slug = "study.json"}]', [], "the study's own study.json"),
+        ('models = [{reference = "smollm2-135m", slug = "Study.HTML"}]', [], "the study's own study.html"),
+        ('models = [{reference = "smollm2-135m", slug = "junit.xml"}]', ["--junit", "OUT/junit.xml"], "own junit.xml"),
+        ('models = [{reference = "smollm2-135m", slug = "notes.txt"}]', [], "notes.txt, which is a file"),
+    ],
+)
+def test_a_slug_that_names_a_file_of_the_study_is_refused_before_any_work(
+    tmp_path: Path, models: str, extra: list[str], message: str
+) -> None:
+    """Issue 27, class 8: a slug equal to a file the study writes ran its audit, then failed with "Is a
+    directory", and no study.json or study.html was written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (tmp_path / "models.toml").write_text(models + "\n")
+    args = [a.replace("OUT", str(out)) for a in extra]
+    proc = run_cli("study", "--models", str(tmp_path / "models.toml"), "--out", str(out), "--profile", "quick", *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # nothing audited, nothing written
+    assert slug_for("study.json") == "study.json"  # a reference can spell it too: the check covers it
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends: nothing listens there
+
+
+def test_an_unreachable_ray_cluster_is_one_line_within_the_connect_timeout(tmp_path: Path) -> None:
+    """Issue 27, class 5: `--ray-address 127.0.0.1:PORT` with nothing listening was still connecting after
+    120 s (13 min 54 s and about 60 lines of Ray warnings before exit 2)."""
+    from emoaudit.study.ray_workspace import check_reachable
+
+    address = f"127.0.0.1:{_closed_port()}"
+    with pytest.raises(EmoauditError, match=rf"^cannot reach the Ray cluster at {address} within 0.5 s"):
+        check_reachable(address, 0.5)
+    check_reachable("auto", 0.5)  # left to Ray
+    args = ["--executor", "ray", "--ray-address", address, "--ray-connect-timeout", "1", "--profile", "quick"]
+    proc = run_cli("study", "smollm2-135m", "--out", str(tmp_path / "out"), *args)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert f"cannot reach the Ray cluster at {address} within 1 s" in proc.stderr
+
+
+def test_a_worker_folder_is_resumed_by_a_retry_and_removed_however_the_task_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27, class 5: a killed worker was retried from scratch and leaked its temporary folder."""
+    from emoaudit.pipeline.options import AuditOptions, audit_options
+
+    root = tmp_path / "emoaudit-study-x"
+    folder = root / "m"
+    (folder / "stages").mkdir(parents=True)
+    (folder / "stages" / "extraction.json").write_text("{}")  # what the killed attempt finished
+    seen: list[list[str]] = []
+
+    def audit(options: AuditOptions, console: object) -> executors.Attempt:
+        seen.append(sorted(p.relative_to(options.out).as_posix() for p in options.out.rglob("*") if p.is_file()))
+        (options.out / "stages" / "steering.json").write_text("{}")
+        return executors.Attempt(1.0)
+
+    monkeypatch.setattr(executors, "attempt_audit", audit)
+    earlier = pack_of(tmp_path / "earlier", {"results.json": "{}"})
+    report = executors.audit_in_worker(audit_options("m", tmp_path, {}), earlier, str(folder))
+    assert seen == [["stages/extraction.json"]]  # the retry resumed the killed attempt, not OUT's older copy
+    assert report.archive is not None and not root.exists()  # its folder and the study's, removed
+    unpack(report.archive, tmp_path / "back")
+    assert sorted(p.name for p in (tmp_path / "back" / "stages").iterdir()) == ["extraction.json", "steering.json"]
+
+    def fails(options: AuditOptions, console: object) -> executors.Attempt:
+        raise KeyboardInterrupt  # the worker stopped mid-audit
+
+    monkeypatch.setattr(executors, "attempt_audit", fails)
+    with pytest.raises(KeyboardInterrupt):
+        executors.audit_in_worker(audit_options("m", tmp_path, {}), earlier, str(folder))
+    assert not root.exists()
+
+
+def test_an_interrupted_tasks_finished_stages_are_salvaged_into_out(tmp_path: Path) -> None:
+    folder = tmp_path / "worker"
+    (folder / "stages").mkdir(parents=True)
+    (folder / "stages" / "extraction.json").write_text('{"done": true}')
+    (folder / "stages" / ".steering.json.abc.tmp").write_text("half")  # being written: left out
+    executors.salvage(folder, tmp_path / "out" / "m")
+    assert [p.name for p in (tmp_path / "out" / "m" / "stages").iterdir()] == ["extraction.json"]
+    executors.salvage(tmp_path / "gone", tmp_path / "out" / "n")  # a task that never started
+    assert not (tmp_path / "out" / "n").exists()
+
+
+def pack_of(directory: Path, files: dict[str, str]) -> bytes:
+    directory.mkdir(parents=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    archive = pack(directory)
+    assert archive is not None
+    return archive

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from emoaudit.analysis.geometry import class_means, mean_pairwise_cosine, unit
-from emoaudit.analysis.separation import fisher_from_gram, folds, one_hot, probe_accuracy_on
+from emoaudit.analysis.separation import check_classes, fisher_from_gram, folds, one_hot, probe_accuracy_on
 
 
 @dataclass(frozen=True)
 class FisherNull:
-    mean: float
-    p_value: float
+    mean: float | None  # None when no shuffled labelling has a defined ratio (no sample varies)
+    p_value: float  # 1.0 when the observed ratio is undefined: no separation is shown
 
 
 def reference_cosine(reference: np.ndarray) -> float:
@@ -38,7 +38,8 @@ def shuffled_probe_accuracy(scores: np.ndarray, y: np.ndarray, n_folds: int, shu
 def fisher_null(gram: np.ndarray, y: np.ndarray, permutations: int, seed: int) -> FisherNull:
     """Permutation null of the Fisher ratio: its mean under shuffled labels and the observed ratio's p-value.
 
-    `gram` [n, n] is `standardised_gram` of the layer's samples.
+    `gram` [n, n] is `standardised_gram` of the layer's samples. An unbounded observed ratio (+inf: every
+    class's samples coincide) lies above every shuffled one; an undefined one (NaN) shows nothing, p = 1.
     """
     observed = fisher_from_gram(gram, one_hot(y))[0]
     rng = np.random.default_rng(seed)
@@ -49,7 +50,11 @@ def fisher_null(gram: np.ndarray, y: np.ndarray, permutations: int, seed: int) -
             for chunk in _chunks(permutations, 50)
         ]
     )
-    return FisherNull(float(null.mean()), float((1 + (null >= observed).sum()) / (1 + permutations)))
+    finite = null[np.isfinite(null)]
+    mean = float(finite.mean()) if len(finite) else None
+    if np.isnan(observed):
+        return FisherNull(mean, 1.0)
+    return FisherNull(mean, float((1 + (null >= observed).sum()) / (1 + permutations)))
 
 
 def random_directions(x: np.ndarray, y: np.ndarray, draws: int, n_folds: int, seed: int) -> tuple[float, float]:
@@ -57,6 +62,7 @@ def random_directions(x: np.ndarray, y: np.ndarray, draws: int, n_folds: int, se
 
     Each draw is scored as `centroid_scores(..., directions=draw)` would, all draws at once per fold.
     """
+    check_classes(y)
     rng = np.random.default_rng(seed)
     n_classes = int(y.max()) + 1
     # One call draws what `draws` successive calls of shape [classes, hidden] would, in the same order.

@@ -31,7 +31,7 @@ VARIANT_RULE = (
 
 
 def embedding_baseline(
-    acts: Activations, held: Activations, spec: AuditSpec, profile: Profile, seed: int, layer_value: float
+    acts: Activations, held: Activations, spec: AuditSpec, profile: Profile, seed: int, layer_value: float | None
 ) -> EmbeddingBaseline | None:
     """The layer sweep's scores on the pooled input embeddings (Activations.embedding [n, hidden]).
 
@@ -43,21 +43,22 @@ def embedding_baseline(
     x_all, y = emotion_samples(as_layer, spec)
     x = x_all[:, 0].astype(np.float64)
     gram = standardised_gram(x)  # shared with the sweep's arithmetic, as for any layer
-    fisher, null, score = layer_score(gram, y, profile.permutations, seed)
+    scored = layer_score(gram, y, profile.permutations, seed)
     vectors = EmotionVectors.from_activations(
         as_layer, spec.emotion_names, spec.reference, spec.analysis.denoise_variance
     )
     held_scores = heldout_curves(_embedding_layer(held), vectors, spec)
     return EmbeddingBaseline(
-        fisher_ratio=fisher,
-        fisher_null_mean=null.mean,
-        score=score,
+        fisher_ratio=scored.fisher,
+        fisher_null_mean=scored.null.mean,
+        score=scored.score,
         probe_accuracy=probe_accuracy_on(
             gram_components(gram, spec.analysis.probe_components), y, profile.cv_folds, seed
         ),
         centroid_accuracy=centroid_scores(x, y, profile.cv_folds, seed).accuracy,
         heldout_accuracy=held_scores.accuracy[0],
-        score_above=layer_value - score,
+        score_above=layer_value - scored.score if layer_value is not None and scored.score is not None else None,
+        undefined=scored.undefined,
     )
 
 

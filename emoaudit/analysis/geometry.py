@@ -18,9 +18,12 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
 
 
 def mean_pairwise_cosine(vectors: np.ndarray) -> float:
-    """Mean cosine over distinct pairs of rows; for N centred vectors it sits near -1/(N-1)."""
-    sim = cosine_matrix(vectors)
+    """Mean cosine over distinct pairs of rows; for N centred vectors it sits near -1/(N-1). A zero row has
+    cosine 0 with every row. ValueError with fewer than two rows (no pair)."""
     n = len(vectors)
+    if n < 2:
+        raise ValueError(f"a mean pairwise cosine needs two rows or more, not {n}")
+    sim = cosine_matrix(vectors)
     return float((sim.sum() - np.trace(sim)) / (n * (n - 1)))
 
 
@@ -42,10 +45,11 @@ def standardise(x: np.ndarray) -> np.ndarray:
 
 def centred_pc_scores(centred: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
     """Scores [n, k] of already-centred rows on their k leading principal components, and the share of
-    variance [min(n, d)] each component explains (by SVD)."""
+    variance [min(n, d)] each component explains (by SVD); all zero when the rows do not vary."""
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     k = min(components, len(s))
-    return u[:, :k] * s[:k], s**2 / (s**2).sum()
+    total = (s**2).sum()
+    return u[:, :k] * s[:k], s**2 / total if total > 0 else np.zeros_like(s)
 
 
 def pc_scores(x: np.ndarray, components: int) -> np.ndarray:

@@ -20,7 +20,16 @@ class CentroidScores:
     predictions: np.ndarray
 
 
+def check_classes(y: np.ndarray) -> None:
+    """Raise ValueError unless labels 0..C-1 [n] name at least two classes, each with two samples or more:
+    what separation between classes, and a fold that holds every class out once, need to be defined."""
+    counts = np.bincount(y) if len(y) else np.zeros(0, dtype=int)
+    if (counts > 0).sum() < 2 or counts.min() < 2:
+        raise ValueError(f"separation needs two classes or more with two samples each, not counts {counts.tolist()}")
+
+
 def folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    check_classes(y)
     smallest = int(np.bincount(y).min())
     splitter = StratifiedKFold(n_splits=max(2, min(n_folds, smallest)), shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
@@ -132,12 +141,18 @@ def centroid_scores(x: np.ndarray, y: np.ndarray, n_folds: int, seed: int) -> Ce
 
 
 def fisher_ratio(x: np.ndarray, y: np.ndarray) -> float:
-    """Between-class over within-class variance per degree of freedom, on standardised features."""
+    """Between-class over within-class variance per degree of freedom, on standardised features; inf or NaN
+    in the degenerate cases `fisher_from_gram` names."""
+    check_classes(y)
     return float(fisher_from_gram(standardised_gram(x), one_hot(y))[0])
 
 
 def fisher_from_gram(gram: np.ndarray, onehots: np.ndarray) -> np.ndarray:
-    """Fisher ratios for one or many label assignments [.., n, C] from the Gram matrix of centred data."""
+    """Fisher ratios for one or many label assignments [.., n, C] from the Gram matrix of centred data.
+
+    Degenerate cases, told apart for the callers that record them (`sweep.layer_score`): +inf where no
+    sample differs from its class's mean but the classes differ (unbounded), NaN where no sample differs
+    at all (undefined: 0/0)."""
     onehots = onehots if onehots.ndim == 3 else onehots[None]
     counts = onehots.sum(axis=1)  # [P, C]
     p, n, c = onehots.shape
@@ -146,8 +161,11 @@ def fisher_from_gram(gram: np.ndarray, onehots: np.ndarray) -> np.ndarray:
     between = (onehots * spread).sum(axis=1) / counts
     total = np.trace(gram)
     between_sum = between.sum(axis=1)
-    within = total - between_sum
-    return (between_sum / (c - 1)) / (within / (n - c))
+    # Rounding leaves a within-class sum of ~1e-16 × total where the classes' samples coincide.
+    within = np.where(total - between_sum > 1e-9 * max(total, 1e-300), total - between_sum, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (between_sum / (c - 1)) / (within / (n - c))
+    return np.where(within > 0, ratio, np.where(between_sum > 1e-9 * max(total, 1e-300), np.inf, np.nan))
 
 
 def one_hot(y: np.ndarray) -> np.ndarray:

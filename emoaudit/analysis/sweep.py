@@ -3,7 +3,8 @@ the emotion layer, and what is measured at that layer (held-out scores, the meth
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,20 +23,38 @@ from emoaudit.analysis.separation import (
 )
 from emoaudit.results.extraction import AtLayer, Curves, HeldoutCurves, LayerSweep
 from emoaudit.capture.activations import Activations
+from emoaudit.errors import EmoauditError
 from emoaudit.capture.stimuli import METHODS
 from emoaudit.spec import AuditSpec, Profile
 from emoaudit.vectors import EmotionVectors
 
 
-def smooth(curve: np.ndarray, width: int) -> np.ndarray:
-    """Moving average with the window shrunk at the ends, so every layer keeps a value."""
+def smooth(curve: Sequence[float | None], width: int) -> list[float | None]:
+    """Moving average with the window shrunk at the ends, so every layer keeps a value; undefined layers
+    (None) are left out of each window, and a window of only undefined layers stays None."""
     half = max(width, 1) // 2
-    return np.array([curve[max(0, i - half) : i + half + 1].mean() for i in range(len(curve))])
+    windows = [[v for v in curve[max(0, i - half) : i + half + 1] if v is not None] for i in range(len(curve))]
+    return [float(np.mean(w)) if w else None for w in windows]
 
 
-def choose_layer(score: np.ndarray, width: int) -> int:
-    """The layer, final block excluded, whose smoothed baseline-corrected separation is highest."""
-    return int(np.argmax(smooth(score, width)[:-1]))
+def best_layer(score: Sequence[float | None], width: int) -> int | None:
+    """The layer, final block excluded, whose smoothed baseline-corrected separation is highest (the first
+    of equals); None when no such layer has a defined score."""
+    smoothed = smooth(score, width)[:-1]
+    defined = [(v, -i) for i, v in enumerate(smoothed) if v is not None]
+    return -max(defined)[1] if defined else None
+
+
+def choose_layer(score: Sequence[float | None], width: int) -> int:
+    """`best_layer`, where a layer must be chosen. Raises EmoauditError when no layer has a defined score
+    (no layer's samples vary: e.g. a model that writes the same text whatever it is asked)."""
+    chosen = best_layer(score, width)
+    if chosen is None:
+        raise EmoauditError(
+            "no layer has a defined separation score: the activations do not vary between emotions at any "
+            "layer (does the model write the same text whatever it is asked?)"
+        )
+    return chosen
 
 
 def layer_rule(method: str, width: int) -> str:
@@ -46,14 +65,28 @@ def layer_rule(method: str, width: int) -> str:
     )
 
 
-def layer_score(
-    gram: np.ndarray, y: np.ndarray, permutations: int, seed: int
-) -> tuple[float, baselines.FisherNull, float]:
-    """(Fisher ratio, its shuffled-label null, the layer score log(ratio / null mean)) of one layer, from the
-    `standardised_gram` [n, n] of its samples."""
-    fisher = float(fisher_from_gram(gram, one_hot(y))[0])
+@dataclass(frozen=True)
+class LayerScore:
+    """One layer's Fisher ratio, its shuffled-label null and the layer score log(ratio / null mean); the
+    ratio and score are None where undefined or unbounded, `undefined` saying why."""
+
+    fisher: float | None
+    null: baselines.FisherNull
+    score: float | None
+    undefined: str | None
+
+
+def layer_score(gram: np.ndarray, y: np.ndarray, permutations: int, seed: int) -> LayerScore:
+    """`LayerScore` of one layer, from the `standardised_gram` [n, n] of its samples."""
+    ratio = float(fisher_from_gram(gram, one_hot(y))[0])
     null = baselines.fisher_null(gram, y, permutations, seed)
-    return fisher, null, float(np.log(fisher / null.mean))
+    if np.isnan(ratio):
+        return LayerScore(None, null, None, "no sample differs from another: the Fisher ratio is 0/0")
+    if np.isinf(ratio):
+        return LayerScore(None, null, None, "every emotion's samples coincide: the Fisher ratio is unbounded")
+    if null.mean is None or null.mean <= 0 or ratio <= 0:
+        return LayerScore(ratio, null, None, "the Fisher ratio or its null mean is 0: log(ratio / null) is undefined")
+    return LayerScore(ratio, null, float(np.log(ratio / null.mean)), None)
 
 
 def analyse_method(
@@ -76,12 +109,12 @@ def analyse_method(
             "centroid_accuracy",
             "random_direction_accuracy",
             "random_direction_cosine",
-            "fisher_ratio",
-            "fisher_null_mean",
             "fisher_p",
-            "score",
         )
     }
+    # None where a layer's ratio is undefined or unbounded (`layer_score`), the reason in `undefined`
+    ratios: dict[str, list[float | None]] = {"fisher_ratio": [], "fisher_null_mean": [], "score": []}
+    undefined: dict[int, str] = {}
     for layer in range(x_all.shape[1]):
         x = x_all[:, layer].astype(np.float64)
         raw_cos = mean_pairwise_cosine(class_means(x, y, len(emotions)))
@@ -90,7 +123,9 @@ def analyse_method(
         # Fisher ratio, its null, the probe and its shuffled-label refits: one n × n problem per layer.
         gram = standardised_gram(x)
         components = gram_components(gram, analysis.probe_components)
-        fisher, null, score = layer_score(gram, y, profile.permutations, seed)
+        scored = layer_score(gram, y, profile.permutations, seed)
+        if scored.undefined:
+            undefined[layer] = scored.undefined
         rand_cos, rand_acc = baselines.random_directions(x, y, analysis.random_draws, profile.cv_folds, seed)
         values = {
             "cosine_mean": mean_pairwise_cosine(vectors.vectors[:, layer].numpy().astype(np.float64)),
@@ -104,25 +139,40 @@ def analyse_method(
             "centroid_accuracy": centroid_scores(x, y, profile.cv_folds, seed).accuracy,
             "random_direction_accuracy": rand_acc,
             "random_direction_cosine": rand_cos,
-            "fisher_ratio": fisher,
-            "fisher_null_mean": null.mean,
-            "fisher_p": null.p_value,
-            "score": score,
+            "fisher_p": scored.null.p_value,
         }
         for key, value in values.items():
             curves[key].append(float(value))
+        ratios["fisher_ratio"].append(scored.fisher)
+        ratios["fisher_null_mean"].append(scored.null.mean)
+        ratios["score"].append(scored.score)
         tick()
-    scores = np.array(curves["score"])
-    chosen = choose_layer(scores, analysis.layer_smoothing)
+    scores = ratios["score"]
+    chosen = best_layer(scores, analysis.layer_smoothing)
     return LayerSweep(
         n_samples=int(len(acts.labels)),
         pooling=acts.pooling,
         cosine_floor=cosine_floor(len(emotions)),
         chance_accuracy=1.0 / len(emotions),
-        curves=Curves(**curves),
-        score=curves["score"],
+        curves=Curves(
+            cosine_mean=curves["cosine_mean"],
+            raw_cosine_mean=curves["raw_cosine_mean"],
+            reference_cosine=curves["reference_cosine"],
+            similarity_above_reference=curves["similarity_above_reference"],
+            probe_accuracy=curves["probe_accuracy"],
+            probe_accuracy_shuffled=curves["probe_accuracy_shuffled"],
+            centroid_accuracy=curves["centroid_accuracy"],
+            random_direction_accuracy=curves["random_direction_accuracy"],
+            random_direction_cosine=curves["random_direction_cosine"],
+            fisher_ratio=ratios["fisher_ratio"],
+            fisher_null_mean=ratios["fisher_null_mean"],
+            fisher_p=curves["fisher_p"],
+            score=ratios["score"],
+            undefined=undefined or None,
+        ),
+        score=scores,
         chosen_layer=chosen,
-        chosen_relative_depth=chosen / max(len(scores) - 1, 1),
+        chosen_relative_depth=chosen / max(len(scores) - 1, 1) if chosen is not None else None,
         removed_neutral_components=vectors.removed_components,
     )
 

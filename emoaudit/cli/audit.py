@@ -90,7 +90,7 @@ def _print_summary(results: Results, out: Path) -> None:
         curves, held = analysis.curves, analysis.heldout
         table.add_row(
             method,
-            str(analysis.chosen_layer),
+            str(analysis.chosen_layer if analysis.chosen_layer is not None else "undefined"),
             f"{curves.probe_accuracy[at]:.2f}",
             f"{curves.probe_accuracy_shuffled[at]:.2f}",
             f"{held.accuracy[at]:.2f}",

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sys
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from emoaudit.escaping import console_text, terminal
 from emoaudit.errors import EmoauditError, input_error_line
 from emoaudit.options import TABLE
 from emoaudit.results.common import FailLevel
@@ -42,13 +41,7 @@ PdfOpt = Annotated[
 ]
 
 
-def terminal_text(text: str) -> str:
-    """Model output made safe to print: control characters (terminal escapes, OSC links, bells) shown as
-    Python escapes, newlines and tabs kept, and Rich markup escaped."""
-    visible = "".join(
-        c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs") else repr(c)[1:-1] for c in text
-    )
-    return escape(visible)
+terminal_text = console_text  # model output printed through Rich (`escaping.console_text`)
 
 
 def stderr_console() -> Console:
@@ -64,7 +57,8 @@ def guard(action: Callable[[], T], interrupted: str = RESUME) -> T:
     try:
         return action()
     except (EmoauditError, OSError) as exc:
-        print(f"emoaudit: error: {input_error_line(exc)}", file=sys.stderr)
+        # The message quotes paths and checkpoint fields (a config's model_type) that may hold terminal escapes.
+        print(f"emoaudit: error: {terminal(input_error_line(exc), one_line=True)}", file=sys.stderr)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         print(f"emoaudit: interrupted; {interrupted}", file=sys.stderr)

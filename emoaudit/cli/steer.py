@@ -39,6 +39,13 @@ def steer(
         ),
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Length of each continuation.")] = 64,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="The specification's profile that vectors extracted on the fly use (no --vectors): quick if "
+            "the specification has it, else its first."
+        ),
+    ] = None,
     **options: Any,
 ) -> None:
     """Print MODEL's unsteered and steered answers to PROMPT side by side."""
@@ -48,7 +55,7 @@ def steer(
     settings = guard(lambda: audit_options(model, Path("."), options))
     result = guard(
         lambda: steer_once(
-            settings, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens
+            settings, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens, profile
         )
     )
     table = Table(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from emoaudit.escaping import console_text
 from rich.table import Table
 
 from emoaudit.cli.common import FailOnOpt, JUnitOpt, guard, stderr_console
@@ -61,6 +61,10 @@ def study(
         str | None,
         typer.Option(help="An existing Ray cluster (e.g. HEAD:6379); without it, a local Ray instance is started."),
     ] = None,
+    ray_connect_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds --ray-address may take to answer before the study stops, in one line."),
+    ] = 10.0,
     gpus_per_model: Annotated[float, typer.Option(min=0, help="GPUs each model's Ray task asks for.")] = 0.0,
     cpus_per_model: Annotated[float, typer.Option(min=0.01, help="CPUs each model's Ray task asks for.")] = 1.0,
     fail_on: FailOnOpt = FailLevel.high,
@@ -73,24 +77,26 @@ def study(
     from emoaudit.study.executors import RayResources
     from emoaudit.study.run import StudyRequest, run_study
     from emoaudit.study.study import study_junit
-    from emoaudit.study.targets import study_targets
+    from emoaudit.study.targets import check_slugs, study_targets
 
     if executor is ExecutorName.local and ray_address is not None:
         print("emoaudit: error: --ray-address needs --executor ray", file=sys.stderr)
         raise typer.Exit(2)
     # every option checked (a seed numpy cannot take, a malformed --max-memory) in one line, before any work
     template = guard(lambda: audit_options("", out, options))  # each model's own reference, set per model
-    ray = RayResources(ray_address, cpus_per_model, gpus_per_model) if executor is ExecutorName.ray else None
-    result = guard(
-        lambda: run_study(
-            StudyRequest(study_targets(models or [], models_file), out, template, ray, fail_on.value), stderr_console()
-        )
+    ray = (
+        RayResources(ray_address, cpus_per_model, gpus_per_model, ray_connect_timeout)
+        if executor is ExecutorName.ray
+        else None
     )
+    targets = guard(lambda: study_targets(models or [], models_file))
+    guard(lambda: check_slugs(targets, out, (junit,)))  # before any model is audited
+    result = guard(lambda: run_study(StudyRequest(targets, out, template, ray, fail_on.value), stderr_console()))
     _print_summary(result)
     if junit is not None:
         guard(lambda: write_text(junit, study_junit(result)))
     Console().print(f"study: {out / 'study.json'}   {out / 'study.html'}")
-    Console().print(f"exit status {result.gate.status}: {escape(result.gate.reason)}")
+    Console().print(f"exit status {result.gate.status}: {console_text(result.gate.reason)}")
     raise typer.Exit(result.gate.status)
 
 
@@ -102,11 +108,11 @@ def _print_summary(result: Study) -> None:
     for m in result.models:
         e = m.evidence
         if e is None:
-            table.add_row(escape(m.slug), "", "", "", "", "", f"failed ({m.error_kind} error)")
+            table.add_row(console_text(m.slug), "", "", "", "", "", f"failed ({m.error_kind} error)")
             continue
         table.add_row(
-            escape(m.slug),
-            escape(e.model_type),
+            console_text(m.slug),
+            console_text(e.model_type),
             f"{e.emotion_layer} of {e.n_layers} ({e.relative_depth:.2f})",
             f"{e.comparison.cohens_d:+.2f}",
             f"{m.corrected_p:.3g}" if m.corrected_p is not None else "",

@@ -15,7 +15,7 @@ from emoaudit import __version__
 from emoaudit.errors import EmoauditError
 from emoaudit.results.convert import to_dict
 from emoaudit.results.identity import RunRecord
-from emoaudit.storage import sha256_file, write_json
+from emoaudit.storage import tree_digests, write_json
 
 MANIFEST = "manifest.json"
 FORMAT = "emoaudit-manifest/1"
@@ -30,16 +30,13 @@ class Discrepancy:
 
 
 def file_hashes(out: Path) -> dict[str, str]:
-    """sha256 of every regular file below `out` but the manifest, keyed by its POSIX path relative to `out`.
+    """sha256 of every file below `out` but the manifest, keyed by its POSIX path relative to `out`; a link,
+    FIFO or other special file by a tag no sha256 equals, and never followed (`storage.tree_digests`).
 
     Temporary files of an interrupted atomic write (`.name.*.tmp`) count like any other: a manifest
     vouches for what is there.
     """
-    return {
-        path.relative_to(out).as_posix(): sha256_file(path)
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and path.relative_to(out).as_posix() != MANIFEST
-    }
+    return tree_digests(out, skip=frozenset({MANIFEST}))
 
 
 def write_manifest(out: Path, run: RunRecord, policy_sha256: str) -> Path:
@@ -63,6 +60,8 @@ def verify(out: Path) -> list[Discrepancy]:
     Raises EmoauditError when OUT holds no readable manifest.
     """
     path = out / MANIFEST
+    if path.is_symlink():  # verify reads nothing from outside OUT
+        raise EmoauditError(f"{path} is a link, not the manifest the audit wrote")
     if not path.is_file():
         raise EmoauditError(f"no {MANIFEST} in {out}: not an emoaudit output directory, or written before manifests")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.architectures import check_causal
-from emoaudit.storage import share_like_umask, utf8_view, write_json
+from emoaudit.storage import share_like_umask, tree_digests, utf8_view, write_json
 
 _CONVERTED_MARKER = "emoaudit-converted.json"
 
@@ -30,7 +31,7 @@ def converted_gguf(path: Path, sha256: str, dtype: torch.dtype, console: Console
     base = registry.cache_dir() / "converted" / sha256[:16]
     name = str(dtype).removeprefix("torch.")
     target = base if dtype == torch.float32 else base.with_name(f"{base.name}-{name}")
-    if (target / _CONVERTED_MARKER).is_file():
+    if (target / _CONVERTED_MARKER).is_file() and _check_converted(target):
         return target
     if dtype != torch.float32:
         exact = converted_gguf(path, sha256, torch.float32, console)
@@ -60,6 +61,25 @@ def converted_gguf(path: Path, sha256: str, dtype: torch.dtype, console: Console
     return target
 
 
+def _check_converted(target: Path) -> bool:
+    """Whether the copy records its files (an older version's does not: it is converted again), raising
+    EmoauditError unless it holds exactly those: what loads (config, tokenizer, weights) is then what the
+    pinned GGUF became, not a file edited or added since."""
+    try:
+        recorded = json.loads((target / _CONVERTED_MARKER).read_text(encoding="utf-8")).get("files")
+    except (ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        return False
+    found = tree_digests(target, skip=frozenset({_CONVERTED_MARKER}))
+    differing = sorted(set(found.items()) ^ set(recorded.items()))
+    if differing:
+        raise EmoauditError(
+            f"{target}: {differing[0][0]} is not the file its conversion wrote; delete {target} to convert again"
+        )
+    return True
+
+
 def _write_converted(
     target: Path, model: PreTrainedModel, write_rest: Callable[[Path], object], source: Path, sha256: str
 ) -> None:
@@ -69,7 +89,8 @@ def _write_converted(
     try:
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         write_rest(tmp)
-        write_json(tmp / _CONVERTED_MARKER, {"source": str(source), "sha256": sha256})
+        files = tree_digests(tmp)
+        write_json(tmp / _CONVERTED_MARKER, {"source": str(source), "sha256": sha256, "files": files})
         # mkdtemp's 0700 and safetensors' 0600 would lock the other users of a shared cache out.
         for item in [tmp, *tmp.iterdir()]:
             share_like_umask(item)

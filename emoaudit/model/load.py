@@ -126,7 +126,12 @@ def load_model(
         dtype=str(dtype_).removeprefix("torch."),
         device=str(module_device(model.get_input_embeddings())),
         device_map=(placement.device_map or "auto") if placement.mapped or placement.quantize else None,
-        placement=placement_record(getattr(model, "hf_device_map", None), _module_names(model, stream.blocks)) or None,
+        placement=placement_record(
+            getattr(model, "hf_device_map", None),
+            _module_names(model, stream.blocks),
+            str(module_device(model.get_input_embeddings())) if placement.mapped or placement.quantize else None,
+        )
+        or None,
         quantization=placement.quantize,
         gguf_type=gguf_kind,
     )

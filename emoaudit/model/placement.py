@@ -9,6 +9,7 @@ default with a device map); their blocks run on the main device, loaded from dis
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -61,13 +62,22 @@ class Placement:
         return self.device_map is not None or bool(self.max_memory)
 
 
+# accelerate and torch hold a memory budget in a signed 64-bit integer: 8 EiB less one byte.
+MAX_SIZE = 2**63 - 1
+
+
 def parse_size(text: str) -> int:
-    """Bytes in a size such as `70GiB`, `2MB` or `512B`. Raises EmoauditError for anything else."""
+    """Bytes in a size such as `70GiB`, `2MB` or `512B`. Raises EmoauditError for anything else, and for a size
+    above `MAX_SIZE` (a budget no machine has, that no 64-bit count can hold)."""
     match = _SIZE.match(text)
     if not match:
         raise EmoauditError(f"cannot read the size {text!r}: write a number and a unit, e.g. 70GiB, 2MB, 512KB")
     number, unit = match.groups()
-    return int(float(number) * _UNITS[unit.upper()])
+    size = int(Decimal(number) * _UNITS[unit.upper()])  # exact: a float of 1e400 is infinity
+    if size > MAX_SIZE:
+        shown = text.strip() if len(text.strip()) <= 40 else f"{text.strip()[:20]}…{text.strip()[-8:]}"
+        raise EmoauditError(f"the size {shown!r} is more than the {MAX_SIZE} bytes (8 EiB) a size can be")
+    return size
 
 
 def parse_max_memory(text: str | None) -> dict[str, int]:
@@ -159,11 +169,17 @@ def remove_folder(folder: Path | None) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def placement_record(device_map: Mapping[str, object] | None, blocks: list[str]) -> dict[str, list[str]]:
+def placement_record(
+    device_map: Mapping[str, object] | None, blocks: list[str], device: str | None = None
+) -> dict[str, list[str]]:
     """Module names per place ("cpu", "cuda:0", "disk") from a model's `hf_device_map`, every decoder block
-    (named in `blocks`) by its own name even where the map places a module holding it; {} for one device."""
+    (named in `blocks`) by its own name even where the map places a module holding it. Without a map: every
+    block on `device` when one is given (a device map asked for on a machine with one device, where accelerate
+    places the whole model there and records no map), else {}."""
     if not device_map:
-        return {}
+        if device is None:
+            return {}
+        device_map = {"": device}
 
     def place(module: str) -> str:
         holder = max((k for k in device_map if k == "" or module == k or module.startswith(k + ".")), key=len)

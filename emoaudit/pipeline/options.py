@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from emoaudit.arguments import check_stages
 from emoaudit.model.placement import Placement, Quantization, parse_max_memory
 from emoaudit.options import TABLE, check
 from emoaudit.pipeline.outputs import Outputs
@@ -47,22 +48,21 @@ def audit_options(
     values: Mapping[str, Any],
     *,
     judge: Judge | None = None,
-    stages: tuple[str, ...] = STAGES,
+    stages: Sequence[str] = STAGES,
     outputs: Outputs | None = None,
     fail_on: FailLevel = FailLevel.high,
 ) -> AuditOptions:
     """The options of one audit from `values` (option name -> value; the table's default for those absent).
 
-    Raises TypeError for an unknown option or a value of the wrong kind, EmoauditError (one line) for a value
-    outside its range or choices, a malformed --max-memory or unknown stages; all before anything is loaded.
+    Raises TypeError for an unknown option, ValueError for a value of the wrong kind (`stages` not a sequence
+    of names), EmoauditError (one line) for a value outside its range or choices, a malformed --max-memory,
+    an unknown stage or one without the stages whose results it reads (`check_stages`); all before anything
+    is loaded.
     """
-    from emoaudit.errors import EmoauditError
-
     given = check(values)
     v = {name: given.get(name, option.default) for name, option in TABLE.items()}
-    unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown or not stages:
-        raise EmoauditError(f"stages must be among {', '.join(STAGES)}, not {', '.join(unknown) or 'none'}")
+    # known, in order, each with the stages whose results it reads
+    asked = check_stages(stages, STAGES)
     placement = Placement(
         v["device_map"], parse_max_memory(v["max_memory"]), v["disk_offload"], cast(Quantization | None, v["quantize"])
     )
@@ -77,7 +77,7 @@ def audit_options(
         trust_remote_code=v["trust_remote_code"],
         judge=judge if judge is not None else v["judge"],
         policy=v["policy"],
-        stages=tuple(stage for stage in STAGES if stage in stages),
+        stages=asked,
         placement=placement,
         steer_positions=v["steer_positions"],
         outputs=outputs or Outputs(),

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.progress import Progress
 
@@ -20,7 +19,8 @@ from emoaudit.analysis.confounds import (
     scorable_heldout,
     story_keywords,
 )
-from emoaudit.analysis.sweep import analyse_method, at_layer, compare_at_layer, heldout_curves, layer_rule, smooth
+from emoaudit.analysis.sweep import analyse_method, at_layer, choose_layer, compare_at_layer, heldout_curves
+from emoaudit.analysis.sweep import layer_rule, smooth
 from emoaudit.pipeline.context import Run
 from emoaudit.results.extraction import (
     EmotionLayer,
@@ -103,7 +103,7 @@ def extraction_stage(run: Run) -> Extraction:
     layer_method = spec.analysis.layer_method
     # a generation layer is the one read while written, as before the stories were read again
     layer_sweep = sweeps["writing" if layer_method == "generation" else layer_method]
-    layer = layer_sweep.chosen_layer
+    layer = choose_layer(layer_sweep.score, spec.analysis.layer_smoothing)
     n_layers = lm.stream.n_layers
 
     def held_scores(vecs: EmotionVectors) -> tuple[HeldoutCurves, HeldoutCurves | None, dict[str, HeldoutCurves]]:
@@ -156,7 +156,7 @@ def extraction_stage(run: Run) -> Extraction:
             relative_depth=layer / max(n_layers - 1, 1),
             method=layer_method,
             score=score,
-            smoothed_score=smooth(np.array(score), spec.analysis.layer_smoothing).tolist(),
+            smoothed_score=smooth(score, spec.analysis.layer_smoothing),
             rule=layer_rule(layer_method, spec.analysis.layer_smoothing),
         ),
         methods=analyses,

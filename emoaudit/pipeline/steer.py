@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from emoaudit.analysis.separation import standardised_gram
@@ -16,9 +14,10 @@ from emoaudit.pipeline.options import AuditOptions
 from emoaudit.results.reading import read_results
 from emoaudit.pipeline.run import load
 from emoaudit.capture.stimuli import METHODS, comprehension_activations
+from emoaudit.arguments import check_strength
 from emoaudit.errors import EmoauditError
 from emoaudit.model.loaded import LoadedModel
-from emoaudit.spec import load_spec
+from emoaudit.spec import AuditSpec, Profile, load_spec
 from emoaudit.steering.trials import Row, generate_trials
 from emoaudit.vectors import EmotionVectors
 
@@ -28,6 +27,14 @@ class SteeredPair:
     layer: int
     unsteered: str
     steered: str
+
+
+def on_the_fly_profile(spec: AuditSpec, name: str | None) -> Profile:
+    """The profile on-the-fly extraction runs: `name`, else `quick`, else the specification's first one
+    (a specification may define only its own, such as `ci`). EmoauditError for an unknown `name`."""
+    if name is not None:
+        return spec.profile(name)
+    return spec.profile("quick" if "quick" in spec.profiles else next(iter(spec.profiles)))
 
 
 def steer_once(
@@ -40,30 +47,39 @@ def steer_once(
     method: str,
     layer: int | None,
     max_new_tokens: int,
+    profile_name: str | None = None,
 ) -> SteeredPair:
-    """One prompt, unsteered and steered (greedy); EmoauditError for an unknown method, emotion or layer."""
+    """One prompt, unsteered and steered (greedy); EmoauditError for an unknown method, emotion, layer or
+    profile, or a strength `check_strength` refuses, before the model loads. `profile_name` is the profile
+    of the specification that vectors extracted on the fly use (`on_the_fly_profile`)."""
     if method not in METHODS:
         raise EmoauditError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
-    if not math.isfinite(strength):
-        raise EmoauditError(f"--strength {strength}: a strength must be a finite number")
+    check_strength(strength, "--strength")
+    if max_new_tokens < 1:
+        raise EmoauditError(f"--max-new-tokens must be at least 1, not {max_new_tokens}")
     spec = load_spec(options.spec_path)
+    if vectors_from is None:
+        if method != "comprehension":
+            raise EmoauditError("on-the-fly vectors are comprehension vectors; pass --vectors for generation ones")
+        on_the_fly_profile(spec, profile_name)  # an unknown profile, refused before the model loads
     if emotion not in spec.emotion_names:
         raise EmoauditError(f"unknown emotion {emotion!r}; this audit has: {', '.join(spec.emotion_names)}")
     lm = load(options, console)
     if vectors_from is not None:
         vectors, chosen = _stored_vectors(vectors_from, method, lm)
     else:
-        if method != "comprehension":
-            raise EmoauditError("on-the-fly vectors are comprehension vectors; pass --vectors for generation ones")
-        console.print("no --vectors given: extracting comprehension vectors (quick profile)")
-        profile = spec.profile("quick")
+        console.print(
+            f"no --vectors given: extracting comprehension vectors ({on_the_fly_profile(spec, profile_name).name} "
+            "profile)"
+        )
+        profile = on_the_fly_profile(spec, profile_name)
         acts = comprehension_activations(lm, spec, profile)
         vectors = EmotionVectors.from_activations(
             acts, spec.emotion_names, spec.reference, spec.analysis.denoise_variance
         )
         x, y = emotion_samples(acts, spec)
-        score = [layer_score(standardised_gram(x[:, i]), y, 50, options.seed)[2] for i in range(x.shape[1])]
-        chosen = choose_layer(np.array(score), spec.analysis.layer_smoothing)
+        score = [layer_score(standardised_gram(x[:, i]), y, 50, options.seed).score for i in range(x.shape[1])]
+        chosen = choose_layer(score, spec.analysis.layer_smoothing)
     layer = chosen if layer is None else layer
     if not 0 <= layer < lm.stream.n_layers:
         raise EmoauditError(f"--layer {layer} is outside 0..{lm.stream.n_layers - 1}")

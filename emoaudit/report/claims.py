@@ -161,9 +161,15 @@ def _generation_separates_better(t: dict[str, Any], e: ModelEvidence, corrected_
         p, correction, said = corrected_p, "Benjamini-Hochberg corrected across the models studied", "corrected"
     margins = f"per-emotion mean cross-validated centroid margin at the emotion layer ({e.emotion_layer})"
     measured = [
-        Measured("cohens_d", d, f"Cohen's d of generation over comprehension on the {margins}; positive: generation"),
+        Measured(
+            "cohens_d",
+            d if d is not None else "unbounded",
+            f"Cohen's d of generation over comprehension on the {margins}; positive: generation",
+        ),
         Measured("mann_whitney_p", p, f"two-sided Mann-Whitney U p on the same margins, {correction}"),
     ]
+    if d is None:  # the margins do not vary within either method: no effect size to threshold
+        return Verdict(None, False, f"d unbounded (the margins do not vary), {said} p {p:.3g}", measured)
     holds = d > float(t["min_cohens_d"]) and p < float(t["alpha"])
     return Verdict(d, holds, f"d {d:+.2f}, {said} p {p:.3g}", measured)
 

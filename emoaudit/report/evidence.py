@@ -50,7 +50,9 @@ def evidence_of(results: Results, findings: list[Check]) -> ModelEvidence | None
         relative_depth=extraction.emotion_layer.relative_depth,
         layer_method=extraction.emotion_layer.method,
         score=list(extraction.emotion_layer.score),
-        comparison=Comparison(sign * comparison.cohens_d, comparison.mann_whitney_p),
+        comparison=Comparison(
+            None if comparison.cohens_d is None else sign * comparison.cohens_d, comparison.mann_whitney_p
+        ),
         methods={name: _method(analysis, layer) for name, analysis in extraction.methods.items()},
         regimes=dict(steering.summary.regime_totals) if steering else None,
         leakage_severity=leakage.severity if leakage else None,

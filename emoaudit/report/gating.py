@@ -4,9 +4,9 @@ findings (a check that failed, with its severity); the gate is the exit status t
 
 from __future__ import annotations
 
-import re
 from xml.etree import ElementTree as ET
 
+from emoaudit.escaping import xml
 from emoaudit.results.common import SEVERITIES, Check, FailLevel
 from emoaudit.results.document import Results
 from emoaudit.results.extraction import Extraction
@@ -16,9 +16,6 @@ from emoaudit.errors import EmoauditError
 from emoaudit.steering.statistics import estimate
 from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SemanticRule, SteerableRule, UnvalidatedRule
 
-# What XML 1.0 allows: tab, newline, carriage return and these ranges. A NUL, an ESC or a lone surrogate
-# (from a path that was not UTF-8) anywhere in the file makes every JUnit reader refuse all of it.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 # (emotion, multiplier, regime counts) of each cell of the steering regime map
 Cell = tuple[str, float, RegimeCounts]
@@ -64,21 +61,17 @@ def junit_xml(checks: list[Check], fail_on: str | FailLevel, model: str) -> str:
     """
     level = fail_level(fail_on)
     failing = [c for c in checks if level.gates(c)]
-    suite = ET.Element("testsuite", name=_xml(f"emoaudit {model}"), tests=str(len(checks)), failures=str(len(failing)))
+    suite = ET.Element("testsuite", name=xml(f"emoaudit {model}"), tests=str(len(checks)), failures=str(len(failing)))
     for check in checks:
-        case = ET.SubElement(suite, "testcase", classname="emoaudit", name=_xml(check.id))
+        case = ET.SubElement(suite, "testcase", classname="emoaudit", name=xml(check.id))
         if check in failing:
-            message = _xml(f"[{check.severity}] {check.title}")
+            message = xml(f"[{check.severity}] {check.title}")
             failure = ET.SubElement(case, "failure", message=message, type=check.severity)
-            failure.text = _xml(check.detail)
+            failure.text = xml(check.detail)
         else:
             status = check.severity if check.failed else "pass"
-            ET.SubElement(case, "system-out").text = _xml(f"[{status}] {check.detail}")
+            ET.SubElement(case, "system-out").text = xml(f"[{status}] {check.detail}")
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
-
-
-def _xml(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
 
 
 def _cells(summary: SteeringSummary) -> list[Cell]:

@@ -7,17 +7,14 @@ every string (escaping what it must), so no line of it can close its code fence.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
 
 from emoaudit import __version__
+from emoaudit.escaping import markdown
 from emoaudit.results.common import SEVERITIES, Check
 from emoaudit.results.document import Results
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~&])")
 
 
 class _QuotingDumper(yaml.SafeDumper):
@@ -29,11 +26,7 @@ _QuotingDumper.add_representer(
 )
 
 
-def markdown_text(text: str) -> str:
-    """Text safe inside a Markdown paragraph or table cell: one line, no control characters, every
-    character Markdown or inline HTML would read backslash-escaped."""
-    flat = " ".join(_CONTROL.sub("\ufffd", text).split())
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+markdown_text = markdown  # `escaping.markdown`: no markup, link, mention or bidi override from the audit
 
 
 def verdict(checks: list[Check]) -> str:

@@ -72,13 +72,14 @@ def score_curve(extraction: Extraction) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     for method, analysis in extraction.methods.items():
         colour = METHOD_COLOURS.get(method, "black")
-        ax.plot(analysis.score, color=colour, label=_drawable(method))
-        if analysis.embedding is not None:  # the input embeddings: what static lexical geometry alone reaches
+        ax.plot(_gaps(analysis.score), color=colour, label=_drawable(method))
+        if analysis.embedding is not None and analysis.embedding.score is not None:
+            # the input embeddings: what static lexical geometry alone reaches
             ax.axhline(
                 analysis.embedding.score, color=colour, linestyle=":", label=_drawable(f"{method}, input embeddings")
             )
     ax.plot(
-        extraction.emotion_layer.smoothed_score,
+        _gaps(extraction.emotion_layer.smoothed_score),
         color="black",
         linestyle="--",
         linewidth=0.8,
@@ -90,6 +91,11 @@ def score_curve(extraction: Extraction) -> str:
     ax.set_ylabel("log(Fisher ratio / shuffled null)")
     ax.legend(fontsize=8)
     return to_svg(fig)
+
+
+def _gaps(curve: Sequence[float | None]) -> list[float]:
+    """A curve with its undefined layers (None) as NaN, which matplotlib leaves as gaps in the line."""
+    return [float("nan") if v is None else v for v in curve]
 
 
 def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str) -> str:

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from emoaudit import escaping
 
 from emoaudit.results.common import SEVERITIES
 from emoaudit.results.document import Results
@@ -19,13 +22,24 @@ TEMPLATES = Path(str(files("emoaudit.templates")))
 
 def environment() -> Environment:
     # Autoescape everything: model-generated text must never become markup.
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Every string the templates print, through the one HTML escape (which also shows a bidi override).
+        finalize=lambda value: (
+            escaping.html(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+        ),
     )
+    env.filters["num"] = number
+    return env
+
+
+def number(value: float | None, fmt: str) -> str:
+    """`fmt % value`, or "undefined" for a statistic recorded as null (its degenerate case)."""
+    return "undefined" if value is None else fmt % value
 
 
 def render(results: Results, spec: AuditSpec | None) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 from dataclasses import fields
 from typing import Any
-from urllib.parse import quote
 
 from emoaudit import __version__
+from emoaudit.escaping import uri_reference
 from emoaudit.results.common import Check
 from emoaudit.results.document import Results
 from emoaudit.report.policy import LeakageRule, Policy
@@ -28,10 +28,13 @@ def sarif_document(results: Results, checks: list[Check], policy: Policy) -> dic
     rules = [_rule(f.name, getattr(policy, f.name)) for f in fields(policy)]
     index = {rule["id"]: i for i, rule in enumerate(rules)}
     model = results.model
-    artifact: dict[str, Any] = {"location": {"uri": _uri(model.reference)}, "description": {"text": model.reference}}
+    artifact: dict[str, Any] = {
+        "location": {"uri": uri_reference(model.reference)},
+        "description": {"text": model.reference},
+    }
     if model.sha256:
         artifact["hashes"] = {"sha-256": model.sha256}
-    location = {"physicalLocation": {"artifactLocation": {"uri": _uri(model.reference), "index": 0}}}
+    location = {"physicalLocation": {"artifactLocation": {"uri": uri_reference(model.reference), "index": 0}}}
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -79,13 +82,3 @@ def _rule(check_id: str, rule: Any) -> dict[str, Any]:
         "help": {"text": help_text},
         "defaultConfiguration": {"level": level},
     }
-
-
-def _uri(reference: str) -> str:
-    """A URI-reference for the model: SARIF readers percent-decode it, so reserved characters (and the bytes
-    of a path that was not UTF-8) are encoded."""
-    try:
-        raw = reference.encode("utf-8", "surrogateescape")  # a path's original bytes
-    except UnicodeEncodeError:  # a lone surrogate no byte stands for
-        raw = reference.encode("utf-8", "surrogatepass")
-    return quote(raw, safe="/@:.-_~")

@@ -12,7 +12,7 @@ from emoaudit.results.common import Check
 class Comparison:
     """Generation against comprehension at the emotion layer, on the per-emotion cross-validated margin."""
 
-    cohens_d: float  # positive when generation-based vectors separate better
+    cohens_d: float | None  # positive when generation-based vectors separate better; None when unbounded
     mann_whitney_p: float  # two-sided, uncorrected
 
 
@@ -41,7 +41,7 @@ class ModelEvidence:
     emotion_layer: int  # layer i is the output of decoder block i
     relative_depth: float  # emotion_layer / (n_layers - 1)
     layer_method: str  # the method whose score curve chose the layer
-    score: list[float]  # that method's log(Fisher ratio / shuffled null) per layer
+    score: list[float | None]  # that method's log(Fisher ratio / shuffled null) per layer; None: undefined
     comparison: Comparison
     methods: dict[str, MethodEvidence]
     regimes: dict[str, int] | None  # steering trials per regime; None when steering did not run

@@ -25,10 +25,13 @@ class Curves:
     centroid_accuracy: list[float]  # nearest vector, cross-validated
     random_direction_accuracy: list[float]
     random_direction_cosine: list[float]
-    fisher_ratio: list[float]
-    fisher_null_mean: list[float]  # the Fisher ratio's shuffled-label null mean
-    fisher_p: list[float]  # permutation p-value
-    score: list[float]  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+    # None at a layer where the ratio is undefined (no sample varies) or unbounded (every emotion's samples
+    # coincide); why, by layer, in `undefined`
+    fisher_ratio: list[float | None]
+    fisher_null_mean: list[float | None]  # the Fisher ratio's shuffled-label null mean
+    fisher_p: list[float]  # permutation p-value (1 where the ratio is undefined)
+    score: list[float | None]  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+    undefined: Annotated[dict[int, str] | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,9 @@ class LayerSweep:
     cosine_floor: float  # -1/(N-1): where the mean cosine of centred vectors sits by construction
     chance_accuracy: float
     curves: Curves
-    score: list[float]
-    chosen_layer: int
-    chosen_relative_depth: float
+    score: list[float | None]
+    chosen_layer: int | None  # None when no layer's score is defined
+    chosen_relative_depth: float | None
     removed_neutral_components: list[int]  # per layer
 
 
@@ -74,13 +77,14 @@ class EmbeddingBaseline:
     """The layer score and accuracies of the same pooling on the input embeddings (the input to block 0,
     `hidden_states[0]`): the null of static lexical geometry, which a layer's separation must beat."""
 
-    fisher_ratio: float
-    fisher_null_mean: float
-    score: float  # log(Fisher ratio / its shuffled-label null mean), as the layer score
+    fisher_ratio: float | None  # None where undefined or unbounded, as in `Curves`; why in `undefined`
+    fisher_null_mean: float | None
+    score: float | None  # log(Fisher ratio / its shuffled-label null mean), as the layer score
     probe_accuracy: float
     centroid_accuracy: float
     heldout_accuracy: float  # vectors of the embeddings, scored on the held-out sentences' embeddings
-    score_above: float  # the method's layer score at the emotion layer minus `score`
+    score_above: float | None  # the method's layer score at the emotion layer minus `score`
+    undefined: Annotated[str | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,10 @@ class VariantScores:
     """One reading of the model's stories: its separation per layer and how its vectors generalise."""
 
     pooling: str
-    score: list[float]  # log(Fisher ratio / null mean) per layer
+    score: list[float | None]  # log(Fisher ratio / null mean) per layer, None where undefined
     centroid_accuracy: list[float]
     probe_accuracy: list[float]
-    chosen_layer: int  # where its own score peaks
+    chosen_layer: int | None  # where its own score peaks; None when no layer's score is defined
     heldout_accuracy: list[float]  # per layer, on the held-out sentences
     heldout_valence_auc: list[float]
     at_emotion_layer: dict[str, float]  # held-out accuracy at the emotion layer, by held-out set
@@ -134,8 +138,8 @@ class EmotionLayer:
     index: int
     relative_depth: float  # index / (layers - 1)
     method: str  # whose score chose it
-    score: list[float]
-    smoothed_score: list[float]
+    score: list[float | None]
+    smoothed_score: list[float | None]
     rule: str
 
 
@@ -194,9 +198,10 @@ class MethodComparison:
     mean_b: float
     mann_whitney_u: float
     mann_whitney_p: float
-    cohens_d: float  # positive when A separates better
-    similarity_spearman: float  # between the two methods' emotion-similarity matrices
-    similarity_spearman_p: float
+    cohens_d: float | None  # positive when A separates better; None when unbounded (`cohens_d`)
+    # between the two methods' emotion-similarity matrices; None when either matrix is constant (undefined)
+    similarity_spearman: float | None
+    similarity_spearman_p: float | None
     vector_cosine_mean: float  # same emotion, A's vector against B's
 
 
@@ -205,5 +210,7 @@ class AffectAxis:
     """The leading principal component of the vectors that best tracks a reference rating."""
 
     component: int  # 1-based
-    r: float  # Pearson r of the vectors' scores on it with the rating; its sign says the direction
+    # Pearson r of the vectors' scores on it with the rating; its sign says the direction. None when the
+    # scores or the rating do not vary (undefined)
+    r: float | None
     explained_variance: float  # share of the vectors' variance the component explains

@@ -134,7 +134,7 @@ def _check_emotions(extraction: Extraction, path: Path) -> None:
 
 # The per-layer lists and the layer indices of the extraction stage, by the class that holds them.
 _PER_LAYER: dict[type, tuple[str, ...]] = {
-    Curves: tuple(f.name for f in fields(Curves)),
+    Curves: tuple(f.name for f in fields(Curves) if f.name != "undefined"),
     HeldoutCurves: ("accuracy", "top3", "valence_auc"),
     LayerSweep: ("score", "removed_neutral_components"),
     VariantScores: ("score", "centroid_accuracy", "probe_accuracy", "heldout_accuracy", "heldout_valence_auc"),
@@ -163,7 +163,8 @@ def _check_layers(extraction: Extraction, path: Path) -> None:
                         f"{len(getattr(node, name))} values for {n} layers)"
                     )
         for cls, name in _LAYER_INDEX.items():
-            if isinstance(node, cls) and not 0 <= getattr(node, name) < n:
+            index = getattr(node, name) if isinstance(node, cls) else 0
+            if index is not None and not 0 <= index < n:
                 raise EmoauditError(
                     f"{path} is not an emoaudit results file ({where}.{name}: "
                     f"layer {getattr(node, name)} of {n} layers)"

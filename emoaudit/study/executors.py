@@ -9,10 +9,11 @@ the driver writes under OUT/<slug>/ file by file, atomically, results.json last.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import tarfile
-import tempfile
+import shutil
 import time
 from functools import partial
 from dataclasses import dataclass, replace
@@ -20,12 +21,13 @@ from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
-from rich.markup import escape
+from emoaudit.escaping import console_text
 
 from emoaudit.pipeline.options import AuditOptions
 from emoaudit.errors import EmoauditError, input_error_line
 from emoaudit.memory import release_free_memory
 from emoaudit.storage import write_with
+from emoaudit.study.ray_workspace import CONNECT_TIMEOUT_S, check_reachable, study_root, worker_folder
 from emoaudit.study.targets import Target
 
 ErrorKind = Literal["input", "internal"]
@@ -48,6 +50,7 @@ class RayResources:
     address: str | None  # None: start a local Ray instance for this study
     cpus_per_model: float
     gpus_per_model: float
+    connect_timeout_s: float = CONNECT_TIMEOUT_S  # how long a cluster's address may take to answer
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,8 @@ def run_local(targets: list[Target], template: AuditOptions, out: Path, console:
     attempts = {}
     for target in targets:
         console.print(
-            f"study: auditing {escape(target.reference)} into {escape(str(out / target.slug))}", soft_wrap=True
+            f"study: auditing {console_text(target.reference)} into {console_text(str(out / target.slug))}",
+            soft_wrap=True,
         )
         attempts[target.slug] = attempt_audit(replace(template, model=target.reference, out=out / target.slug), console)
         _report(console, target, attempts[target.slug])
@@ -101,16 +105,23 @@ def run_ray(
         raise EmoauditError("--executor ray needs ray: pip install 'emoaudit[study]'") from exc
     started_here = not ray.is_initialized()
     if started_here:
+        if resources.address is not None:
+            check_reachable(resources.address, resources.connect_timeout_s)
         _connect(ray, resources.address)
+    root = study_root()
     # max_calls=1: a fresh worker process per model, so that no model's memory outlives its audit and
     # each audit's recorded peak memory is its own.
     task = ray.remote(num_cpus=resources.cpus_per_model, num_gpus=resources.gpus_per_model, max_calls=1)(
         audit_in_worker
     )
     attempts: dict[str, Attempt] = {}
+    pending: dict[object, Target] = {}
     try:
         _check_fits(ray.cluster_resources(), resources, console)
-        pending = {task.remote(replace(template, model=t.reference), pack(out / t.slug)): t for t in targets}
+        pending = {
+            task.remote(replace(template, model=t.reference), pack(out / t.slug), str(worker_folder(root, t.slug))): t
+            for t in targets
+        }
         console.print(f"study: {len(pending)} audit(s) submitted to Ray ({_where(resources)})")
         start = time.monotonic()
         while pending:
@@ -118,7 +129,7 @@ def run_ray(
             if not ready:  # workers' progress stays in their logs: say now and then that they still run
                 names = ", ".join(t.reference for t in pending.values())
                 minutes = (time.monotonic() - start) / 60
-                console.print(f"study: still auditing {escape(names)} ({minutes:.0f} min)", soft_wrap=True)
+                console.print(f"study: still auditing {console_text(names)} ({minutes:.0f} min)", soft_wrap=True)
                 continue
             done = ready[0]
             target = pending.pop(done)
@@ -133,20 +144,42 @@ def run_ray(
                 attempts[target.slug] = report.attempt
             _report(console, target, attempts[target.slug])
     finally:
+        # Interrupted (Ctrl-C) or failed: the stages the unfinished tasks completed, kept in OUT. Their folders
+        # are on this machine's disk with a local instance; a cluster's other nodes keep theirs (each task
+        # removes its own when it ends).
+        if resources.address is None:
+            for target in pending.values():
+                salvage(worker_folder(root, target.slug), out / target.slug)
         if started_here:
             ray.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
     return attempts
 
 
-def audit_in_worker(options: AuditOptions, previous: bytes | None) -> WorkerReport:
-    """A Ray task: the audit in a temporary directory of this worker, returned as a tar archive."""
-    with tempfile.TemporaryDirectory(prefix="emoaudit-study-") as tmp:
-        out = Path(tmp) / "audit"
-        if previous is not None:
+def audit_in_worker(options: AuditOptions, previous: bytes | None, folder: str) -> WorkerReport:
+    """A Ray task: the audit in `folder` on this worker's node, returned as a tar archive. A retried task
+    (its worker killed) finds the killed attempt's folder and resumes it; otherwise the folder starts from
+    what OUT/<slug>/ held. The folder is removed however the task ends."""
+    out = Path(folder)
+    try:
+        if not out.is_dir() and previous is not None:
             unpack(previous, out)
         # Progress bars would only reach the worker's log file; the driver reports each model.
         attempt = attempt_audit(replace(options, out=out), Console(quiet=True))
         return WorkerReport(attempt, pack(out))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out.parent.rmdir()  # the study's folder on this node, once its last task is done
+
+
+def salvage(folder: Path, out: Path) -> None:
+    """Copy what an unfinished task's folder holds (its completed stages; files being written are left out)
+    into OUT/<slug>/, so that the next run resumes from it. Nothing when the folder is gone."""
+    with contextlib.suppress(EmoauditError, OSError, tarfile.TarError):  # a file replaced while it is read
+        archive = pack(folder) if folder.is_dir() else None
+        if archive is not None:
+            unpack(archive, out)
 
 
 def pack(directory: Path) -> bytes | None:
@@ -206,7 +239,7 @@ def _check_fits(total: dict[str, float], resources: RayResources, console: Conso
     )
     if resources.address is None:
         raise EmoauditError(message)
-    console.print(f"study: {escape(message)}; the tasks wait until the cluster grows", soft_wrap=True)
+    console.print(f"study: {console_text(message)}; the tasks wait until the cluster grows", soft_wrap=True)
 
 
 def _where(resources: RayResources) -> str:
@@ -216,10 +249,10 @@ def _where(resources: RayResources) -> str:
 
 def _report(console: Console, target: Target, attempt: Attempt) -> None:
     if attempt.error is None:
-        console.print(f"study: {escape(target.reference)} audited in {attempt.seconds:.0f} s", soft_wrap=True)
+        console.print(f"study: {console_text(target.reference)} audited in {attempt.seconds:.0f} s", soft_wrap=True)
     else:
         # One line, unwrapped, as the CLI's other errors.
-        console.print(f"study: {escape(target.reference)} failed: {escape(attempt.error)}", soft_wrap=True)
+        console.print(f"study: {console_text(target.reference)} failed: {console_text(attempt.error)}", soft_wrap=True)
 
 
 def _write_bytes(path: Path, *, data: bytes) -> None:

@@ -18,8 +18,9 @@ def depth_curves(models: Sequence[tuple[str, ModelEvidence]], band: tuple[float,
         ax.axvspan(*band, color="#eeeeee", label=f"mid-depth [{band[0]:g}, {band[1]:g}]")
     for name, e in models:
         depth = np.arange(e.n_layers) / max(e.n_layers - 1, 1)
-        (line,) = ax.plot(depth, e.score, label=f"{name} ({e.n_layers} layers)")
-        ax.plot([e.relative_depth], [e.score[e.emotion_layer]], marker="o", color=line.get_color())
+        curve = [float("nan") if v is None else v for v in e.score]  # undefined layers: gaps
+        (line,) = ax.plot(depth, curve, label=f"{name} ({e.n_layers} layers)")
+        ax.plot([e.relative_depth], [curve[e.emotion_layer]], marker="o", color=line.get_color())
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_xlabel("relative depth: layer / (layers - 1)")
     ax.set_ylabel("log(Fisher ratio / shuffled null)")

@@ -33,7 +33,11 @@ def context(study: Study) -> dict[str, Any]:
     if named:
         figures["depth"] = plots.depth_curves(named, band)
         figures["effects"] = plots.method_effects(
-            [(m.slug, m.evidence.comparison.cohens_d, m.corrected_p) for m in audited if m.evidence]
+            [
+                (m.slug, m.evidence.comparison.cohens_d or 0.0, m.corrected_p)
+                for m in audited
+                if m.evidence and m.evidence.comparison.cohens_d is not None
+            ]
         )
         figures["heldout"] = plots.heldout_accuracy(named)
     if steered:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
+from emoaudit.escaping import console_text
 
 from emoaudit import __version__
 from emoaudit.pipeline.options import AuditOptions
@@ -34,7 +34,7 @@ from emoaudit.study.study import (
     families,
     gate,
 )
-from emoaudit.study.targets import Target
+from emoaudit.study.targets import Target, check_slugs
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     claims = load_claims()
     if out.exists() and not out.is_dir():
         raise EmoauditError(f"--out {out} is a file, not a directory")
+    check_slugs(request.targets, out)
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for target in request.targets:
@@ -70,13 +71,14 @@ def run_study(request: StudyRequest, console: Console) -> Study:
         identity = _identity(target, options, spec)
         if identity is not None and is_finished(folder, identity, judge_name(options, spec)):
             console.print(
-                f"study: {escape(target.reference)} finished in an earlier run, reusing {target.slug}/", soft_wrap=True
+                f"study: {console_text(target.reference)} finished in an earlier run, reusing {target.slug}/",
+                soft_wrap=True,
             )
             continue
         stale = changed(folder, identity) if identity is not None else []
         if stale:  # the audit there is of other weights, dtype, ...: its evidence is not this model's
             console.print(
-                f"study: {escape(target.reference)} differs from its audit in {target.slug}/ "
+                f"study: {console_text(target.reference)} differs from its audit in {target.slug}/ "
                 f"({', '.join(stale)}); auditing it again",
                 soft_wrap=True,
             )

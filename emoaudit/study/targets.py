@@ -90,3 +90,28 @@ def study_targets(references: list[str], models_file: Path | None) -> list[Targe
         if other != target.reference:
             raise EmoauditError(f"{other!r} and {target.reference!r} would share the folder {target.slug!r}")
     return targets
+
+
+# The files a study writes into its OUT beside the models' folders (its atomic writes' temporary files start
+# with a dot, which no slug does).
+STUDY_FILES = ("study.json", "study.html")
+
+
+def check_slugs(targets: list[Target], out: Path, written: tuple[Path | None, ...] = ()) -> None:
+    """Raise EmoauditError, before any work, when a model's folder OUT/<slug> would be a file the study writes
+    itself (study.json, study.html, or a file of `written` that lands in OUT, such as --junit), compared
+    without case (case-insensitive file systems), or is a file already there."""
+    reserved = {name.lower(): name for name in STUDY_FILES}
+    for path in written:
+        if path is not None and path.absolute().parent.resolve() == out.absolute().resolve():
+            reserved[path.name.lower()] = path.name
+    for target in targets:
+        name = reserved.get(target.slug.lower())
+        if name is not None:
+            raise EmoauditError(
+                f"{target.reference!r} would be audited into {out / target.slug}, the study's own {name}: give it "
+                "another slug in --models ({reference = ..., slug = ...})"
+            )
+        folder = out / target.slug
+        if folder.exists() and not folder.is_dir():
+            raise EmoauditError(f"{target.reference!r} would be audited into {folder}, which is a file")

@@ -21,6 +21,7 @@ from torch import nn
 
 from emoaudit import __version__
 from emoaudit.capture.activations import Activations
+from emoaudit.arguments import check_strength
 from emoaudit.errors import EmoauditError
 from emoaudit.model.architectures import LAYER_CONVENTION, residual_stream
 from emoaudit.model.hooks import add_to_blocks
@@ -102,8 +103,10 @@ class EmotionVectors:
         `strength` is in the units of `emoaudit steer --strength`; `layer` defaults to the audit's
         emotion layer. The hook is removed on exit, whatever happens inside, and the model is left as
         it was. Raises EmoauditError for an unsupported model, a hidden size or layer count that is not
-        these vectors', an unknown emotion or layer.
+        these vectors', an unknown emotion or layer, a strength that is not finite or past `MAX_STRENGTH`
+        (ValueError for one that is not a number), before any hook is added.
         """
+        strength = check_strength(strength)
         stream = residual_stream(model)
         hidden, model_hidden = int(self.vectors.shape[2]), int(stream.unembed.weight.shape[1])  # type: ignore[index]
         if (stream.n_layers, model_hidden) != (self.n_layers, hidden):
@@ -160,6 +163,19 @@ class EmotionVectors:
         stats_path = _stats_path(path)
         if not path.is_file() or not stats_path.is_file():
             raise EmoauditError(f"no emoaudit vectors at {path} (and {stats_path.name})")
+        try:
+            return cls._read(path, stats_path)
+        except EmoauditError:
+            raise
+        except Exception as exc:  # safetensors' SafetensorError, a missing key, bad JSON, a wrong shape
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise EmoauditError(
+                f"{path} (or {stats_path.name}) is damaged or not a vector file emoaudit wrote: "
+                f"{type(exc).__name__}: {first}"
+            ) from exc
+
+    @classmethod
+    def _read(cls, path: Path, stats_path: Path) -> tuple[EmotionVectors, dict[str, str]]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("format") != FORMAT:
