@@ -46,7 +46,8 @@ def test_junit_has_one_case_per_check() -> None:
 
 
 def test_junit_stays_well_formed_whatever_the_text_holds() -> None:
-    """XML 1.0 has no way to write NUL, ESC, BS or a lone surrogate; they become U+FFFD."""
+    """XML 1.0 has no way to write NUL, ESC, BS or a lone surrogate; they are shown as visible escapes
+    (escaping.xml, as on the terminal), never written raw."""
     hostile = "a\x1b[31mb\x08c\x00d\udcffe\tf"
     checks = [
         Check("c-high", f"title {hostile}", "high", True, f"detail {hostile}", {}),
@@ -55,9 +56,10 @@ def test_junit_stays_well_formed_whatever_the_text_holds() -> None:
     text = junit_xml(checks, "high", f"/models/{hostile}")
     suite = ET.fromstring(text)
     failure = suite.find("testcase/failure")
-    assert failure is not None and failure.text == "detail a\ufffd[31mb\ufffdc\ufffdd\ufffde\tf"
-    assert suite.get("name") == "emoaudit /models/a\ufffd[31mb\ufffdc\ufffdd\ufffde\tf"
-    assert suite.find("testcase/system-out").text.startswith("[low] detail a\ufffd")  # type: ignore[union-attr]
+    shown = "a\\x1b[31mb\\x08c\\x00d\\udcffe\tf"
+    assert failure is not None and failure.text == f"detail {shown}"
+    assert suite.get("name") == f"emoaudit /models/{shown}"
+    assert suite.find("testcase/system-out").text.startswith(f"[low] detail {shown}")  # type: ignore[union-attr]
     text.encode("utf-8")  # nothing left that UTF-8 cannot write
 
 
