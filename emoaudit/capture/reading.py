@@ -42,11 +42,11 @@ def capture(
     *,
     max_batch_tokens: int = READ_BATCH_TOKENS,
     pad_side: PadSide = "right",
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Captured:
     """Pooled residual stream after every decoder block, and of the input to block 0, float32 on the CPU.
 
-    Runs the model body only (no LM head); `on_batch` is told how many sequences finished. Raises
+    Runs the model body only (no LM head); `on_progress` is told how many sequences finished. Raises
     EmoauditError when there is nothing to read.
     """
     if not sequences:
@@ -83,6 +83,6 @@ def capture(
             out_norms[batch] = torch.stack([n.cpu() for n in norms], dim=1)
             out_embedding[batch] = embedded[0].cpu()
             release_free_memory()
-            if on_batch is not None:
-                on_batch(len(batch))
+            if on_progress is not None:
+                on_progress(len(batch))
     return Captured(out, out_norms, out_embedding)

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import cast
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
@@ -34,11 +34,13 @@ def generate(
     temperature: float,
     top_p: float,
     max_batch_tokens: int = GENERATION_BATCH_TOKENS,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
     batch_context: BatchContext | None = None,
 ) -> list[list[int]]:
     """New token ids per prompt, cut at the first end-of-text token; seeded sampling (greedy at temperature 0).
 
+    `on_progress` is told the prompts finished, in fractions at every decoding step (a batch's rows
+    advance by 1/max_new_tokens each step; a batch that stops early reports the rest when it ends).
     `batch_context(indices)` is entered around each batch's generation, e.g. to steer those rows. Raises
     EmoauditError, before anything runs, when a prompt and its new tokens do not fit the model's context.
     """
@@ -54,6 +56,7 @@ def generate(
         if temperature > 0:
             generator = torch.Generator(device=device).manual_seed(seed + batch_index)
             sampler = [NucleusSampler(temperature, top_p, generator)]
+        steps = _StepReport(len(batch), max_new_tokens, on_progress)
         with torch.inference_mode(), context:
             out = lm.model.generate(  # type: ignore[operator]
                 input_ids=ids.to(device),
@@ -66,15 +69,35 @@ def generate(
                 top_k=None,
                 pad_token_id=pad_id(lm),
                 eos_token_id=sorted(eos),
+                stopping_criteria=StoppingCriteriaList([steps]),
             )
         for row, i in enumerate(batch):
             generated = out[row, ids.shape[1] :].tolist()
             cut = next((k for k, t in enumerate(generated) if t in eos), len(generated))
             results[i] = generated[:cut]
         release_free_memory()  # the batch's KV cache, before the next batch's shape fragments the heap
-        if on_batch is not None:
-            on_batch(len(batch))
+        steps.finish()
     return results
+
+
+class _StepReport(StoppingCriteria):
+    """Stops nothing: called after every decoding step, it reports the batch's share of the work done, so
+    that a batch of minutes moves the progress line every step rather than once at its end."""
+
+    def __init__(self, rows: int, max_new_tokens: int, report: Callable[[float], None] | None) -> None:
+        self.step, self.left, self.report = rows / max(max_new_tokens, 1), float(rows), report
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
+        if self.report is not None and self.left > 1e-9:
+            done = min(self.step, self.left)
+            self.left -= done
+            self.report(done)
+        return cast(torch.BoolTensor, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device))
+
+    def finish(self) -> None:
+        if self.report is not None and self.left > 1e-9:
+            self.report(self.left)
+        self.left = 0.0
 
 
 def check_fits(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int) -> None:

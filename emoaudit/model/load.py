@@ -25,6 +25,7 @@ from emoaudit.model.placement import placement_record, remove_folder
 from emoaudit.model.gguf import converted_gguf
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.errors import EmoauditError
+from emoaudit.progress import ConsoleProgress
 from emoaudit.model.architectures import ResidualStream, check_causal, residual_stream
 from emoaudit.storage import sha256_file, utf8_view
 
@@ -165,8 +166,9 @@ def load_model(
         check_fits(need, placement, torch_device, machine_memory())
         folder = offload_folder(placement, registry.cache_dir())
         try:
-            with console.status(f"loading {reference}"):
+            with ConsoleProgress(console).stage(f"loading {reference}", 2) as advance:
                 tokenizer = AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=trust_remote_code)
+                advance(1)
                 model = AutoModelForCausalLM.from_pretrained(
                     where,
                     revision=revision,
