@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,8 +96,9 @@ def _audit(
             **(placement or {}),  # type: ignore[arg-type]
         )
     )
+    started = time.monotonic()
     results = guard(lambda: audit(options, stderr_console()))
-    _print_summary(results, out)
+    _print_summary(results, out, time.monotonic() - started)
     guard(lambda: exports.write(results, load_policy(policy), out / "report.html"))
     status = gate(results.findings or [], fail_on, junit, results.model.reference)
     if any(_inside(path, out) for path in [*exports.paths(), *([junit] if junit else [])]):
@@ -122,7 +124,9 @@ def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -
     return status
 
 
-def _print_summary(results: Results, out: Path) -> None:
+def _print_summary(results: Results, out: Path, seconds: float) -> None:
+    from emoaudit.progress import duration
+
     model = results.model
     stage = results.stages.extraction
     assert stage is not None  # every audit command runs the extraction
@@ -166,7 +170,8 @@ def _print_summary(results: Results, out: Path) -> None:
         )
         overall = summary.statistics.overall
         console.print(escape(f"within the calibrated range, against the random-direction control: {overall.quote()}"))
-    console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}"))
+    took = f"audited in {duration(seconds)}"
+    console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}   {took}"))
 
 
 def scan(

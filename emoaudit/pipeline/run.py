@@ -22,7 +22,8 @@ from rich.console import Console
 from emoaudit import __version__
 from emoaudit.pipeline.context import Run
 from emoaudit.pipeline.options import STAGES, AuditOptions
-from emoaudit.pipeline.preflight import check_lengths, check_output, workload
+from emoaudit.pipeline.estimate import estimate
+from emoaudit.pipeline.preflight import check_lengths, check_output, fetch_judge, workload
 from emoaudit.results.common import Resources
 from emoaudit.results.convert import from_dict, to_dict
 from emoaudit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
@@ -60,11 +61,15 @@ def audit(options: AuditOptions, console: Console) -> Results:
     policy_sha256 = sha256_file(options.policy or DEFAULT_POLICY)
     claims = load_claims()
     check_output(options.out)
+    judge = options.judge or spec.steering.judge
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
-        check_judge(options.judge or spec.steering.judge, spec.emotion_names, spec.judge_prototypes)
+        check_judge(judge, spec.emotion_names, spec.judge_prototypes)
+        fetch_judge(judge, console)
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console, workload(spec, profile)), spec, profile, console, runtime_rss)
     check_lengths(run.lm, spec, profile, options.stages)
+    if not (options.out / "stages" / "steering.json").is_file():  # a resumed audit near its end needs none
+        console.print(estimate(run.lm, spec, profile, options.stages, judge if isinstance(judge, str) else "").line())
     claim_output(run)
     done: dict[str, Any] = {}
     bodies: dict[str, tuple[type[Any], Callable[[], Any]]] = {
