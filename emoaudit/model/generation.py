@@ -23,6 +23,9 @@ BatchContext = Callable[[list[int]], AbstractContextManager[object]]
 # (the KV cache's growth by concatenation then dominates). The KV cache is most of what a batch
 # holds (23 kB a token on SmolLM2 in float32: 280 MB at 12288).
 GENERATION_BATCH_TOKENS = 12288
+# What a written token costs in read tokens, for progress only: on a 2-core CPU a batched decoding step
+# wrote 112-135 tokens/s where a forward pass read 545 (bench/results/cpu-2core-epyc-*-float32.json).
+_DECODE_COST = 4.0
 
 
 def generate(
@@ -56,7 +59,7 @@ def generate(
         if temperature > 0:
             generator = torch.Generator(device=device).manual_seed(seed + batch_index)
             sampler = [NucleusSampler(temperature, top_p, generator)]
-        steps = _StepReport(len(batch), max_new_tokens, on_progress)
+        steps = _StepReport(len(batch), ids.shape[1], max_new_tokens, on_progress)
         with torch.inference_mode(), context:
             out = lm.model.generate(  # type: ignore[operator]
                 input_ids=ids.to(device),
@@ -82,15 +85,19 @@ def generate(
 
 class _StepReport(StoppingCriteria):
     """Stops nothing: called after every decoding step, it reports the batch's share of the work done, so
-    that a batch of minutes moves the progress line every step rather than once at its end."""
+    that a batch of minutes moves the progress line every step rather than once at its end. The first
+    step carries the prompts' prefill, weighed in read-token equivalents against the steps after it."""
 
-    def __init__(self, rows: int, max_new_tokens: int, report: Callable[[float], None] | None) -> None:
-        self.step, self.left, self.report = rows / max(max_new_tokens, 1), float(rows), report
+    def __init__(self, rows: int, width: int, max_new_tokens: int, report: Callable[[float], None] | None) -> None:
+        prefill, step = rows * width, rows * _DECODE_COST
+        whole = prefill + step * max(max_new_tokens, 1)
+        self.next, self.step = rows * (prefill + step) / whole, rows * step / whole
+        self.left, self.report = float(rows), report
 
     def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
         if self.report is not None and self.left > 1e-9:
-            done = min(self.step, self.left)
-            self.left -= done
+            done = min(self.next, self.left)
+            self.next, self.left = self.step, self.left - done
             self.report(done)
         return cast(torch.BoolTensor, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device))
 

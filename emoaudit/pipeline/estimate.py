@@ -19,6 +19,7 @@ from emoaudit.model import registry
 from emoaudit.model.generation import generate
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
+from emoaudit.progress import Advance
 from emoaudit.spec import AuditSpec, Profile
 from emoaudit.steering.noise import noise_variants
 
@@ -42,16 +43,22 @@ class Estimate:
         )
 
 
-def estimate(lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tuple[str, ...], judge: str) -> Estimate:
-    """Probe the model's reading and writing rates and price the stages' work at them."""
+def estimate(
+    lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tuple[str, ...], judge: str, on_progress: Advance
+) -> Estimate:
+    """Probe the model's reading and writing rates and price the stages' work at them; `on_progress` is told
+    each of the two probes done."""
     labels, prompts = generation_prompts(spec, profile)
     passages = [t for label in spec.labels for t in spec.passages[label][: profile.passages_per_label]]
     heldout = [t for label in spec.labels for t in spec.heldout[label]]
+    story_prompts = [chat_prompt_ids(lm, p) for p in prompts]
     read_rate = _read_rate(lm, passages)
-    write_rate = _write_rate(lm, [chat_prompt_ids(lm, p) for p in prompts[:_PROBE_ROWS]], spec.generation.temperature)
+    on_progress(1)
+    write_rate = _write_rate(lm, story_prompts[:_PROBE_ROWS], spec.generation.temperature, read_rate)
+    on_progress(1)
     seconds = 0.0
     if "extraction" in stages:
-        read = sum(map(len, tokenize(lm, passages + heldout + heldout_set_rows(spec)[2])))
+        read = sum(map(len, tokenize(lm, passages + heldout + heldout_set_rows(spec)[2] + prompts)))
         stories = len(labels) * (profile.max_new_tokens + 1)
         seconds += (read + len(labels) * profile.max_new_tokens) / read_rate + stories / write_rate
     if "steering" in stages:
@@ -65,8 +72,9 @@ def estimate(lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tuple[s
         prompt_tokens = sum(len(chat_prompt_ids(lm, sc.prompt)) for sc in scenarios)
         calibration = (len(config.probe_strengths) + 1) * prompt_tokens * min(emotions, 6)
         written = (rows + noise) * profile.steering_tokens
+        prefill = (rows + noise) * prompt_tokens / max(len(scenarios), 1)
         judged = (rows + noise + len(heldout)) * profile.steering_tokens * _judge_scale(lm, judge)
-        seconds += written / write_rate + (written + calibration + judged) / read_rate
+        seconds += written / write_rate + (written + prefill + calibration + judged) / read_rate
     return Estimate(read_rate, write_rate, seconds)
 
 
@@ -77,15 +85,21 @@ def _read_rate(lm: LoadedModel, texts: list[str]) -> float:
             break
         ids.append(seq)
         total += len(seq)
+    capture(lm, ids[:1])  # the first pass pays for allocations and kernels' set-up: not timed
     start = time.perf_counter()
     capture(lm, ids)
     return total / max(time.perf_counter() - start, 1e-6)
 
 
-def _write_rate(lm: LoadedModel, prompt_ids: list[list[int]], temperature: float) -> float:
+def _write_rate(lm: LoadedModel, prompt_ids: list[list[int]], temperature: float, read_rate: float) -> float:
+    """Decoding steps per second over the rows, the prompts' reading (priced at `read_rate`) taken out: a
+    story's prompt is read once and its tokens written one step at a time, and a probe of a few steps
+    would otherwise be mostly prompt."""
     start = time.perf_counter()
     generate(lm, prompt_ids, _PROBE_STEPS, 0, temperature=temperature, top_p=1.0)
-    return len(prompt_ids) * _PROBE_STEPS / max(time.perf_counter() - start, 1e-6)
+    spent = time.perf_counter() - start
+    decoding = max(spent - sum(map(len, prompt_ids)) / read_rate, spent / 10)
+    return len(prompt_ids) * _PROBE_STEPS / max(decoding, 1e-6)
 
 
 def _judge_scale(lm: LoadedModel, judge: str) -> float:

@@ -69,7 +69,9 @@ def audit(options: AuditOptions, console: Console) -> Results:
     run = Run(options, load(options, console, workload(spec, profile)), spec, profile, console, runtime_rss)
     check_lengths(run.lm, spec, profile, options.stages)
     if not (options.out / "stages" / "steering.json").is_file():  # a resumed audit near its end needs none
-        console.print(estimate(run.lm, spec, profile, options.stages, judge if isinstance(judge, str) else "").line())
+        with run.stage("measuring this machine's throughput", 2, "probes") as advance:
+            probed = estimate(run.lm, spec, profile, options.stages, judge if isinstance(judge, str) else "", advance)
+        console.print(probed.line())
     claim_output(run)
     done: dict[str, Any] = {}
     bodies: dict[str, tuple[type[Any], Callable[[], Any]]] = {
