@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from emoaudit.cli.paths import audit_folder
 from emoaudit.cli.common import (
     Device,
     DeviceMapOpt,
@@ -44,7 +45,7 @@ def steer(
     vectors: Annotated[
         Path | None,
         typer.Option(
-            help="A previous run's --out (or its vectors/ folder); vectors are extracted on the fly if omitted."
+            help="A previous run's --out (its results.json or vectors/ folder); extracted on the fly if omitted."
         ),
     ] = None,
     method: Annotated[str, typer.Option(help="comprehension or generation vectors.")] = "comprehension",
@@ -85,7 +86,17 @@ def steer(
         )
     )
     result = guard(
-        lambda: steer_once(options, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens)
+        lambda: steer_once(
+            options,
+            stderr_console(),
+            prompt,
+            emotion,
+            strength,
+            vectors and audit_folder(vectors),
+            method,
+            layer,
+            max_new_tokens,
+        )  # fmt: skip
     )
     table = Table(
         title=terminal_text(f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)"),

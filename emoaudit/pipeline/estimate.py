@@ -23,9 +23,9 @@ from emoaudit.progress import Advance
 from emoaudit.spec import AuditSpec, Profile
 from emoaudit.steering.noise import noise_variants
 
-_PROBE_READ_TOKENS = 1024
+_PROBE_READ_TOKENS = 384
 _PROBE_STEPS = 6
-_PROBE_ROWS = 32
+_PROBE_ROWS = 16
 
 
 @dataclass(frozen=True)
