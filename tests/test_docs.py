@@ -68,11 +68,19 @@ def test_the_readme_llama_cpp_line_takes_file_colon_scale() -> None:
     assert "FILE:SCALE" in help_text
 
 
+@pytest.fixture(scope="module")
+def example_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the examples run: the second resumes the first's audit (same model, specification and seed)."""
+    folder = tmp_path_factory.mktemp("docs")
+    eos_free_tiny(folder / "model")
+    return folder
+
+
 @pytest.mark.parametrize("page", [README, ROOT / "docs" / "python-api.md"], ids=lambda p: p.name)
-def test_the_python_api_example_runs_offline(page: Path, tmp_path: Path) -> None:
+def test_the_python_api_example_runs_offline(page: Path, example_folder: Path) -> None:
     (code,) = blocks(page, "python")
     assert AUDIT_CALL in code
-    model = eos_free_tiny(tmp_path / "model")
+    tmp_path, model = example_folder, example_folder / "model"
     keywords = {e.name: e.forbidden for e in TINY.emotions} | {TINY.reference: ()}
     tiny_call = (
         f"emoaudit.audit({str(model)!r}, profile='tiny', out='runs/smollm2', spec_path={str(TINY_SPEC_PATH)!r}, "
