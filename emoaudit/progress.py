@@ -2,8 +2,9 @@
 
 The loops (decoding steps, forward passes, judge batches) are handed an `Advance` callback and call it
 with the units they finished; they know nothing of terminals. `Progress.stage` makes one: a live rich
-line on a terminal (bar, done/total, elapsed, ETA), the stage's line with its time when it ends, and
-nothing at all on a quiet console or with `QuietProgress` (tests). Imports neither torch nor transformers.
+line on a terminal (bar, done/total, elapsed, ETA), left as the stage's line with its time when it ends.
+Off a terminal (a CI log, a test's pipe) and with `QuietProgress` nothing is printed: there stderr holds
+errors alone, one line each. Imports neither torch nor transformers.
 
 The ETA is the remaining work at the throughput measured so far in the stage (elapsed / done), not a
 windowed speed: decoding steps slow a little as the KV cache grows, and a mean over the whole stage
@@ -52,7 +53,7 @@ class ConsoleProgress:
 
     @contextmanager
     def stage(self, description: str, total: float, unit: str = "") -> Iterator[Advance]:
-        if self.console.quiet or self._open:
+        if not self.console.is_terminal or self.console.quiet or self._open:
             yield _ignore
             return
         columns = (
@@ -61,16 +62,25 @@ class ConsoleProgress:
             _Done(),
             _Eta(),
         )
-        # Off a terminal rich draws only the final frame: the stage's line with its time.
         line = RichProgress(*columns, console=self.console, refresh_per_second=4)
         task = line.add_task(description, total=max(float(total), 1e-9), unit=unit)
         self._open = True
         try:
             with line:
-                yield lambda n: line.advance(task, n)
+                try:
+                    yield lambda n: line.advance(task, n)
+                except BaseException:
+                    line.live.transient = True  # a failed stage leaves no line: the error is what to read
+                    raise
                 line.update(task, completed=max(float(total), 1e-9))
         finally:
             self._open = False
+
+
+def note(console: Console, text: str) -> None:
+    """A line for a person at a terminal (sizes, estimates); nothing elsewhere, as `ConsoleProgress`."""
+    if console.is_terminal:
+        console.print(text, markup=False, highlight=False)
 
 
 def eta_seconds(elapsed: float, done: float, total: float) -> float | None:

@@ -4,6 +4,7 @@ its time, and the ETA is the rest of the work at the throughput measured so far.
 import io
 
 import numpy as np
+import pytest
 from rich.console import Console
 
 from emoaudit.model.generation import generate
@@ -39,7 +40,7 @@ def test_eta_is_the_rest_at_the_measured_throughput() -> None:
 
 def test_a_stage_line_ends_with_its_time_and_a_quiet_one_prints_nothing() -> None:
     out = io.StringIO()
-    progress = ConsoleProgress(Console(file=out, force_terminal=False, width=100))
+    progress = ConsoleProgress(Console(file=out, force_terminal=True, width=100))
     with progress.stage("writing stories", 4, "stories") as advance:
         for _ in range(4):
             advance(1)
@@ -47,9 +48,16 @@ def test_a_stage_line_ends_with_its_time_and_a_quiet_one_prints_nothing() -> Non
             inner(1)
     text = out.getvalue()
     assert "writing stories" in text and "4/4 stories" in text and "done in" in text and "nested" not in text
-    quiet = io.StringIO()
-    with ConsoleProgress(Console(file=quiet, quiet=True)).stage("x", 1) as advance:
+    quiet = io.StringIO()  # a quiet console, a pipe (stderr then holds errors alone), QuietProgress
+    with ConsoleProgress(Console(file=quiet, force_terminal=True, quiet=True)).stage("x", 1) as advance:
         advance(1)
+    with ConsoleProgress(Console(file=quiet, force_terminal=False)).stage("y", 1) as advance:
+        advance(1)
+    failed = io.StringIO()
+    with pytest.raises(RuntimeError), ConsoleProgress(Console(file=failed, force_terminal=True)).stage("z", 2) as a:
+        a(1)
+        raise RuntimeError("a failed stage leaves no line behind it")
+    assert failed.getvalue().endswith("\x1b[1A\x1b[2K")  # the live line erased
     with QuietProgress().stage("y", 1) as advance:
         advance(1)
     assert quiet.getvalue() == ""

