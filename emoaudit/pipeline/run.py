@@ -69,7 +69,8 @@ def audit(options: AuditOptions, console: Console) -> Results:
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console, workload(spec, profile)), spec, profile, console, runtime_rss)
     check_lengths(run.lm, spec, profile, options.stages)
-    if not (options.out / "stages" / "steering.json").is_file():  # a resumed audit near its end needs none
+    # Only a person at a terminal reads the estimate; a resumed audit near its end needs none.
+    if console.is_terminal and not (options.out / "stages" / "steering.json").is_file():
         with run.stage("measuring this machine's throughput", 2, "probes") as advance:
             probed = estimate(run.lm, spec, profile, options.stages, judge if isinstance(judge, str) else "", advance)
         note(console, probed.line())

@@ -67,37 +67,27 @@ def extraction_stage(run: Run) -> Extraction:
     generation method's (`GenerationVariants`)."""
     spec, profile, lm, seed = run.spec, run.profile, run.lm, run.seed
 
-    passages = len(spec.labels) * profile.passages_per_label
-    stories = len(generation_prompts(spec, profile)[0])
+    passages, stories = len(spec.labels) * profile.passages_per_label, len(generation_prompts(spec, profile)[0])
+    writing = f"writing stories ({profile.max_new_tokens} tokens)"
     acts = {
-        "comprehension": _activations(
-            run, "comprehension", ("reading passages", passages, "passages"),
-            lambda advance: comprehension_activations(lm, spec, profile, advance),
-        ),
-        "generation": _activations(
-            run, "generation", (f"writing stories ({profile.max_new_tokens} tokens)", stories, "stories"),
-            lambda advance: generation_activations(lm, spec, profile, seed, advance),
-        ),
+        "comprehension": _activations(run, "comprehension", ("reading passages", passages, "passages"),
+                                      lambda a: comprehension_activations(lm, spec, profile, a)),
+        "generation": _activations(run, "generation", (writing, stories, "stories"),
+                                   lambda a: generation_activations(lm, spec, profile, seed, a)),
     }  # fmt: skip
     held_total = sum(len(spec.heldout[label]) for label in spec.labels)
-    held = _activations(
-        run, "heldout", ("reading held-out sentences", held_total, "sentences"),
-        lambda advance: heldout_activations(lm, spec, advance),
-    )  # fmt: skip
+    held = _activations(run, "heldout", ("reading held-out sentences", held_total, "sentences"),
+                        lambda a: heldout_activations(lm, spec, a))  # fmt: skip
     _write_stories(run.out / "stories.jsonl", acts["generation"])
-    reread = _activations(
-        run, "generation_reread", ("reading the stories again", len(acts["generation"].texts), "stories"),
-        lambda advance: reread_activations(lm, spec, acts["generation"], advance),
-    )  # fmt: skip
+    reread = _activations(run, "generation_reread", ("reading the stories again", stories, "stories"),
+                          lambda a: reread_activations(lm, spec, acts["generation"], a))  # fmt: skip
     set_names = heldout_set_rows(spec)[0]
+    sets_line = ("reading the held-out sets", len(set_names), "sentences")
     held_sets = (
-        _activations(
-            run, "heldout_sets", ("reading the held-out sets", len(set_names), "sentences"),
-            lambda advance: heldout_set_activations(lm, spec, advance),
-        )
+        _activations(run, "heldout_sets", sets_line, lambda a: heldout_set_activations(lm, spec, a))
         if set_names
         else None
-    )  # fmt: skip
+    )
     variant_acts = {"writing": acts["generation"], "reread": reread}
 
     denoise = spec.analysis.denoise_variance
