@@ -23,9 +23,12 @@ BatchContext = Callable[[list[int]], AbstractContextManager[object]]
 # (the KV cache's growth by concatenation then dominates). The KV cache is most of what a batch
 # holds (23 kB a token on SmolLM2 in float32: 280 MB at 12288).
 GENERATION_BATCH_TOKENS = 12288
-# What a written token costs in read tokens, for progress only: on a 2-core CPU a batched decoding step
-# wrote 112-135 tokens/s where a forward pass read 545 (bench/results/cpu-2core-epyc-*-float32.json).
-_DECODE_COST = 4.0
+# What a written token costs in read tokens, for progress only (the prefill's weight in a batch): an idle
+# 2-core CPU wrote 112-135 tokens/s where it read 545 (bench/results/cpu-2core-epyc-*-float32.json), the
+# same CPU shared with six other jobs 9 against 60 (a scan's probe), and a GPU's decoding steps are bound
+# by launches, not tokens. At 4 a loaded machine's first step looked like a quarter of the stories and
+# the ETA a quarter of the way in was 3-14x too short; erring high only slows the first step's report.
+_DECODE_COST = 8.0
 
 
 def generate(
