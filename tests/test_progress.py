@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from emoaudit.model.generation import generate
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import token_ids
 from emoaudit.progress import ConsoleProgress, QuietProgress, eta_seconds
 from emoaudit.steering.judge import FixedJudge, scores_in_parts

@@ -12,9 +12,10 @@ from rich.console import Console
 
 from emoaudit.pipeline.options import AuditOptions
 from emoaudit.results.common import Resources
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.progress import Advance, ConsoleProgress, Progress
-from emoaudit.spec import AuditSpec, Profile
+from emoaudit.spec import AuditSpec
+from emoaudit.spec.tables import Profile
 
 
 @dataclass

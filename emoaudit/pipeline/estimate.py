@@ -17,7 +17,7 @@ from emoaudit.capture.reading import capture
 from emoaudit.capture.stimuli import generation_prompts, heldout_set_rows
 from emoaudit.model import registry
 from emoaudit.model.generation import generate
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.progress import Advance
 from emoaudit.spec import AuditSpec, Profile
