@@ -4,7 +4,7 @@
 
 For every steered trial, each emotion's judge-score rise over the unsteered text of the same scenario;
 the target's 0-based rank among those rises (0: it rose most; chance (E - 1) / 2). Prints the mean rank
-over the trials the audit labelled surgical (the figure README's "How a steering trial is judged"
+over the trials the audit labelled surgical (the figure docs/judging.md
 quotes), per multiplier, and, to choose `specificity_top_k`, what the mean rank and the surgical rate
 would be for other k (same control percentile, recomputed from the controls in the same file). Then
 each steerability finding of results.json with its interval and control rate.

@@ -2,7 +2,8 @@
 
 The Python API (see the README): `emoaudit.audit(model, profile=..., out=...)` runs an audit and returns
 its results and findings; `emoaudit.EmotionVectors.load(out)` gives its vectors, whose `steer` context
-steers any supported transformers model; `emoaudit.Judge` is the shape of a steering judge, and
+steers any supported transformers model; `emoaudit.load_pretrained(out)` gives the model and tokenizer
+the audit read, offline; `emoaudit.Judge` is the shape of a steering judge, and
 `emoaudit.FixedJudge` one without a model. Each is imported on first use (PEP 562), so that
 `import emoaudit` loads neither torch nor transformers.
 """
@@ -19,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 # name -> (module, attribute).
 _LAZY = {
     "audit": ("emoaudit.api", "audit"),
+    "load_pretrained": ("emoaudit.api", "load_pretrained"),
     "EmotionVectors": ("emoaudit.vectors", "EmotionVectors"),
     "Judge": ("emoaudit.steering.judge", "Judge"),
     "FixedJudge": ("emoaudit.steering.judge", "FixedJudge"),

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -304,6 +305,28 @@ def test_steering_strength_is_in_units_of_the_layers_mean_norm(steerable) -> Non
     direction = vectors.direction("angry", layer)
     expected = 0.5 * float(vectors.mean_norm[layer]) * direction / direction.norm()
     torch.testing.assert_close(added, expected.expand_as(added), atol=1e-5, rtol=1e-4)
+
+
+def test_steering_past_the_audits_calibrated_range_warns_once_in_one_line(steerable, tmp_path: Path) -> None:
+    vectors, model, _ = steerable
+    assert vectors.calibrated_unit is None and vectors.past_calibrated_range(100.0) is None  # no audit: no range
+    results = {"stages": {"steering": {"calibration": {"unit_strength": 0.24}, "summary": {"statistics": {}}}}}
+    results["stages"]["steering"]["summary"]["statistics"]["calibrated_range"] = 1.0
+    out = tmp_path / "audit"
+    vectors.save(out / "vectors" / "comprehension.safetensors", {"reference": "tiny"}, TINY.sha256)
+    (out / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    calibrated = EmotionVectors.load(out)
+    assert (calibrated.calibrated_unit, calibrated.calibrated_range) == (0.24, 1.0)
+    assert repr(calibrated).count("\n") == 0 and "calibrated_unit=0.24" in repr(calibrated)
+    assert len(repr(calibrated)) < 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with calibrated.steer(model, "calm", 0.24):  # the range's end is inside it
+            pass
+    with pytest.warns(UserWarning, match=r"strength 0.5 is past the audit's calibrated range \(up to 0.24") as seen:
+        with calibrated.steer(model, "calm", 0.5):
+            pass
+    assert len(seen) == 1 and "\n" not in str(seen[0].message)
 
 
 def test_vectors_of_another_model_shape_are_refused(steerable, tiny_llama: LoadedModel) -> None:

@@ -168,3 +168,19 @@ def test_the_gate_prints_findings_with_their_control_characters_shown(capsys: py
     assert print_findings([finding], FailLevel.high) == 1
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "\x07" not in printed and "\\x1b[2J" in printed and "[bold]y" in printed
+
+
+def test_every_command_that_takes_an_audit_takes_its_folder_or_its_results_json(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    shutil.copy(QUICK, folder / "results.json")
+    for given in (folder, folder / "results.json"):
+        report = run_cli("report", str(given), "--out", str(tmp_path / "r.html"), "--fail-on", "never")
+        assert report.returncode == 0, report.stderr
+        compare = run_cli("compare", str(given), str(folder / "results.json"), "--out", str(tmp_path / "c.html"))
+        assert compare.returncode in (0, 1), compare.stderr
+        # no manifest here: both spellings reach the same folder and say so in the same words
+        verify = run_cli("verify", str(given))
+        assert verify.returncode == 2 and str(folder) in verify.stderr and "results.json/" not in verify.stderr
+        export = run_cli("export-vectors", str(given), "--emotion", "happy", "--out", str(tmp_path / "v.gguf"))
+        assert export.returncode == 2 and f"{folder}/comprehension.safetensors" in export.stderr, export.stderr

@@ -42,16 +42,18 @@ def capture(
     *,
     max_batch_tokens: int = READ_BATCH_TOKENS,
     pad_side: PadSide = "right",
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Captured:
     """Pooled residual stream after every decoder block, and of the input to block 0, float32 on the CPU.
 
-    Runs the model body only (no LM head); `on_batch` is told how many sequences finished. Raises
+    Runs the model body only (no LM head); `on_progress` is told the sequences finished
+    (weighed by their tokens). Raises
     EmoauditError when there is nothing to read.
     """
     if not sequences:
         raise EmoauditError("nothing to capture: no sequences")
     n_layers, hidden = lm.stream.n_layers, lm.identity.hidden_size
+    total_tokens = max(sum(len(s) for s in sequences), 1)
     out = torch.empty((len(sequences), n_layers, hidden), dtype=torch.float32)
     out_norms = torch.empty((len(sequences), n_layers), dtype=torch.float32)
     out_embedding = torch.empty((len(sequences), hidden), dtype=torch.float32)
@@ -83,6 +85,6 @@ def capture(
             out_norms[batch] = torch.stack([n.cpu() for n in norms], dim=1)
             out_embedding[batch] = embedded[0].cpu()
             release_free_memory()
-            if on_batch is not None:
-                on_batch(len(batch))
+            if on_progress is not None:  # in texts, weighed by their tokens: batches hold like lengths
+                on_progress(len(sequences) * sum(len(sequences[i]) for i in batch) / total_tokens)
     return Captured(out, out_norms, out_embedding)

@@ -25,15 +25,17 @@ _MIN_GENERATED_TOKENS = 8
 
 
 def comprehension_activations(
-    lm: LoadedModel, spec: AuditSpec, profile: Profile, on_batch: Callable[[int], None] | None = None
+    lm: LoadedModel, spec: AuditSpec, profile: Profile, on_progress: Callable[[float], None] | None = None
 ) -> Activations:
     labels, texts = _passages(spec.passages, spec.labels, profile.passages_per_label)
-    return _read("comprehension", lm, spec, labels, texts, "passage", on_batch)
+    return _read("comprehension", lm, spec, labels, texts, "passage", on_progress)
 
 
-def heldout_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
+def heldout_activations(
+    lm: LoadedModel, spec: AuditSpec, on_progress: Callable[[float], None] | None = None
+) -> Activations:
     labels, texts = _passages(spec.heldout, spec.labels, None)
-    return _read("heldout", lm, spec, labels, texts, "text")
+    return _read("heldout", lm, spec, labels, texts, "text", on_progress)
 
 
 def heldout_set_rows(spec: AuditSpec) -> tuple[list[str], list[str], list[str]]:
@@ -49,10 +51,12 @@ def heldout_set_rows(spec: AuditSpec) -> tuple[list[str], list[str], list[str]]:
     return sets, labels, texts
 
 
-def heldout_set_activations(lm: LoadedModel, spec: AuditSpec) -> Activations:
+def heldout_set_activations(
+    lm: LoadedModel, spec: AuditSpec, on_progress: Callable[[float], None] | None = None
+) -> Activations:
     """The held-out sets' texts (other registers and languages), read in one pass; rows as `heldout_set_rows`."""
     _, labels, texts = heldout_set_rows(spec)
-    return _read("heldout_sets", lm, spec, labels, texts, "text")
+    return _read("heldout_sets", lm, spec, labels, texts, "text", on_progress)
 
 
 def _read(
@@ -62,10 +66,10 @@ def _read(
     labels: list[str],
     texts: list[str],
     unit: str,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Activations:
     """Texts we wrote, read as plain documents and pooled over each (`unit` names what a text is)."""
-    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling, on_batch=on_batch)
+    captured = capture(lm, tokenize(lm, texts), spec.extraction.pooling, on_progress=on_progress)
     return Activations(
         name,
         labels,
@@ -77,9 +81,11 @@ def _read(
     )
 
 
-def reread_activations(lm: LoadedModel, spec: AuditSpec, stories: Activations) -> Activations:
+def reread_activations(
+    lm: LoadedModel, spec: AuditSpec, stories: Activations, on_progress: Callable[[float], None] | None = None
+) -> Activations:
     """The model's own stories read again as plain documents, without the instruction that named the emotion."""
-    captured = capture(lm, tokenize(lm, stories.texts), spec.extraction.pooling)
+    captured = capture(lm, tokenize(lm, stories.texts), spec.extraction.pooling, on_progress=on_progress)
     return Activations(
         "generation",
         list(stories.labels),
@@ -113,7 +119,7 @@ def generation_activations(
     spec: AuditSpec,
     profile: Profile,
     seed: int,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Activations:
     labels, prompts = generation_prompts(spec, profile)
     prompt_ids = [chat_prompt_ids(lm, p) for p in prompts]
@@ -125,7 +131,7 @@ def generation_activations(
         seed,
         temperature=spec.generation.temperature,
         top_p=spec.generation.top_p,
-        on_batch=on_batch,
+        on_progress=on_progress,
         batch_context=reader.batch,
     )
     new_ids = [ids[: profile.max_new_tokens] for ids in written]

@@ -50,12 +50,16 @@ def main() -> None:
     # stderr already does, rather than crashing the command after its work is done.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
-    # transformers' own progress bars and advice would bury ours; errors still reach stderr.
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    from huggingface_hub.utils import logging as hub_logging
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    hub_logging.set_verbosity_error()
+    # transformers' own progress bars and advice would bury ours; errors still reach stderr. Told by the
+    # environment, which both libraries read when first imported: `--help` and `models list` import neither.
+    for name, value in _QUIET_LIBRARIES.items():
+        os.environ.setdefault(name, value)
     app()
+
+
+_QUIET_LIBRARIES = {
+    "TQDM_DISABLE": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +48,9 @@ def _audit(
     settings = guard(
         lambda: audit_options(model, out, options, stages=stages or STAGES, outputs=Outputs(**outputs), fail_on=fail_on)
     )
+    started = time.monotonic()
     results = guard(lambda: audit(settings, stderr_console()))
-    _print_summary(results, out)
+    _print_summary(results, out, time.monotonic() - started)
     raise typer.Exit(print_findings(results.findings or [], fail_on))
 
 
@@ -66,7 +68,9 @@ def print_findings(checks: list[Check], fail_on: FailLevel) -> int:
     return status
 
 
-def _print_summary(results: Results, out: Path) -> None:
+def _print_summary(results: Results, out: Path, seconds: float) -> None:
+    from emoaudit.progress import duration
+
     model = results.model
     stage = results.stages.extraction
     assert stage is not None  # every audit command runs the extraction
@@ -110,7 +114,8 @@ def _print_summary(results: Results, out: Path) -> None:
         )
         overall = summary.statistics.overall
         console.print(escape(f"within the calibrated range, against the random-direction control: {overall.quote()}"))
-    console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}"))
+    took = f"audited in {duration(seconds)}"
+    console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}   {took}"))
 
 
 @with_options(*MODEL_OPTIONS, *AUDIT_OPTIONS)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from emoaudit.cli.common import guard
+from emoaudit.cli.paths import AUDIT_HELP, audit_folder
 
 
 class VectorFormat(str, Enum):
@@ -20,7 +21,7 @@ class VectorFormat(str, Enum):
 
 
 def export_vectors(
-    audit_out: Annotated[Path, typer.Argument(help="A scan's --out directory.")],
+    audit_out: Annotated[Path, typer.Argument(help=AUDIT_HELP)],
     emotion: Annotated[str, typer.Option(help="The emotion whose vector to export.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The file to write.")],
     format: Annotated[
@@ -31,13 +32,13 @@ def export_vectors(
         str | None, typer.Option(help="Comma-separated layers (emoaudit numbering); the emotion layer if omitted.")
     ] = None,
 ) -> None:
-    """Write one emotion's vector for llama.cpp (--control-vector-scaled FILE S) or steering-vectors, in the
-    units of `emoaudit steer --strength`."""
+    """Write one emotion's vector for llama.cpp (`--control-vector-scaled FILE:SCALE`) or steering-vectors, in
+    the units of `emoaudit steer --strength` (SCALE = the strength)."""
     from emoaudit.export.control_vectors import export_gguf, export_safetensors
     from emoaudit.vectors import EmotionVectors
 
     def run() -> list[int]:
-        vectors, meta = EmotionVectors.load_with_metadata(_vector_file(audit_out, method))
+        vectors, meta = EmotionVectors.load_with_metadata(_vector_file(audit_folder(audit_out), method))
         chosen = _parse_layers(layers) if layers is not None else [vectors.layer_or_default(None)]
         for layer in chosen:
             vectors.direction(emotion, layer)  # an unknown emotion or layer is one line, before any file
@@ -52,10 +53,11 @@ def export_vectors(
     _say(f"{out}: {emotion} ({method}), layers {layer_list}, {format.value}")
 
 
-def verify(audit_out: Annotated[Path, typer.Argument(help="A scan's --out directory.")]) -> None:
+def verify(audit_out: Annotated[Path, typer.Argument(help=AUDIT_HELP)]) -> None:
     """Check every file of an audit against its manifest; exit 1 naming the first that differs."""
     from emoaudit.export.manifest import verify as verify_manifest
 
+    audit_out = audit_folder(audit_out)
     discrepancies = guard(lambda: verify_manifest(audit_out))
     if discrepancies:
         first = discrepancies[0]

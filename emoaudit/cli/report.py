@@ -13,6 +13,7 @@ from rich.table import Table
 
 from emoaudit.cli.audit import print_findings
 from emoaudit.cli.common import FailOnOpt, JUnitOpt, ModelCardOpt, PdfOpt, PolicyOpt, SarifOpt, guard, terminal_text
+from emoaudit.cli.paths import AUDIT_HELP, results_file
 from emoaudit.errors import EmoauditError
 from emoaudit.results.common import FailLevel
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def report(
-    results: Annotated[Path, typer.Argument(help="A results.json written by `emoaudit scan`; only read.")],
+    results: Annotated[Path, typer.Argument(help=f"{AUDIT_HELP} Only read.")],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Report file; report.html beside the results if omitted.")
     ] = None,
@@ -48,6 +49,7 @@ def report(
     from emoaudit.report.policy import load_policy
     from emoaudit.report.rerender import rerender
 
+    results = results_file(results)
     report_path = out or results.with_name("report.html")
     requested = Outputs(sarif, model_card, pdf, junit)
 
@@ -69,8 +71,8 @@ def report(
 
 
 def compare(
-    before: Annotated[Path, typer.Argument(help="results.json of the earlier release.")],
-    after: Annotated[Path, typer.Argument(help="results.json of the later release.")],
+    before: Annotated[Path, typer.Argument(help=f"The earlier release's audit: {AUDIT_HELP.lower()}")],
+    after: Annotated[Path, typer.Argument(help=f"The later release's audit: {AUDIT_HELP.lower()}")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the changes as JSON.")] = None,
     fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when anything regressed.")] = True,
     policy: PolicyOpt = None,
@@ -89,7 +91,8 @@ def compare(
     def read() -> Comparison:
         for source in (before, after):  # before anything is printed: an output must not be an input
             _refuse_input(out, "--out", source)
-        return compare_results(read_results(before), read_results(after), load_policy(policy).steerable.alpha)
+        earlier, later = read_results(results_file(before)), read_results(results_file(after))
+        return compare_results(earlier, later, load_policy(policy).steerable.alpha)
 
     comparison = guard(read)
     console = Console()

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from emoaudit.cli.common import ModelArg, guard, stderr_console, terminal_text
 from emoaudit.cli.options import with_options
+from emoaudit.cli.paths import audit_folder
 from emoaudit.options import MODEL_OPTIONS
 
 
@@ -28,7 +29,7 @@ def steer(
     vectors: Annotated[
         Path | None,
         typer.Option(
-            help="A previous run's --out (or its vectors/ folder); vectors are extracted on the fly if omitted."
+            help="A previous run's --out (its results.json or vectors/ folder); extracted on the fly if omitted."
         ),
     ] = None,
     method: Annotated[str, typer.Option(help="comprehension or generation vectors.")] = "comprehension",
@@ -55,8 +56,17 @@ def steer(
     settings = guard(lambda: audit_options(model, Path("."), options))
     result = guard(
         lambda: steer_once(
-            settings, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens, profile
-        )
+            settings,
+            stderr_console(),
+            prompt,
+            emotion,
+            strength,
+            vectors and audit_folder(vectors),
+            method,
+            layer,
+            max_new_tokens,
+            profile,
+        )  # fmt: skip
     )
     table = Table(
         title=terminal_text(f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)"),

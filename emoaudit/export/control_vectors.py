@@ -6,7 +6,7 @@
   `controlvector.layer_count`. llama.cpp adds `direction.N` to the output of its block N (0-based), the
   same hook point as emoaudit's layer N; it never steers block 0's input and keeps no tensor for
   `direction.0`, so layer 0 cannot be exported. Each direction is written as mean_norm[N] × v/‖v‖, so
-  that `--control-vector-scaled FILE S` adds exactly what `emoaudit steer --strength S` adds.
+  that `--control-vector-scaled FILE:S` adds exactly what `emoaudit steer --strength S` adds.
 * a safetensors file `{"N": [hidden]}` in the same units and layer numbering, which steering-vectors'
   `SteeringVector(layer_activations={int(k): v ...}, layer_type="decoder_block")` applies unchanged
   (its decoder-block layer N is the output of block N).

@@ -9,7 +9,7 @@ from both, `semantic` asks whether the lens raises each emotion's own words in o
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,11 @@ from emoaudit.spec.tables import LeakageConfig
 from emoaudit.vectors import EmotionVectors, unit_deltas
 
 
-def annotate(samples: list[dict[str, Any]], config: LeakageConfig, seed: int) -> None:
-    """Add each sample's language, script shares, foreign share and foreign spans under "leakage"."""
+def annotate(
+    samples: list[dict[str, Any]], config: LeakageConfig, seed: int, on_progress: Callable[[float], None] | None = None
+) -> None:
+    """Add each sample's language, script shares, foreign share and foreign spans under "leakage";
+    `on_progress` is told each sample done."""
     for sample in samples:
         detected, probability = detect_language(sample["text"], seed, min_letters=config.min_letters)
         share = foreign_share(sample["text"], config.expected_script)
@@ -41,6 +44,8 @@ def annotate(samples: list[dict[str, Any]], config: LeakageConfig, seed: int) ->
             "leaks": share > config.text_share,
             "spans": foreign_spans(sample["text"], config.expected_script)[:5],
         }
+        if on_progress is not None:
+            on_progress(1)
 
 
 def assess(
@@ -50,10 +55,13 @@ def assess(
     vectors: EmotionVectors,
     config: LeakageConfig,
     translations: Mapping[str, Mapping[str, tuple[str, ...]]],
+    on_progress: Callable[[float], None] | None = None,
 ) -> Leakage:
     """Leakage per emotion and strength, in the annotated outputs and the logit lens, against the baseline;
     and, with the specification's `translations` ({language: {emotion: words}}), whether the lens raises
-    each emotion's own words in those languages (`semantic.entanglement`)."""
+    each emotion's own words in those languages (`semantic.entanglement`). `on_progress` is told each
+    emotion read through the lens, then 1 for the entanglement: `len(steering.emotions) + 1` in all."""
+    report = on_progress or (lambda _: None)
     script, k = config.expected_script, config.lens_top_k
     layer = steering.layer
     states = last_prompt_states(lm, [chat_prompt_ids(lm, sc.prompt) for sc in steering.scenarios], layer)
@@ -93,6 +101,7 @@ def assess(
                     evidence_tokens=list(dict.fromkeys(t for r in readings for t in r.foreign_tokens()))[:10],
                 )
             )
+        report(1)
     findings = [
         c for c in cells if c.output_rate_above_baseline >= config.margin or c.lens_above_baseline >= config.margin
     ]
@@ -101,6 +110,7 @@ def assess(
     semantic = (
         entanglement(lm, states, directions, Grid.of(steering), word_tokens(lm, translations)) if translations else None
     )
+    report(1)
     return Leakage(
         layer=layer,
         expected_script=script,

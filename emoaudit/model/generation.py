@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import cast
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
@@ -23,6 +23,12 @@ BatchContext = Callable[[list[int]], AbstractContextManager[object]]
 # (the KV cache's growth by concatenation then dominates). The KV cache is most of what a batch
 # holds (23 kB a token on SmolLM2 in float32: 280 MB at 12288).
 GENERATION_BATCH_TOKENS = 12288
+# What a written token costs in read tokens, for progress only (the prefill's weight in a batch): an idle
+# 2-core CPU wrote 112-135 tokens/s where it read 545 (bench/results/cpu-2core-epyc-*-float32.json), the
+# same CPU shared with six other jobs 9 against 60 (a scan's probe), and a GPU's decoding steps are bound
+# by launches, not tokens. At 4 a loaded machine's first step looked like a quarter of the stories and
+# the ETA a quarter of the way in was 3-14x too short; erring high only slows the first step's report.
+_DECODE_COST = 8.0
 
 
 def generate(
@@ -34,11 +40,13 @@ def generate(
     temperature: float,
     top_p: float,
     max_batch_tokens: int = GENERATION_BATCH_TOKENS,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
     batch_context: BatchContext | None = None,
 ) -> list[list[int]]:
     """New token ids per prompt, cut at the first end-of-text token; seeded sampling (greedy at temperature 0).
 
+    `on_progress` is told the prompts finished, in fractions at every decoding step (a batch's rows
+    advance by 1/max_new_tokens each step; a batch that stops early reports the rest when it ends).
     `batch_context(indices)` is entered around each batch's generation, e.g. to steer those rows. Raises
     EmoauditError, before anything runs, when a prompt and its new tokens do not fit the model's context.
     """
@@ -54,6 +62,7 @@ def generate(
         if temperature > 0:
             generator = torch.Generator(device=device).manual_seed(seed + batch_index)
             sampler = [NucleusSampler(temperature, top_p, generator)]
+        steps = _StepReport(len(batch), ids.shape[1], max_new_tokens, on_progress)
         with torch.inference_mode(), context:
             out = lm.model.generate(  # type: ignore[operator]
                 input_ids=ids.to(device),
@@ -66,15 +75,39 @@ def generate(
                 top_k=None,
                 pad_token_id=pad_id(lm),
                 eos_token_id=sorted(eos),
+                stopping_criteria=StoppingCriteriaList([steps]),
             )
         for row, i in enumerate(batch):
             generated = out[row, ids.shape[1] :].tolist()
             cut = next((k for k, t in enumerate(generated) if t in eos), len(generated))
             results[i] = generated[:cut]
         release_free_memory()  # the batch's KV cache, before the next batch's shape fragments the heap
-        if on_batch is not None:
-            on_batch(len(batch))
+        steps.finish()
     return results
+
+
+class _StepReport(StoppingCriteria):
+    """Stops nothing: called after every decoding step, it reports the batch's share of the work done, so
+    that a batch of minutes moves the progress line every step rather than once at its end. The first
+    step carries the prompts' prefill, weighed in read-token equivalents against the steps after it."""
+
+    def __init__(self, rows: int, width: int, max_new_tokens: int, report: Callable[[float], None] | None) -> None:
+        prefill, step = rows * width, rows * _DECODE_COST
+        whole = prefill + step * max(max_new_tokens, 1)
+        self.next, self.step = rows * (prefill + step) / whole, rows * step / whole
+        self.left, self.report = float(rows), report
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
+        if self.report is not None and self.left > 1e-9:
+            done = min(self.next, self.left)
+            self.next, self.left = self.step, self.left - done
+            self.report(done)
+        return cast(torch.BoolTensor, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device))
+
+    def finish(self) -> None:
+        if self.report is not None and self.left > 1e-9:
+            self.report(self.left)
+        self.left = 0.0
 
 
 def check_fits(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int) -> None:

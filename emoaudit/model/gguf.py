@@ -15,6 +15,7 @@ from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from emoaudit.errors import EmoauditError
+from emoaudit.progress import ConsoleProgress
 from emoaudit.model import registry
 from emoaudit.model.architectures import check_causal
 from emoaudit.storage import share_like_umask, tree_digests, utf8_view, write_json
@@ -41,7 +42,7 @@ def converted_gguf(path: Path, sha256: str, dtype: torch.dtype, console: Console
         _write_converted(target, model, lambda tmp: [shutil.copy2(p, tmp / p.name) for p in extras], path, sha256)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with console.status(f"converting {path.name} to safetensors (once; later loads reuse it)"):
+    with ConsoleProgress(console).stage(f"converting {path.name} to safetensors (once)", 1) as advance:
         try:
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
             model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
@@ -58,6 +59,7 @@ def converted_gguf(path: Path, sha256: str, dtype: torch.dtype, console: Console
             tokenizer.save_pretrained(tmp)
 
         _write_converted(target, model, write_rest, path, sha256)
+        advance(1)
     return target
 
 

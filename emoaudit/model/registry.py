@@ -12,6 +12,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -19,13 +20,13 @@ from platformdirs import user_cache_dir
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec import BUILTIN_DIR
 from emoaudit.storage import sha256_file, tree_digests
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
-REGISTRY_FILE = BUILTIN_DIR / "models.toml"
+# Found as emoaudit.spec finds the audits (BUILTIN_DIR), without importing it: `models list` stays light.
+REGISTRY_FILE = Path(str(files("emoaudit.audits"))) / "models.toml"
 _CHUNK = 1 << 20
 
 

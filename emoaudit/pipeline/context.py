@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from emoaudit.pipeline.options import AuditOptions
 from emoaudit.results.common import Resources
 from emoaudit.model.loaded import LoadedModel
+from emoaudit.progress import Advance, ConsoleProgress, Progress
 from emoaudit.spec import AuditSpec
 from emoaudit.spec.tables import Profile
 
@@ -30,6 +30,11 @@ class Run:
     runtime_rss_bytes: int | None = None  # resident memory before the model was loaded
     timings: dict[str, float] = field(default_factory=dict)
     reused_memory: list[Resources] = field(default_factory=list)  # of the runs that made reused stages
+    progress: Progress | None = None  # a line per stage on `console` unless given
+
+    def __post_init__(self) -> None:
+        if self.progress is None:
+            self.progress = ConsoleProgress(self.console)
 
     @property
     def out(self) -> Path:
@@ -45,12 +50,7 @@ class Run:
         yield
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
-    def progress(self) -> Progress:
-        return Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
-        )
+    def stage(self, description: str, total: float, unit: str = "") -> AbstractContextManager[Advance]:
+        """A progress line for work of `total` units; the context gives the callback its loops advance."""
+        assert self.progress is not None
+        return self.progress.stage(description, total, unit)

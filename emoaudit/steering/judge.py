@@ -9,7 +9,7 @@ keywords, so that tests and examples can run a whole audit without a judge model
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -62,12 +62,33 @@ class FixedJudge:
         return out
 
 
+def scores_in_parts(
+    judge: Judge, texts: Sequence[str], on_progress: Callable[[float], None] | None = None, part: int = 64
+) -> np.ndarray:
+    """`judge.scores(texts)` [n_texts, n_labels], asked `part` texts of like length at a time so that
+    `on_progress` (told the texts scored) moves while a judge reads hundreds; rows in the texts' order."""
+    if on_progress is None or len(texts) <= part:
+        out = judge.scores(texts)
+        if on_progress is not None:
+            on_progress(len(texts))
+        return out
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), len(judge.labels)))
+    for start in range(0, len(order), part):
+        rows = order[start : start + part]
+        out[rows] = judge.scores([texts[i] for i in rows])
+        on_progress(len(rows))
+    return out
+
+
 def predict(judge: Judge, texts: Sequence[str]) -> list[str]:
     """The top label of each text (the first of tied ones)."""
     return [judge.labels[i] for i in np.argmax(judge.scores(texts), axis=1)]
 
 
-def validate(judge: Judge, labelled: Mapping[str, Sequence[str]]) -> JudgeValidation:
+def validate(
+    judge: Judge, labelled: Mapping[str, Sequence[str]], on_progress: Callable[[float], None] | None = None
+) -> JudgeValidation:
     """Accuracy on a labelled set that was not used to build the judge (the audit's held-out sentences),
     over the labels the judge and the set share. Raises ValueError when they share no sentence."""
     labels = [label for label in judge.labels if label in labelled and labelled[label]]
@@ -75,7 +96,8 @@ def validate(judge: Judge, labelled: Mapping[str, Sequence[str]]) -> JudgeValida
         raise ValueError("the judge shares no labelled sentence with the validation set")
     texts = [t for label in labels for t in labelled[label]]
     truth = np.array([judge.labels.index(label) for label in labels for _ in labelled[label]])
-    ranks = (-judge.scores(texts)).argsort(axis=1, kind="stable")  # ties: the first label, as `predict`
+    # ties: the first label, as `predict`
+    ranks = (-scores_in_parts(judge, texts, on_progress)).argsort(axis=1, kind="stable")
     hit = ranks[:, 0] == truth
     hit3 = (ranks[:, :3] == truth[:, None]).any(axis=1)
     rows = {label: truth == judge.labels.index(label) for label in labels}

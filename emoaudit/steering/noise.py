@@ -12,7 +12,7 @@ above the specification's `judge_margin` is how often an unsteered text would pa
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text
 from emoaudit.results.steering import NoiseFloor
 from emoaudit.spec.tables import Sampling, Scenario
-from emoaudit.steering.judge import Judge
+from emoaudit.steering.judge import Judge, scores_in_parts
 from emoaudit.storage import write_text
 
 QUANTILE = 0.95
@@ -40,6 +40,11 @@ class Variant:
     judge: dict[str, float] | None = None
 
 
+def noise_variants(scenarios: Sequence[Scenario], draws: int) -> int:
+    """How many unsteered variants `unsteered_variants` writes: the draws, and one per paraphrase."""
+    return len(scenarios) * draws + sum(len(sc.paraphrases) for sc in scenarios)
+
+
 def unsteered_variants(
     lm: LoadedModel,
     scenarios: Sequence[Scenario],
@@ -47,6 +52,7 @@ def unsteered_variants(
     sampling: Sampling,
     max_new_tokens: int,
     seed: int,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[Variant]:
     """`draws` sampled continuations of each scenario's prompt, then a greedy one of each paraphrase."""
     sampled = [(sc, "sampled", sc.prompt) for sc in scenarios for _ in range(draws)]
@@ -62,6 +68,7 @@ def unsteered_variants(
             seed,
             temperature=temperature,
             top_p=sampling.top_p,
+            on_progress=on_progress,
         )
         variants += [
             Variant(sc.id, source, prompt, generated_text(lm, new))
@@ -113,11 +120,13 @@ def measure_noise_floor(
     seed: int,
     margin: float,
     samples: Path,
+    on_progress: Callable[[float], None] | None = None,
 ) -> NoiseFloor:
     """Generate and judge the unsteered variants of `scenarios`, write them to `samples` (JSON lines) and
-    measure the noise floor against `base` (each scenario's greedy continuation's judge scores)."""
-    variants = unsteered_variants(lm, scenarios, draws, sampling, max_new_tokens, seed)
-    scores = judge.scores([v.text for v in variants])
+    measure the noise floor against `base` (each scenario's greedy continuation's judge scores).
+    `on_progress` is told each variant written and each judged: `noise_variants(...)` twice in all."""
+    variants = unsteered_variants(lm, scenarios, draws, sampling, max_new_tokens, seed, on_progress)
+    scores = scores_in_parts(judge, [v.text for v in variants], on_progress)
     # Rounded as the trials' scores are, so that the changes compare with their gains exactly.
     judged = [
         replace(v, judge={label: round(float(x), 5) for label, x in zip(judge.labels, row, strict=True)})

@@ -76,7 +76,7 @@ def generate_trials(
     layer: int,
     max_new_tokens: int,
     seed: int,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
     positions: str = "all",
 ) -> list[Trial]:
     """Greedy continuations for each row, steered at `layer` where the row has a delta.
@@ -92,7 +92,7 @@ def generate_trials(
     row_ids = [prompt_ids[r.prompt] for r in rows]
     steer = steering_context(lm, layer, deltas, [len(ids) for ids in row_ids], positions)
     new_ids = generate(
-        lm, row_ids, max_new_tokens, seed, temperature=0.0, top_p=1.0, on_batch=on_batch, batch_context=steer
+        lm, row_ids, max_new_tokens, seed, temperature=0.0, top_p=1.0, on_progress=on_progress, batch_context=steer
     )
     texts = [generated_text(lm, ids) for ids in new_ids]
     # The NLL is of the text as stored, re-tokenised, so anyone can recompute it from samples.jsonl.

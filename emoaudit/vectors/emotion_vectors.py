@@ -9,6 +9,7 @@ activations projected out: the directions along which every text varies, emotion
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,12 +37,15 @@ def unit_deltas(directions: torch.Tensor, strengths: Sequence[float], mean_norm:
     return unit * torch.tensor(list(strengths), dtype=unit.dtype)[:, None] * mean_norm
 
 
-@dataclass
+@dataclass(repr=False)
 class EmotionVectors:
     """One vector per emotion and layer, in the raw residual space that steering adds to.
 
     Strengths are in units of the layer's mean per-token residual norm: `delta(e, l, s)` is
-    s × mean_norm[l] × v/‖v‖, what `emoaudit steer --strength s` adds.
+    s × mean_norm[l] × v/‖v‖, what `emoaudit steer --strength s` adds. Loaded from an audit that
+    steered, `calibrated_unit` is the strength its calibration found (the next-token distribution moved
+    by the target KL) and `calibrated_range` the multiple of it the audit's statistics read: `steer`
+    warns past their product, where text degenerates (repetition, another language) more than it steers.
     """
 
     method: str
@@ -54,6 +58,27 @@ class EmotionVectors:
     removed_components: list[int]  # per layer, neutral principal components projected out
     pooling: str
     emotion_layer: int | None = None  # the layer the audit chose, where `steer` acts by default
+    calibrated_unit: float | None = None  # the audit's calibrated steering strength (results.json)
+    calibrated_range: float | None = None  # multipliers of it up to this are the audit's calibrated range
+
+    def __repr__(self) -> str:
+        unit = "" if self.calibrated_unit is None else f", calibrated_unit={self.calibrated_unit:.3g}"
+        return (
+            f"EmotionVectors(method={self.method!r}, emotions={len(self.emotions)}, layers={self.n_layers}, "
+            f"hidden={int(self.vectors.shape[2])}, emotion_layer={self.emotion_layer}{unit})"
+        )
+
+    def past_calibrated_range(self, strength: float) -> str | None:
+        """One line saying that `strength` is past the audit's calibrated range, or None (also when unknown)."""
+        if self.calibrated_unit is None or self.calibrated_range is None:
+            return None
+        limit = self.calibrated_unit * self.calibrated_range
+        if abs(strength) <= limit * (1 + 1e-9):
+            return None
+        return (
+            f"strength {strength:g} is past the audit's calibrated range (up to {limit:.3g}: "
+            f"{self.calibrated_range:g} x the calibrated unit {self.calibrated_unit:.3g}); expect degenerate text"
+        )
 
     @classmethod
     def from_activations(
@@ -115,6 +140,8 @@ class EmotionVectors:
                 f"not {stream.n_layers} layers × {model_hidden}"
             )
         chosen = self.layer_or_default(layer)
+        if (warning := self.past_calibrated_range(strength)) is not None:
+            warnings.warn(warning, UserWarning, stacklevel=3)
         with add_to_blocks(stream, [chosen], self.delta(emotion, chosen, strength)):
             yield
 
@@ -151,7 +178,8 @@ class EmotionVectors:
 
     @classmethod
     def load(cls, path: Path | str) -> EmotionVectors:
-        """Vectors saved by `save` (a file, or an audit's output directory: its comprehension vectors)."""
+        """Vectors saved by `save` (a file, or an audit's output directory: its comprehension vectors), with
+        the audit's calibrated unit and range when its results.json records a steering stage."""
         return cls.load_with_metadata(path)[0]
 
     @classmethod
@@ -197,8 +225,19 @@ class EmotionVectors:
             removed,
             meta["pooling"],
             json.loads(meta.get("emotion_layer", "null")),
+            *_calibration(path.parent.parent / "results.json"),
         )
         return loaded, meta
+
+
+def _calibration(results: Path) -> tuple[float | None, float | None]:
+    """(calibrated unit, calibrated range) of the audit whose results.json this is; (None, None) without one."""
+    try:
+        steering = json.loads(results.read_text(encoding="utf-8"))["stages"]["steering"]
+        unit = float(steering["calibration"]["unit_strength"])
+        return unit, float(steering["summary"]["statistics"]["calibrated_range"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
 
 
 def _stats_path(path: Path) -> Path:
