@@ -92,33 +92,40 @@ def _audit(
             policy=policy,
             stages=stages,
             steer_positions=steer_positions.value,
+            fail_on=fail_on.value,
             **(placement or {}),  # type: ignore[arg-type]
         )
     )
     results = guard(lambda: audit(options, stderr_console()))
     _print_summary(results, out)
-    guard(lambda: exports.write(results, load_policy(policy), out / "report.html"))
-    status = gate(results.findings or [], fail_on, junit, results.model.reference)
+    guard(lambda: exports.write(results, load_policy(policy), out / "report.html", fail_on.value))
+    status = gate(results.findings or [], fail_on, junit, results.model.reference, out / "report.html")
     if any(_inside(path, out) for path in [*exports.paths(), *([junit] if junit else [])]):
         guard(lambda: refresh_manifest(out))  # what landed in OUT after the audit is vouched for too
     raise typer.Exit(status)
 
 
-def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -> int:
+def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str, report: Path | None = None) -> int:
     """Print the findings, write JUnit if asked; the exit status: 1 when a finding reaches --fail-on
-    (exits 2, and one line, when the JUnit file cannot be written)."""
+    (exits 2, and one line, when the JUnit file cannot be written). The last lines are the report's path,
+    the findings, the gate's decision in words and the exit status."""
+    from emoaudit.report.decision import decide
     from emoaudit.report.gating import exit_status, junit_xml
+    from emoaudit.report.power import underpowered
     from emoaudit.storage import write_text
 
     console = Console()
-    for check in checks:
-        if check.failed:
-            console.print(terminal_text(f"finding [{check.severity}] {check.id}: {check.detail}"))
     if junit is not None:
         guard(lambda: write_text(junit, junit_xml(checks, fail_on.value, model)))
     status = exit_status(checks, fail_on.value)
-    if status:
-        console.print(f"a finding reaches --fail-on {fail_on.value}: exit status 1")
+    if report is not None:
+        console.print(escape(f"report: {report}"), soft_wrap=True)
+    for check in checks:
+        if check.failed:
+            thin = " (underpowered: does not gate alone)" if underpowered(check) else ""
+            console.print(terminal_text(f"finding [{check.severity}]{thin} {check.id}: {check.detail}"))
+    console.print(terminal_text(decide(checks, fail_on.value).sentence))
+    console.print(f"exit status {status}")
     return status
 
 
@@ -157,15 +164,16 @@ def _print_summary(results: Results, out: Path) -> None:
     if steering is not None:
         summary = steering.summary
         totals = ", ".join(f"{k} {v}" for k, v in summary.regime_totals.items())
-        rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.2f}"
         console.print(
-            f"steering at layer {steering.layer}: {summary.trials} trials, success rate {rate} "
+            f"steering at layer {steering.layer}: {summary.trials} trials "
             f"(judge {terminal_text(steering.judge.name)}, "
             f"held-out accuracy {steering.judge.validation.accuracy:.2f}); "
             f"{totals}"
         )
         overall = summary.statistics.overall
-        console.print(escape(f"within the calibrated range, against the random-direction control: {overall.quote()}"))
+        console.print(
+            escape(f"surgical within the calibrated range, against the random-direction control: {overall.quote()}")
+        )
     console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}"))
 
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from emoaudit.cli.audit import gate
@@ -24,6 +23,7 @@ from emoaudit.cli.common import (
     terminal_text,
 )
 from emoaudit.errors import EmoauditError
+from emoaudit.export.manifest import MANIFEST
 
 if TYPE_CHECKING:
     from emoaudit.results.document import Results
@@ -33,8 +33,14 @@ if TYPE_CHECKING:
 def report(
     results: Annotated[Path, typer.Argument(help="A results.json written by `emoaudit scan`; only read.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Report file; report.html beside the results if omitted.")
-    ] = None,
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Report file (default: report.html in the current directory). Never inside an audit's output "
+            "directory (one with a manifest.json): its manifest vouches for what the audit wrote.",
+        ),
+    ] = Path("report.html"),
     out_results: Annotated[
         Path | None, typer.Option("--out-results", help="Write the results with the new findings to this file.")
     ] = None,
@@ -51,29 +57,31 @@ def report(
     """Rebuild the report and findings from a results file, without running the model; write the SARIF,
     model-card and PDF exports asked for.
 
-    RESULTS is never rewritten unless --overwrite is given, so an archived audit can be re-reported.
+    RESULTS is never rewritten unless --overwrite is given, so an archived audit can be re-reported; no
+    output is written into an audit's output directory (one holding a manifest.json), whose manifest is
+    never re-signed: `emoaudit verify OUT` still vouches for the audit after a re-report.
     """
     from emoaudit.report.exports import Exports
     from emoaudit.report.policy import load_policy
     from emoaudit.report.rerender import rerender
 
-    report_path = out or results.with_name("report.html")
+    report_path = out
     exports = Exports(sarif, model_card, pdf)
 
     def run() -> Results:
         outputs = ((report_path, "--out"), (out_results, "--out-results"), (junit, "--junit"))
         for path, option in (*outputs, (sarif, "--sarif"), (model_card, "--model-card"), (pdf, "--pdf")):
             _refuse_input(path, option, results)
+            _refuse_signed(path, option)
         if overwrite and out_results is not None:
             raise EmoauditError("give --out-results or --overwrite, not both")
         exports.check()
-        document = rerender(results, report_path, policy, results if overwrite else out_results)
-        exports.write(document, load_policy(policy), report_path)
+        document = rerender(results, report_path, policy, results if overwrite else out_results, fail_on.value)
+        exports.write(document, load_policy(policy), report_path, fail_on.value)
         return document
 
     document = guard(run)
-    Console().print(escape(f"report: {report_path}"))
-    raise typer.Exit(gate(document.findings or [], fail_on, junit, document.model.reference))
+    raise typer.Exit(gate(document.findings or [], fail_on, junit, document.model.reference, report_path))
 
 
 def compare(
@@ -125,3 +133,16 @@ def _refuse_input(path: Path | None, option: str, source: Path) -> None:
     """An output must never be the input it was made from."""
     if path is not None and path.exists() and source.exists() and os.path.samefile(path, source):
         raise EmoauditError(f"{option} {path} is the input {source}, which is only read")
+
+
+def _refuse_signed(path: Path | None, option: str) -> None:
+    """An output must never land in an audit's output directory: its manifest vouches for the files the audit
+    wrote, and re-signing it would bless a tampered results.json, while not re-signing it makes `verify` fail."""
+    if path is None:
+        return
+    for folder in path.absolute().parents:
+        if (folder / MANIFEST).is_file():
+            raise EmoauditError(
+                f"{option} {path} is inside the audit output {folder}, whose {MANIFEST} vouches for what the audit "
+                f"wrote: write it elsewhere (the default is report.html in the current directory)"
+            )

@@ -35,6 +35,7 @@ class AuditOptions:
     disk_offload: bool = True  # under a device map, weights past every budget go to disk
     quantize: str | None = None  # bitsandbytes: 4bit or 8bit (CUDA only)
     steer_positions: str = "all"  # where steering adds its vector: "all" positions or the "generated" ones
+    fail_on: str = "high"  # the gate the report's decision sentence states (not part of the audit's identity)
 
     def __post_init__(self) -> None:
         """Raises EmoauditError for a seed numpy cannot take, an unknown --steer-positions or a malformed

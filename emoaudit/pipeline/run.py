@@ -82,7 +82,7 @@ def audit(options: AuditOptions, console: Console) -> Results:
     # The claims read the typed stages, reused or not: a resumed audit recomputes no stage for them.
     document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
     write_json(run.out / "results.json", to_dict(document))
-    write_report(run.out / "report.html", document, spec)
+    write_report(run.out / "report.html", document, spec, options.fail_on)
     write_manifest(
         run.out, AuditIdentity(run.lm.identity.reference, run.lm.identity.sha256, spec.sha256, policy_sha256)
     )

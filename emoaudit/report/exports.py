@@ -35,12 +35,13 @@ class Exports:
         if self.pdf is not None:
             require_browser()
 
-    def write(self, results: Results, policy: Policy, report_html: Path) -> None:
-        """Write every export asked for, from the results (findings included) and the HTML report."""
+    def write(self, results: Results, policy: Policy, report_html: Path, fail_on: str = "high") -> None:
+        """Write every export asked for, from the results (findings included) and the HTML report; each states
+        the decision of the gate `--fail-on fail_on`."""
         checks = results.findings or []
         if self.sarif is not None:
-            write_json(self.sarif, sarif_document(results, checks, policy))
+            write_json(self.sarif, sarif_document(results, checks, policy, fail_on))
         if self.model_card is not None:
-            write_text(self.model_card, model_card_section(results, checks))
+            write_text(self.model_card, model_card_section(results, checks, fail_on))
         if self.pdf is not None:
             write_pdf(report_html, self.pdf)

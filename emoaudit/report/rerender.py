@@ -18,10 +18,11 @@ from emoaudit.study.claims import load_claims, paper_claims
 from emoaudit.study.evidence import evidence_of
 
 
-def rerender(path: Path, report: Path, policy: Path | None, results_out: Path | None) -> Results:
+def rerender(path: Path, report: Path, policy: Path | None, results_out: Path | None, fail_on: str = "high") -> Results:
     """Findings, the paper's claims and report again from the results file at `path`: a changed policy
     applies without rerunning the model. `path` is only read; the results with their new findings are written to
-    `results_out` when given (which the caller may make `path` itself, on request).
+    `results_out` when given (which the caller may make `path` itself, on request). The report opens with
+    the decision of the gate `--fail-on fail_on`.
 
     Raises EmoauditError for a bad results or policy file; OSError for an unwritable output.
     """
@@ -31,7 +32,7 @@ def rerender(path: Path, report: Path, policy: Path | None, results_out: Path | 
     findings = evaluate(document, rules)
     # The claims too, from this emoaudit's claims file: results written before them get them as well.
     document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
-    write_report(report, document, _spec_of(document))
+    write_report(report, document, _spec_of(document), fail_on)
     if results_out is not None:
         write_json(results_out, to_dict(document))
     return document

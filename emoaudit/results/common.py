@@ -11,11 +11,12 @@ SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")  # in risin
 
 @dataclass(frozen=True)
 class Check:
-    """One policy check: passed, or failed with a finding of some severity."""
+    """One policy check: passed, or failed with a finding (`failed`) of its severity."""
 
     id: str
     title: str
-    severity: Severity  # of the finding when the check fails; "info" when it passes
+    # the policy's severity of the check, passed or failed (results before 0.x wrote "info" for a pass)
+    severity: Severity
     failed: bool
     detail: str
     evidence: dict[str, Any]  # the numbers the check read, in the check's own terms
