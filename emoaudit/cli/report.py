@@ -115,8 +115,8 @@ def compare(
     for change in comparison.changes:
         table.add_row(
             terminal_text(change.what),  # finding ids and conditions come from the files, as written
-            terminal_text(str(change.before)),
-            terminal_text(str(change.after)),
+            terminal_text(_cell(change.before)),
+            terminal_text(_cell(change.after)),
             "yes" if change.regression else "",
         )
     console.print(table)
@@ -146,3 +146,18 @@ def _refuse_signed(path: Path | None, option: str) -> None:
                 f"{option} {path} is inside the audit output {folder}, whose {MANIFEST} vouches for what the audit "
                 f"wrote: write it elsewhere (the default is report.html in the current directory)"
             )
+
+
+def _cell(value: object) -> str:
+    """A compared value as a table cell: a rate estimate as 'rate [ci] of n, control c', never a raw dict."""
+    if not isinstance(value, dict):
+        return "—" if value is None else str(value)
+    if value.get("rate") is None:
+        return "no trials"
+
+    def pct(key: str) -> str:
+        x = value.get(key)
+        return "—" if x is None else f"{x:.0%}"
+
+    text = f"{pct('rate')} [{pct('ci_low')}, {pct('ci_high')}] of {value.get('trials')}, control {pct('control_rate')}"
+    return text + (f", p(rise) = {value['p_rise']:.3g}" if value.get("p_rise") is not None else "")
