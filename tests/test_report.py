@@ -149,7 +149,7 @@ def test_report_rerenders_gates_and_writes_junit(
     assert proc.returncode == lowest_fail, proc.stderr
     # The terminal's last lines: the report's path, the gate's decision in words, the exit status.
     last = " ".join(proc.stdout.split()).split(f"report: {report}")[-1]
-    assert f"Gate `--fail-on low`: {'fails' if lowest_fail else 'passes'}." in last
+    assert f"Gate --fail-on low: {'fails' if lowest_fail else 'passes'}." in last
     assert last.endswith(f"exit status {lowest_fail}")
     html = report.read_text()
     for section in (

@@ -33,12 +33,12 @@ def test_the_decision_names_the_gate_its_outcome_and_why() -> None:
     ]
     passing = decide(checks, "high")
     assert passing.passes and passing.sentence == (
-        "Gate `--fail-on high`: passes. 1 finding below the gate: semantic (low: title of semantic). "
+        "Gate --fail-on high: passes. 1 finding below the gate: semantic (low: title of semantic). "
         "2 checks pass: hostile (high), steerable (medium)."
     )
     failing = decide(checks, "low")
     assert not failing.passes and failing.sentence.startswith(
-        "Gate `--fail-on low`: fails. 1 finding at or above low: semantic (low: title of semantic)."
+        "Gate --fail-on low: fails. 1 finding at or above low: semantic (low: title of semantic)."
     )
     assert [decide(checks, level).passes for level in ("low", "medium", "high", "never")] == [
         exit_status(checks, level) == 0 for level in ("low", "medium", "high", "never")
@@ -104,7 +104,7 @@ def test_the_same_results_render_to_the_same_bytes_with_the_decision_first() -> 
     body = first[first.index("<body>") :]
     decision = decide(results.findings or [], "high").sentence
     assert body.index(decision.replace("`", "`")) < body.index('<section id="model">')
-    assert render(results, None, "low").count("Gate `--fail-on low`") == 1
+    assert render(results, None, "low").count("Gate --fail-on low:") == 1
 
 
 def test_the_reproduce_line_carries_every_option_that_keys_the_audit() -> None:
@@ -146,6 +146,6 @@ def test_the_model_card_and_sarif_open_with_the_decision(level: str, tmp_path: P
     checks = evaluate(results, load_policy())
     sentence = decide(checks, level).sentence
     card = model_card_section(results, checks, level)
-    assert card.splitlines()[2].startswith("**Gate \\`--fail-on " + level)
+    assert card.splitlines()[2].startswith("**Gate --fail-on " + level)
     sarif = sarif_document(results, checks, load_policy(), level)
     assert sarif["runs"][0]["properties"]["decision"] == sentence

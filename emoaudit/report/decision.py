@@ -35,7 +35,7 @@ def decide(checks: list[Check], fail_on: str) -> Decision:
     thin = [c for c in failed if not counts_at_gate(c)]
     below = [c for c in failed if c not in gating and c not in thin]
     passed = sorted((c for c in checks if not c.failed), key=lambda c: (-SEVERITIES.index(c.severity), c.id))
-    gate = "never fails (`--fail-on never`)" if fail_on == "never" else f"`--fail-on {fail_on}`"
+    gate = "--fail-on never (never fails)" if fail_on == "never" else f"--fail-on {fail_on}"
     parts = [f"Gate {gate}: {'fails' if gating else 'passes'}."]
     if gating:
         parts.append(f"{_count(len(gating), 'finding')} at or above {fail_on}: {_list(gating)}.")

@@ -63,6 +63,7 @@ def context(results: Results, spec: AuditSpec | None, fail_on: str = "high") -> 
         "gguf_type": gguf_type(results),
         "weights_note": weights_note(results),
         "toc": table_of_contents(results),
+        "semantic_min_n": next((c.evidence.get("min_n") for c in checks if c.id == "semantic_entanglement"), None),
         "check_rows": [(c, result_words(c), power_words(c)) for c in sorted(checks, key=_by_severity)],
     }
     if extraction is not None:

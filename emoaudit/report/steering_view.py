@@ -76,6 +76,10 @@ def strong_note(checks: list[Check]) -> str:
     """What the policy decided about strengths past the calibrated range, in words."""
     check = next((c for c in checks if c.id == STRONG_CHECK), None)
     if check is None:
-        return "The policy in use has no check past the calibrated range: these cells are shown, not gated."
+        return (
+            "Past the calibrated range the cells are shown, not gated: a ×2 cell holds fewer trials than a "
+            "steerability check's min_n in the standard profile (the policy file, audits/policy.toml, gives the "
+            "measured reasons)."
+        )
     result = "a finding" if check.failed else "no finding"
     return f"The policy gates them with its own check, {check.id} ({check.severity}): {result}. {check.detail}."
