@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
@@ -159,10 +159,15 @@ def _spread_labels(ys: np.ndarray, span: float, labels: Sequence[str]) -> list[t
     return [(float(placed[i]), label) for i, label in enumerate(labels)]
 
 
-def rate_map(cells: dict[str, dict[str, RateEstimate]], strengths: Sequence[float], calibrated_range: float) -> str:
+def rate_map(
+    cells: dict[str, dict[str, RateEstimate]],
+    strengths: Sequence[float],
+    calibrated_range: float,
+    above: Callable[[RateEstimate], bool],
+) -> str:
     """Emotion × strength grid coloured by the surgical rate, each cell with its surgical trials of n, the
-    random-direction controls' rate (c) under the same criterion, and ★ where the rate's Wilson lower bound
-    lies above the controls' rate: the one rate the report quotes, never the most frequent regime."""
+    random-direction controls' rate (c) under the same criterion, and ★ where `above` says the cell is
+    surgical above its controls: the one rate the report quotes, never the most frequent regime."""
     emotions = list(cells)
     multipliers = list(next(iter(cells.values())))
     rates = np.array(
@@ -174,7 +179,7 @@ def rate_map(cells: dict[str, dict[str, RateEstimate]], strengths: Sequence[floa
         for j, multiplier in enumerate(multipliers):
             r = cells[emotion][multiplier]
             control = "—" if r.control_rate is None else f"{r.control_rate:.0%}"
-            star = "★ " if r.ci_low is not None and r.control_rate is not None and r.ci_low > r.control_rate else ""
+            star = "★ " if above(r) else ""
             dark = r.rate is not None and r.rate > 0.6
             ax.text(
                 j,

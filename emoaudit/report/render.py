@@ -12,7 +12,7 @@ from emoaudit.results.common import SEVERITIES, Check
 from emoaudit.results.document import Results
 from emoaudit.report import plots
 from emoaudit.report.decision import decide
-from emoaudit.report.steering_view import check_examples, strong_note, windows
+from emoaudit.report.steering_view import above_control, check_examples, strong_note, windows
 from emoaudit.report.power import power_words, result_words
 from emoaudit.report.identity import gguf_type, reproduce_command, weights_note
 from emoaudit.spec import AuditSpec
@@ -91,7 +91,9 @@ def context(results: Results, spec: AuditSpec | None, fail_on: str = "high") -> 
         ctx["layer"] = layer
     if steering is not None:
         statistics = steering.summary.statistics
-        ctx["figures"]["regimes"] = plots.rate_map(statistics.cells, steering.strengths, statistics.calibrated_range)
+        ctx["figures"]["regimes"] = plots.rate_map(
+            statistics.cells, steering.strengths, statistics.calibrated_range, above_control
+        )
         ctx["windows"] = windows(steering)
         ctx["check_examples"] = check_examples(steering, checks)
         ctx["strong_note"] = strong_note(checks)

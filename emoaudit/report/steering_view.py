@@ -20,7 +20,7 @@ PER_EMOTION = 2  # examples per emotion and regime
 @dataclass(frozen=True)
 class Window:
     """The multipliers (of the calibrated unit strength) at which an emotion's trials are surgical above the
-    controls with the interval: the cell's ci_low exceeds the controls' rate at that strength."""
+    controls (`above_control`)."""
 
     emotion: str
     above: list[str]  # str(multiplier), ascending
@@ -35,8 +35,13 @@ class CheckExamples:
     by_regime: dict[str, list[Example]]
 
 
+ALPHA = 0.05  # of the one-sided Fisher test of a single cell against its controls
+
+
 def above_control(r: RateEstimate) -> bool:
-    return r.ci_low is not None and r.control_rate is not None and r.ci_low > r.control_rate
+    """Surgical above the controls: the Wilson lower bound above their rate and Fisher's p below ALPHA."""
+    above = r.ci_low is not None and r.control_rate is not None and r.ci_low > r.control_rate
+    return above and r.p_value is not None and r.p_value < ALPHA
 
 
 def windows(steering: Steering) -> list[Window]:

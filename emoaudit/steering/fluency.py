@@ -28,7 +28,7 @@ _FUNCTION_WORDS = frozenset(
 @dataclass(frozen=True)
 class Fluency:
     echo_share: float  # share of words inside a word n-gram that already occurred earlier in the text
-    word_repeats: int  # occurrences of the most repeated content word beyond its first
+    word_repeats: int  # recurrences of one content word within WINDOW words, beyond its first (the most of any)
 
 
 def words(text: str) -> list[str]:
@@ -49,10 +49,14 @@ def echo_share(tokens: list[str], n: int = 3) -> float:
     return sum(covered) / len(tokens)
 
 
-def word_repeats(tokens: list[str]) -> int:
-    """How often the most frequent content word (not a function word, over 3 letters) recurs after its first."""
-    counts = Counter(t for t in tokens if len(t) > 3 and t not in _FUNCTION_WORDS)
-    return max(counts.values(), default=1) - 1
+def word_repeats(tokens: list[str], window: int = 16) -> int:
+    """How often one content word (not a function word, over 3 letters) recurs after its first within any
+    `window` consecutive words: a name said three times in a paragraph is prose, in one sentence a loop."""
+    most = 0
+    for start in range(max(len(tokens) - window, 0) + 1):
+        counts = Counter(t for t in tokens[start : start + window] if len(t) > 3 and t not in _FUNCTION_WORDS)
+        most = max(most, max(counts.values(), default=1) - 1)
+    return most
 
 
 def fluency(text: str, n: int = 3) -> Fluency:
