@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
+from emoaudit.results.convert import OMITTED_IF_NONE
 from emoaudit.steering.fluency import Fluency
 
 Regime = Literal["surgical", "repetitive_collapse", "explosive", "no_effect"]
@@ -35,8 +36,9 @@ class Thresholds:
     control_percentile: float  # ... and exceed this percentile of the random-direction controls' rise
     calibrated_range: float  # multipliers up to this are pooled into the per-emotion and overall rates
     # Loops past adjacency (`steering.fluency`); None: not checked (specifications before them).
-    echo_share_max: float | None = None  # share of words inside a word trigram said earlier; above: repetitive
-    word_repeats_max: int | None = None  # recurrences of the most repeated content word; above: repetitive
+    # share of words inside a word trigram said earlier; above: repetitive (absent from results when None)
+    echo_share_max: Annotated[float | None, OMITTED_IF_NONE] = None
+    word_repeats_max: Annotated[int | None, OMITTED_IF_NONE] = None  # content-word recurrences; above: repetitive
 
 
 @dataclass(frozen=True)
