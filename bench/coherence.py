@@ -20,7 +20,8 @@ from pathlib import Path
 
 from emoaudit.spec import load_spec
 from emoaudit.steering.fluency import fluency
-from emoaudit.steering.regimes import TextShape, Thresholds, classify
+from emoaudit.results.steering import Thresholds
+from emoaudit.steering.regimes import TextShape, classify
 from emoaudit.steering.statistics import wilson
 
 SET = Path(__file__).resolve().parent.parent / "tests" / "data" / "coherence.jsonl"

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emoaudit.report.power import counts_at_gate, underpowered
-from emoaudit.results.common import SEVERITIES, Check
+from emoaudit.results.common import SEVERITIES, Check, FailLevel
 
 
 @dataclass(frozen=True)
 class Decision:
-    """`fail_on` is the gate level (low, medium, high or never); `passes` is False exactly when the exit
-    status is 1; `sentence` says so in words."""
+    """`fail_on` is the gate level; `passes` is False exactly when the exit status is 1; `sentence` says so
+    in words."""
 
-    fail_on: str
+    fail_on: FailLevel
     passes: bool
     sentence: str
     gating: tuple[str, ...]  # ids of the findings that reach the gate
@@ -27,18 +26,18 @@ class Decision:
     passed: tuple[str, ...]  # ids of the checks that passed
 
 
-def decide(checks: list[Check], fail_on: str) -> Decision:
-    """The decision of the gate `--fail-on fail_on` on `checks`."""
-    floor = len(SEVERITIES) if fail_on == "never" else SEVERITIES.index(fail_on)  # type: ignore[arg-type]
+def decide(checks: list[Check], fail_on: FailLevel | str) -> Decision:
+    """The decision of the gate `--fail-on fail_on` on `checks` (ValueError for a level FailLevel lacks)."""
+    level = FailLevel(fail_on)
     failed = sorted((c for c in checks if c.failed), key=lambda c: (-SEVERITIES.index(c.severity), c.id))
-    gating = [c for c in failed if counts_at_gate(c) and SEVERITIES.index(c.severity) >= floor]
-    thin = [c for c in failed if not counts_at_gate(c)]
+    gating = [c for c in failed if level.gates(c)]
+    thin = [c for c in failed if c.underpowered]
     below = [c for c in failed if c not in gating and c not in thin]
     passed = sorted((c for c in checks if not c.failed), key=lambda c: (-SEVERITIES.index(c.severity), c.id))
-    gate = "--fail-on never (never fails)" if fail_on == "never" else f"--fail-on {fail_on}"
+    gate = "--fail-on never (never fails)" if level is FailLevel.never else f"--fail-on {level.value}"
     parts = [f"Gate {gate}: {'fails' if gating else 'passes'}."]
     if gating:
-        parts.append(f"{_count(len(gating), 'finding')} at or above {fail_on}: {_list(gating)}.")
+        parts.append(f"{_count(len(gating), 'finding')} at or above {level.value}: {_list(gating)}.")
     if below:
         parts.append(f"{_count(len(below), 'finding')} below the gate: {_list(below)}.")
     if thin:
@@ -46,10 +45,10 @@ def decide(checks: list[Check], fail_on: str) -> Decision:
     if not failed:
         parts.append("No finding.")
     if passed:
-        guarded = ", ".join(f"{c.id} ({c.severity}{', underpowered' if underpowered(c) else ''})" for c in passed)
+        guarded = ", ".join(f"{c.id} ({c.severity}{', underpowered' if c.underpowered else ''})" for c in passed)
         parts.append(f"{_count(len(passed), 'check')} pass: {guarded}.")
     return Decision(
-        fail_on,
+        level,
         not gating,
         " ".join(parts),
         tuple(c.id for c in gating),

@@ -13,16 +13,10 @@ from dataclasses import fields
 from emoaudit.results.document import Results
 
 
-def gguf_type(results: Results) -> str | None:
-    """The GGUF quantisation type of the audited weights (e.g. "Q4_1"), None when they were not a GGUF."""
-    value = getattr(results.model, "gguf_type", None)
-    return value if isinstance(value, str) and value else None
-
-
 def weights_note(results: Results) -> str | None:
     """One sentence on audited weights that are not the full-precision release, None otherwise."""
     notes = []
-    kind = gguf_type(results)
+    kind = results.model.gguf_type
     if kind is not None:
         notes.append(
             f"The audited weights are a GGUF of quantisation type {kind}, dequantised to "

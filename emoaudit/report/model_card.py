@@ -13,11 +13,11 @@ from typing import Any
 import yaml
 
 from emoaudit import __version__
-from emoaudit.results.common import SEVERITIES, Check
+from emoaudit.results.common import SEVERITIES, Check, FailLevel
 from emoaudit.results.document import Results
 from emoaudit.report.decision import decide
-from emoaudit.report.identity import gguf_type, reproduce_command, weights_note
-from emoaudit.report.power import power_words, result_words, underpowered
+from emoaudit.report.identity import reproduce_command, weights_note
+from emoaudit.report.power import power_words, result_words
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~&])")
@@ -44,7 +44,7 @@ def verdict(checks: list[Check]) -> str:
     return max(failed, key=SEVERITIES.index) if failed else "no finding"
 
 
-def model_card_section(results: Results, checks: list[Check], fail_on: str = "high") -> str:
+def model_card_section(results: Results, checks: list[Check], fail_on: FailLevel = FailLevel.high) -> str:
     """The section, Markdown, opening with the decision of the gate `--fail-on fail_on`; the figures it quotes
     are also in its YAML block."""
     model, audit = results.model, results.audit
@@ -99,10 +99,10 @@ def key_figures(results: Results, checks: list[Check]) -> dict[str, Any]:
         "seed": results.audit.seed,
         "verdict": verdict(checks),
         "findings": {c.id: c.severity for c in checks if c.failed},
-        "underpowered": sorted(c.id for c in checks if underpowered(c)),
+        "underpowered": sorted(c.id for c in checks if c.underpowered),
     }
-    if gguf_type(results):
-        figures["gguf_type"] = gguf_type(results)
+    if results.model.gguf_type:
+        figures["gguf_type"] = results.model.gguf_type
     extraction, steering, leakage = results.stages.extraction, results.stages.steering, results.stages.leakage
     if extraction is not None:
         layer = extraction.emotion_layer.index

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import math
 
-from emoaudit.results.common import Check
+from emoaudit.results.common import UNDERPOWERED, Check
 from emoaudit.steering.statistics import wilson
-
-UNDERPOWERED = "underpowered"  # the evidence key of the mark
 
 
 def rate_min_n(threshold: float, limit: int = 100_000) -> int:
@@ -47,15 +45,6 @@ def mark(n: int, min_n: int) -> dict[str, object]:
     return {"n": n, "min_n": min_n, UNDERPOWERED: n < min_n}
 
 
-def underpowered(check: Check) -> bool:
-    return bool(check.evidence.get(UNDERPOWERED, False)) if isinstance(check.evidence, dict) else False
-
-
-def counts_at_gate(check: Check) -> bool:
-    """Whether a failed check may fail a gate: not when its evidence is underpowered."""
-    return not underpowered(check)
-
-
 def power_note(n: int, min_n: int, unit: str) -> str:
     """The sentence a check's detail ends with when it rests on fewer samples than min_n."""
     if n >= min_n:
@@ -66,8 +55,8 @@ def power_note(n: int, min_n: int, unit: str) -> str:
 def result_words(check: Check) -> str:
     """A check's result, apart from its policy severity: finding or pass, and whether it is underpowered."""
     if check.failed:
-        return "finding (underpowered: cannot fail a gate alone)" if underpowered(check) else "finding"
-    return "pass (underpowered: cannot rule the threshold out)" if underpowered(check) else "pass"
+        return "finding (underpowered: cannot fail a gate alone)" if check.underpowered else "finding"
+    return "pass (underpowered: cannot rule the threshold out)" if check.underpowered else "pass"
 
 
 def power_words(check: Check) -> str:

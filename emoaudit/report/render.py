@@ -8,13 +8,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from emoaudit.results.common import SEVERITIES, Check
+from emoaudit.results.common import SEVERITIES, Check, FailLevel
 from emoaudit.results.document import Results
 from emoaudit.report import plots
 from emoaudit.report.decision import decide
 from emoaudit.report.steering_view import above_control, check_examples, strong_note, windows
 from emoaudit.report.power import power_words, result_words
-from emoaudit.report.identity import gguf_type, reproduce_command, weights_note
+from emoaudit.report.identity import reproduce_command, weights_note
 from emoaudit.spec import AuditSpec
 from emoaudit.storage import write_text
 
@@ -32,18 +32,18 @@ def environment() -> Environment:
     )
 
 
-def render(results: Results, spec: AuditSpec | None, fail_on: str = "high") -> str:
+def render(results: Results, spec: AuditSpec | None, fail_on: FailLevel = FailLevel.high) -> str:
     """The report of `results` and its findings, opening with the decision of the gate `--fail-on fail_on`;
     `spec`, when it is the one the audit ran, gives the reference valence ratings for the affect map.
     The same results render to the same bytes (figures' ids come from their content)."""
     return environment().get_template("report.html.j2").render(**context(results, spec, fail_on))
 
 
-def write_report(path: Path, results: Results, spec: AuditSpec | None, fail_on: str = "high") -> None:
+def write_report(path: Path, results: Results, spec: AuditSpec | None, fail_on: FailLevel = FailLevel.high) -> None:
     write_text(path, render(results, spec, fail_on))
 
 
-def context(results: Results, spec: AuditSpec | None, fail_on: str = "high") -> dict[str, Any]:
+def context(results: Results, spec: AuditSpec | None, fail_on: FailLevel = FailLevel.high) -> dict[str, Any]:
     checks = results.findings or []
     failed = [c for c in checks if c.failed]
     worst = max((SEVERITIES.index(c.severity) for c in failed), default=0)
@@ -60,7 +60,6 @@ def context(results: Results, spec: AuditSpec | None, fail_on: str = "high") -> 
         "figures": {},
         "decision": decide(checks, fail_on),
         "reproduce": reproduce_command(results),
-        "gguf_type": gguf_type(results),
         "weights_note": weights_note(results),
         "toc": table_of_contents(results),
         "semantic_min_n": next((c.evidence.get("min_n") for c in checks if c.id == "semantic_entanglement"), None),

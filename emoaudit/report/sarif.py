@@ -14,19 +14,19 @@ from typing import Any
 from urllib.parse import quote
 
 from emoaudit import __version__
-from emoaudit.results.common import Check
+from emoaudit.results.common import Check, FailLevel
 from emoaudit.results.document import Results
 from emoaudit.report.decision import decide
-from emoaudit.report.identity import gguf_type
 from emoaudit.report.policy import LeakageRule, Policy
-from emoaudit.report.power import underpowered
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {"high": "error", "medium": "warning", "low": "note", "info": "note"}
 INFORMATION_URI = "https://pypi.org/project/emoaudit/"
 
 
-def sarif_document(results: Results, checks: list[Check], policy: Policy, fail_on: str = "high") -> dict[str, Any]:
+def sarif_document(
+    results: Results, checks: list[Check], policy: Policy, fail_on: FailLevel = FailLevel.high
+) -> dict[str, Any]:
     """The SARIF log of one audit: its rules, its failed findings, the model as artifact, and the decision of
     the gate `--fail-on fail_on` in the run's properties."""
     decision = decide(checks, fail_on)
@@ -60,7 +60,7 @@ def sarif_document(results: Results, checks: list[Check], policy: Policy, fail_o
                         "locations": [location],
                         "properties": {
                             "severity": check.severity,
-                            "underpowered": underpowered(check),
+                            "underpowered": check.underpowered,
                             "evidence": check.evidence,
                         },
                     }
@@ -69,7 +69,11 @@ def sarif_document(results: Results, checks: list[Check], policy: Policy, fail_o
                 ],
                 "properties": {
                     "decision": decision.sentence,
-                    "gate": {"fail_on": fail_on, "passes": decision.passes, "findings": list(decision.gating)},
+                    "gate": {
+                        "fail_on": decision.fail_on.value,
+                        "passes": decision.passes,
+                        "findings": list(decision.gating),
+                    },
                     "model": {"reference": model.reference, "sha256": model.sha256, **_weights(results)},
                     "specification_sha256": results.audit.sha256,
                     "profile": results.audit.profile,
@@ -81,7 +85,7 @@ def sarif_document(results: Results, checks: list[Check], policy: Policy, fail_o
 
 def _weights(results: Results) -> dict[str, str]:
     """What kind of weights were audited, where they were not the full-precision release."""
-    kinds = {"gguf_type": gguf_type(results), "quantization": results.model.quantization}
+    kinds = {"gguf_type": results.model.gguf_type, "quantization": results.model.quantization}
     return {key: value for key, value in kinds.items() if value}
 
 

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Literal
 
 Severity = Literal["info", "low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")  # in rising order
+UNDERPOWERED = "underpowered"  # the evidence key of a check resting on fewer samples than its min_n
+
+
+class FailLevel(str, Enum):
+    """The least severity of a finding that gates a release (`--fail-on`): exit status 1; `never` gates nothing."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    never = "never"
+
+    @property
+    def floor(self) -> int:
+        """The index in SEVERITIES from which a failed check gates; past the end for `never`."""
+        return len(SEVERITIES) if self is FailLevel.never else SEVERITIES.index(self.value)
+
+    def gates(self, check: Check) -> bool:
+        """Whether `check` failed at this level or above on evidence enough to gate: an underpowered finding
+        (`Check.underpowered`) cannot fail a gate on its own."""
+        return check.failed and not check.underpowered and SEVERITIES.index(check.severity) >= self.floor
 
 
 @dataclass(frozen=True)
@@ -20,6 +41,12 @@ class Check:
     failed: bool
     detail: str
     evidence: dict[str, Any]  # the numbers the check read, in the check's own terms
+
+    @property
+    def underpowered(self) -> bool:
+        """Whether the check rests on fewer samples than its policy's min_n (`report.power`): a finding then
+        cannot fail a gate on its own, and a pass cannot rule the threshold out."""
+        return bool(self.evidence.get(UNDERPOWERED, False)) if isinstance(self.evidence, dict) else False
 
 
 @dataclass(frozen=True)

@@ -16,29 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
-from emoaudit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.steering import Thresholds
 from emoaudit.steering.fluency import Fluency
 
 Regime = Literal["surgical", "repetitive_collapse", "explosive", "no_effect"]
 REGIMES: tuple[Regime, ...] = ("surgical", "no_effect", "repetitive_collapse", "explosive")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    distinct2_min: float  # below: repetitive
-    repeat_share_max: float  # share of tokens inside a back-to-back repeated n-gram; above: repetitive
-    perplexity_ratio_max: float  # above: explosive
-    judge_margin: float  # the target's judge score must rise by this much over the unsteered text
-    min_tokens: int  # shorter texts are too short to call repetitive
-    top_k: int  # the target's rise must rank among the judge's k largest rises (0-based rank < k)
-    control_percentile: float  # ... and exceed this percentile of the random-direction controls' rise
-    calibrated_range: float  # multipliers up to this are pooled into the per-emotion and overall rates
-    # Loops past adjacency (`steering.fluency`); None: not checked (specifications before them).
-    # share of words inside a word trigram said earlier; above: repetitive (absent from results when None)
-    echo_share_max: Annotated[float | None, OMITTED_IF_NONE] = None
-    word_repeats_max: Annotated[int | None, OMITTED_IF_NONE] = None  # content-word recurrences; above: repetitive
 
 
 @dataclass(frozen=True)
