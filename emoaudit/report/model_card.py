@@ -72,7 +72,8 @@ def model_card_section(results: Results, checks: list[Check], fail_on: FailLevel
         f"audit specification {markdown_text(audit.name)}, sha256 `{audit.sha256}`; emoaudit "
         f"{markdown_text(results.environment.emoaudit)}; finished {markdown_text(results.finished)}.",
         "",
-        f"Reproduce and check: `{reproduce_command(results).replace('`', '')} --out OUT`, then `emoaudit verify "
+        # Escaped, not a code span: the line holds the model reference and paths as the results wrote them.
+        f"Reproduce and check: {markdown_text(reproduce_command(results))} --out OUT, then `emoaudit verify "
         "OUT` against the published outputs.",
         "",
         "```yaml",
