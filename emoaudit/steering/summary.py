@@ -80,7 +80,7 @@ def _chosen(steered: Sequence[Trial], regime: str, emotions: Sequence[str], per_
         for trial in own:  # one per scenario first, then any
             if len(picked) < per_emotion and all(p.scenario != trial.scenario for p in picked):
                 picked.append(trial)
-        picked += [t for t in own if t not in picked][: per_emotion - len(picked)]
+        picked += [t for t in own if all(t is not p for p in picked)][: per_emotion - len(picked)]  # by identity
         chosen += picked
     return chosen
 
