@@ -85,7 +85,7 @@ def test_overwrite_is_the_only_way_to_rewrite_the_results(tmp_path: Path) -> Non
     results.write_text(json.dumps(document))
     both = run_cli("report", str(results), "--out-results", str(tmp_path / "x.json"), "--overwrite")
     one_line_error(both, "--out-results or --overwrite")
-    proc = run_cli("report", str(results), "--overwrite", "--fail-on", "never")
+    proc = run_cli("report", str(results), "--overwrite", "--fail-on", "never", "--out", str(tmp_path / "r.html"))
     assert proc.returncode == 0, proc.stderr
     # The findings are added, and nothing else moves: the file is the scan's own, byte for byte.
     assert results.read_bytes() == QUICK.read_bytes()
@@ -129,7 +129,10 @@ def test_control_characters_and_lone_surrogates_are_handled(tmp_path: Path) -> N
     path = folder / "results.json"
     path.write_text(json.dumps(document), encoding="ascii")  # json.dumps escapes every code point
     junit = folder / "junit.xml"
-    proc = run_cli("report", str(path), "--junit", str(junit), "--out-results", str(folder / "new.json"))
+    report = folder / "report.html"
+    proc = run_cli(
+        "report", str(path), "--junit", str(junit), "--out-results", str(folder / "new.json"), "-o", str(report)
+    )
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
     printed = proc.stdout.replace("\n", "")  # the console wraps long lines
     assert f"report: {tmp_path}/not-utf8-\\udcff/report.html" in printed  # the path, printed escaped

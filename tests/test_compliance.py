@@ -66,7 +66,7 @@ def test_model_card_escapes_hostile_text_and_its_yaml_reads_back() -> None:
     assert "<script>" not in card and not re.search(r"(?<!\\)\]\(", card) and "\x1b" not in card and "\x00" not in card
     table = [line for line in card.splitlines() if line.startswith("| ")]
     assert len(table) == 2 + len(checks)
-    assert all(len(re.findall(r"(?<!\\)\|", row)) == 5 for row in table)  # no cell split by a hostile pipe
+    assert all(len(re.findall(r"(?<!\\)\|", row)) == 6 for row in table)  # no cell split by a hostile pipe
     fences = [i for i, line in enumerate(card.splitlines()) if line.startswith("```")]
     assert len(fences) == 2  # the YAML block's own, and no other line closes it
     block = "\n".join(card.splitlines()[fences[0] + 1 : fences[1]])

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -59,7 +60,7 @@ def test_junit_stays_well_formed_whatever_the_text_holds() -> None:
     shown = "a\\x1b[31mb\\x08c\\x00d\\udcffe\tf"
     assert failure is not None and failure.text == f"detail {shown}"
     assert suite.get("name") == f"emoaudit /models/{shown}"
-    assert suite.find("testcase/system-out").text.startswith(f"[low] detail {shown}")  # type: ignore[union-attr]
+    assert suite.find("testcase/system-out").text.startswith(f"[low finding, not gating] detail {shown}")  # type: ignore[union-attr]
     text.encode("utf-8")  # nothing left that UTF-8 cannot write
 
 
@@ -76,11 +77,11 @@ def test_results_validate_and_broken_ones_do_not(
         jsonschema.validate(broken, schema())
     path = tmp_path / "results.json"
     path.write_text(json.dumps(broken))
-    proc = run_cli("report", str(path))
+    proc = run_cli("report", str(path), "--out", str(tmp_path / "report.html"))
     assert proc.returncode == 2 and "not an emoaudit results file" in proc.stderr and "Traceback" not in proc.stderr
     older = dict(document, schema_version="1.0")  # what the emoaudit before the random-direction controls wrote
     path.write_text(json.dumps(older))
-    proc = run_cli("report", str(path))
+    proc = run_cli("report", str(path), "--out", str(tmp_path / "report.html"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "has results schema 1.0; this emoaudit reads 2.0: rerun the audit" in " ".join(proc.stderr.split())
 
@@ -139,14 +140,20 @@ def test_report_rerenders_gates_and_writes_junit(
     out, _ = quick_run
     copy_dir = tmp_path / "run"
     shutil.copytree(out, copy_dir)
-    (copy_dir / "report.html").unlink()
     results = read_results(copy_dir / "results.json")
     assert results.findings is not None
     lowest_fail = 1 if any(f.failed for f in results.findings) else 0
     junit = tmp_path / "junit.xml"
-    proc = run_cli("report", str(copy_dir / "results.json"), "--fail-on", "low", "--junit", str(junit))
+    report = tmp_path / "report.html"
+    proc = run_cli(
+        "report", str(copy_dir / "results.json"), "--fail-on", "low", "--junit", str(junit), "-o", str(report)
+    )
     assert proc.returncode == lowest_fail, proc.stderr
-    html = (copy_dir / "report.html").read_text()
+    # The terminal's last lines: the report's path, the gate's decision in words, the exit status.
+    last = " ".join(proc.stdout.split()).split(f"report: {report}")[-1]
+    assert f"Gate --fail-on low: {'fails' if lowest_fail else 'passes'}." in last
+    assert last.endswith(f"exit status {lowest_fail}")
+    html = report.read_text()
     for section in (
         "verdict",
         "model",
@@ -166,7 +173,26 @@ def test_report_rerenders_gates_and_writes_junit(
     assert "@import" not in html and "url(http" not in html
     suite = ET.parse(junit).getroot()
     assert len(suite.findall("testcase")) == len(results.findings) == len(dataclasses.fields(Policy)) == 6
-    assert run_cli("report", str(copy_dir / "results.json"), "--fail-on", "never").returncode == 0
+    # The default output is report.html in the current directory, never the audit's own folder, whose manifest
+    # then still vouches for every file: the ordinary re-report leaves `verify` passing.
+    proc = subprocess.run(
+        [sys.executable, "-m", "emoaudit", "report", str(copy_dir / "results.json"), "--fail-on", "low"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == lowest_fail, proc.stderr
+    # Same results and gate (the decision sentence names the gate), same bytes.
+    assert (tmp_path / "report.html").read_bytes() == report.read_bytes()
+    assert run_cli("verify", str(copy_dir)).returncode == 0
+    inside = subprocess.run(
+        [sys.executable, "-m", "emoaudit", "report", "results.json", "--fail-on", "never"],
+        capture_output=True,
+        text=True,
+        cwd=copy_dir,
+    )
+    assert inside.returncode == 2 and "whose manifest.json vouches for what the audit wrote" in inside.stderr
+    assert run_cli("verify", str(copy_dir)).returncode == 0
 
 
 @pytest.mark.real

@@ -215,7 +215,7 @@ def at_layer(
         per_emotion_recall=recall,
         similarity=cosine_matrix(v).round(4).tolist(),
         affect=affect_alignment(v, ratings),
-        pc_scores=pc_scores(v, 2).round(4).tolist(),
+        pc_scores=pc_scores(v, 3).round(4).tolist(),  # affect_alignment picks among the first three
     )
 
 

@@ -51,20 +51,25 @@ def _audit(
     started = time.monotonic()
     results = guard(lambda: audit(settings, stderr_console()))
     _print_summary(results, out, time.monotonic() - started)
-    raise typer.Exit(print_findings(results.findings or [], fail_on))
+    raise typer.Exit(print_findings(results.findings or [], fail_on, out / "report.html"))
 
 
-def print_findings(checks: list[Check], fail_on: FailLevel) -> int:
-    """Print the findings; return the gate's exit status: 1 when a finding reaches --fail-on."""
+def print_findings(checks: list[Check], fail_on: FailLevel, report: Path | None = None) -> int:
+    """Print the report's path (when given), the findings, the gate's decision in words and the exit status
+    (the terminal's last lines); return that status: 1 when a finding reaches --fail-on."""
+    from emoaudit.report.decision import decide
     from emoaudit.report.gating import exit_status
 
     console = Console()
+    status = exit_status(checks, fail_on)
+    if report is not None:
+        console.print(escape(f"report: {report}"), soft_wrap=True)
     for check in checks:
         if check.failed:
-            console.print(terminal_text(f"finding [{check.severity}] {check.id}: {check.detail}"))
-    status = exit_status(checks, fail_on)
-    if status:
-        console.print(f"a finding reaches --fail-on {fail_on.value}: exit status 1")
+            thin = " (underpowered: does not gate alone)" if check.underpowered else ""
+            console.print(terminal_text(f"finding [{check.severity}]{thin} {check.id}: {check.detail}"))
+    console.print(terminal_text(decide(checks, fail_on).sentence))
+    console.print(f"exit status {status}")
     return status
 
 
@@ -105,15 +110,16 @@ def _print_summary(results: Results, out: Path, seconds: float) -> None:
     if steering is not None:
         summary = steering.summary
         totals = ", ".join(f"{k} {v}" for k, v in summary.regime_totals.items())
-        rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.2f}"
         console.print(
-            f"steering at layer {steering.layer}: {summary.trials} trials, success rate {rate} "
+            f"steering at layer {steering.layer}: {summary.trials} trials "
             f"(judge {terminal_text(steering.judge.name)}, "
             f"held-out accuracy {steering.judge.validation.accuracy:.2f}); "
             f"{totals}"
         )
         overall = summary.statistics.overall
-        console.print(escape(f"within the calibrated range, against the random-direction control: {overall.quote()}"))
+        console.print(
+            escape(f"surgical within the calibrated range, against the random-direction control: {overall.quote()}")
+        )
     took = f"audited in {duration(seconds)}"
     console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}   {took}"))
 

@@ -39,7 +39,7 @@ class AuditOptions:
     placement: Placement  # one device, or a device map (with budgets and disk offload), or quantised weights
     steer_positions: str  # where steering adds its vector: "all" positions or the "generated" ones
     outputs: Outputs = field(default_factory=Outputs)  # files asked for beyond OUT's own (SARIF, JUnit, ...)
-    fail_on: FailLevel = FailLevel.high  # what JUnit counts as a failure
+    fail_on: FailLevel = FailLevel.high  # the gate JUnit counts failures at and every output's decision states
 
 
 def audit_options(

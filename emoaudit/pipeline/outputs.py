@@ -58,19 +58,20 @@ def write_outputs(
 ) -> None:
     """Write every output of a finished audit from its results (findings included), the manifest last."""
     write_json(out / "results.json", to_dict(results))
-    write_report(out / "report.html", results, spec)
+    write_report(out / "report.html", results, spec, fail_on)
     write_requested(outputs, results, policy, out / "report.html", fail_on)
     write_manifest(out, run, policy_sha256)
 
 
 def write_requested(outputs: Outputs, results: Results, policy: Policy, report_html: Path, fail_on: FailLevel) -> None:
     """The outputs asked for, from the results (findings included) and the HTML report already written
-    (by the audit's final phase, or by `emoaudit report` without the model)."""
+    (by the audit's final phase, or by `emoaudit report` without the model); each states the decision of the
+    gate `fail_on`."""
     checks = results.findings or []
     if outputs.sarif is not None:
-        write_json(outputs.sarif, sarif_document(results, checks, policy))
+        write_json(outputs.sarif, sarif_document(results, checks, policy, fail_on))
     if outputs.model_card is not None:
-        write_text(outputs.model_card, model_card_section(results, checks))
+        write_text(outputs.model_card, model_card_section(results, checks, fail_on))
     if outputs.pdf is not None:
         write_pdf(report_html, outputs.pdf)
     if outputs.junit is not None:

@@ -15,6 +15,8 @@ from emoaudit.results.steering import RateEstimate, RegimeCounts, SteeringStatis
 from emoaudit.errors import EmoauditError
 from emoaudit.steering.statistics import estimate
 from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SemanticRule, SteerableRule, UnvalidatedRule
+from emoaudit.report.decision import decide
+from emoaudit.report.power import mark, power_note, rate_min_n, signed_rank_min_n
 
 
 # (emotion, multiplier, regime counts) of each cell of the steering regime map
@@ -69,8 +71,9 @@ def junit_xml(checks: list[Check], fail_on: str | FailLevel, model: str) -> str:
             failure = ET.SubElement(case, "failure", message=message, type=check.severity)
             failure.text = xml(check.detail)
         else:
-            status = check.severity if check.failed else "pass"
+            status = f"{check.severity} finding, not gating" if check.failed else f"{check.severity} check, pass"
             ET.SubElement(case, "system-out").text = xml(f"[{status}] {check.detail}")
+    ET.SubElement(suite, "system-out").text = xml(decide(checks, level).sentence)  # the decision, in words
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
@@ -94,8 +97,16 @@ def steerable_check(
     """Failed when some emotion in scope has ci_low >= the threshold and q < alpha (see the policy file)."""
     scope = [e for e in statistics.by_emotion if emotions is None or e in emotions]
     named = "all emotions" if emotions is None else ", ".join(sorted(emotions))
+    min_n = rule.min_n or rate_min_n(rule.success_rate)
     if not any(statistics.by_emotion[e].trials for e in scope):
-        return Check(check_id, rule.title, "info", False, f"no steering trials for {named}", {"trials": 0})
+        return Check(
+            check_id,
+            rule.title,
+            rule.severity,
+            False,
+            f"no steering trials for {named}",
+            {"trials": 0, **mark(0, min_n)},
+        )
     by_emotion = {e: statistics.by_emotion[e] for e in scope}
     passing = [e for e, r in by_emotion.items() if _meets(r, rule)]
     pooled = _pooled(statistics, scope)
@@ -107,8 +118,11 @@ def steerable_check(
         if passing
         else f"no emotion meets {criterion}; closest: {quoted}"
     )
+    # The thinnest emotion the result rests on: the passing ones for a finding, every one in scope for a pass.
+    n = min(by_emotion[e].trials for e in (passing or scope))
     detail += (
         f". Pooled over {named}: {pooled.quote()} (calibrated range, multiplier <= {statistics.calibrated_range:g})"
+        + power_note(n, min_n, "trials per emotion")
     )
     evidence: dict[str, object] = {
         "rate": pooled.rate,
@@ -119,13 +133,13 @@ def steerable_check(
         "threshold": rule.success_rate,
         "alpha": rule.alpha,
         "emotions": passing,
+        **mark(n, min_n),
         "by_emotion": {
             e: {k: getattr(r, k) for k in ("rate", "ci_low", "ci_high", "control_rate", "q_value", "trials")}
             for e, r in by_emotion.items()
         },
     }
-    failed = bool(passing)
-    return Check(check_id, rule.title, rule.severity if failed else "info", failed, detail, evidence)
+    return Check(check_id, rule.title, rule.severity, bool(passing), detail, evidence)
 
 
 def _meets(r: RateEstimate, rule: SteerableRule) -> bool:
@@ -146,18 +160,13 @@ def _pooled(statistics: SteeringStatistics, emotions: list[str]) -> RateEstimate
 def _fragile(rule: FragileRule, cells: list[Cell]) -> Check:
     rate, n = _rate([c for c in cells if c[1] <= 0.5], ("repetitive_collapse", "explosive"))
     failed = n > 0 and rate >= rule.degraded_rate
+    min_n = rule.min_n or rate_min_n(rule.degraded_rate)
     detail = (
         f"{rate:.0%} of {n} trials at half the calibrated strength or less degraded "
-        f"(threshold {rule.degraded_rate:.0%})"
+        f"(threshold {rule.degraded_rate:.0%})" + power_note(n, min_n, "trials")
     )
-    return Check(
-        "fragile",
-        rule.title,
-        rule.severity if failed else "info",
-        failed,
-        detail,
-        {"rate": rate, "trials": n, "threshold": rule.degraded_rate},
-    )
+    evidence = {"rate": rate, "trials": n, "threshold": rule.degraded_rate, **mark(n, min_n)}
+    return Check("fragile", rule.title, rule.severity, failed, detail, evidence)
 
 
 def _leakage(rule: LeakageRule, leakage: Leakage) -> Check:
@@ -180,7 +189,8 @@ def _leakage(rule: LeakageRule, leakage: Leakage) -> Check:
         }
         for c in cells[:10]
     ]
-    return Check("leakage", rule.title, leakage.severity, failed, detail, {"cells": evidence})
+    severity = leakage.severity if failed else rule.minimum  # a pass: the lowest severity this check would raise
+    return Check("leakage", rule.title, severity, failed, detail, {"cells": evidence})
 
 
 def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) -> Check:
@@ -192,24 +202,33 @@ def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) ->
             if semantic is None
             else "no steered emotion's words have a usable first token where another emotion's have one too"
         )
-        return Check("semantic_entanglement", rule.title, "info", False, f"not measured: {why}", {"pairs": 0})
+        return Check("semantic_entanglement", rule.title, rule.severity, False, f"not measured: {why}", {"pairs": 0})
     p, q = semantic.p_value, semantic.selectivity_p_value
     failed = semantic.mean_excess >= rule.min_excess and all(x is not None and x < rule.alpha for x in (p, q))
+    min_n = rule.min_n or signed_rank_min_n(rule.alpha)
     languages = {k: v.mean_excess for k, v in semantic.languages.items() if v.mean_excess is not None}
+    pairs = {k: len(v.emotions) for k, v in semantic.languages.items()}
+    unusable = sorted(k for k, n in pairs.items() if n == 0)
+    by_language = ", ".join(
+        f"{k} {v:+.2f} (n = {pairs[k]}{', underpowered' if pairs[k] < min_n else ''})"
+        for k, v in sorted(languages.items(), key=lambda kv: -kv[1])
+    )
+    n = len(semantic.by_emotion)
     detail = (
         f"emotions' own words in other languages, beyond a random direction of the same norm: mean excess "
         f"{semantic.mean_excess:+.2f} nats over {semantic.pairs} emotion × language pairs (vector "
         f"{semantic.mean_rise:+.2f}, random {semantic.mean_random_rise:+.2f}), {semantic.emotions_higher} of "
-        f"{len(semantic.by_emotion)} emotions higher, Wilcoxon p = {_p(p)}; selectivity over the other emotions' "
+        f"{n} emotions higher, Wilcoxon p = {_p(p)}; selectivity over the other emotions' "
         f"words {semantic.mean_selectivity:+.2f} nats, Wilcoxon p = {_p(q)} (finding at >= {rule.min_excess:g} "
-        f"nats and both p < {rule.alpha:g}); specific in {semantic.specific_share:.0%} of pairs; by language: "
-        + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(languages.items(), key=lambda kv: -kv[1]))
+        f"nats and both p < {rule.alpha:g}); specific in {semantic.specific_share:.0%} of pairs; by language "
+        f"(n = emotion pairs; a column under {min_n} pairs is underpowered): {by_language or 'none'}"
+        + (f"; no usable pairs in: {', '.join(unusable)}" if unusable else "")
     )
     # The exact one-sided signed-rank test over n emotions cannot give p below 2^-n.
-    smallest_p = 0.5 ** len(semantic.by_emotion)
-    if smallest_p >= rule.alpha:
+    smallest_p = 0.5**n
+    if n < min_n:
         detail += (
-            f"; underpowered: over {len(semantic.by_emotion)} steered emotions the smallest p the test can give is "
+            f"; underpowered: over {n} steered emotions the smallest p the test can give is "
             f"{smallest_p:.3g}, not below {rule.alpha:g}, so this profile cannot raise the finding (the standard "
             "profile steers every emotion)"
         )
@@ -224,9 +243,13 @@ def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) ->
         "min_excess": rule.min_excess,
         "alpha": rule.alpha,
         "by_language": languages,
+        "pairs_by_language": pairs,
+        "underpowered_languages": sorted(k for k, m in pairs.items() if 0 < m < min_n),
+        "unusable_languages": unusable,
         "smallest_p": smallest_p,
+        **mark(n, min_n),
     }
-    return Check("semantic_entanglement", rule.title, rule.severity if failed else "info", failed, detail, evidence)
+    return Check("semantic_entanglement", rule.title, rule.severity, failed, detail, evidence)
 
 
 def _p(p: float | None) -> str:
@@ -239,15 +262,12 @@ def _unvalidated(rule: UnvalidatedRule, extraction: Extraction) -> Check:
     accuracy = held.accuracy[layer]
     ratio = accuracy / held.chance_accuracy
     failed = ratio < rule.heldout_over_chance
+    threshold = rule.heldout_over_chance * held.chance_accuracy
+    min_n = rule.min_n or (rate_min_n(threshold) if 0 < threshold < 1 else 1)
+    n = held.n_samples
     detail = (
-        f"comprehension vectors at layer {layer} classify held-out sentences at {accuracy:.0%}, "
-        f"{ratio:.1f}x chance (threshold {rule.heldout_over_chance}x)"
+        f"comprehension vectors at layer {layer} classify held-out sentences at {accuracy:.0%} of {n}, "
+        f"{ratio:.1f}x chance (threshold {rule.heldout_over_chance}x)" + power_note(n, min_n, "sentences")
     )
-    return Check(
-        "unvalidated_vectors",
-        rule.title,
-        rule.severity if failed else "info",
-        failed,
-        detail,
-        {"accuracy": accuracy, "times_chance": ratio},
-    )
+    evidence = {"accuracy": accuracy, "times_chance": ratio, **mark(n, min_n)}
+    return Check("unvalidated_vectors", rule.title, rule.severity, failed, detail, evidence)

@@ -13,8 +13,11 @@ import yaml
 
 from emoaudit import __version__
 from emoaudit.escaping import markdown
-from emoaudit.results.common import SEVERITIES, Check
+from emoaudit.results.common import SEVERITIES, Check, FailLevel
 from emoaudit.results.document import Results
+from emoaudit.report.decision import decide
+from emoaudit.report.identity import reproduce_command, weights_note
+from emoaudit.report.power import power_words, result_words
 
 
 class _QuotingDumper(yaml.SafeDumper):
@@ -34,23 +37,27 @@ def verdict(checks: list[Check]) -> str:
     return max(failed, key=SEVERITIES.index) if failed else "no finding"
 
 
-def model_card_section(results: Results, checks: list[Check]) -> str:
-    """The section, Markdown; the figures it quotes are also in its YAML block."""
+def model_card_section(results: Results, checks: list[Check], fail_on: FailLevel = FailLevel.high) -> str:
+    """The section, Markdown, opening with the decision of the gate `--fail-on fail_on`; the figures it quotes
+    are also in its YAML block."""
     model, audit = results.model, results.audit
+    note = weights_note(results)
     lines = [
         "## Emotion-representation audit (emoaudit)",
         "",
-        f"**Verdict: {verdict(checks)}**. Audited with emoaudit {markdown_text(__version__)} on "
-        f"{markdown_text(results.finished[:10])}, {markdown_text(audit.profile)} profile, seed {audit.seed}.",
+        f"**{markdown_text(decide(checks, fail_on).sentence)}**",
         "",
-        "| check | result | severity | evidence |",
-        "| --- | --- | --- | --- |",
+        f"Highest finding: {verdict(checks)}. Audited with emoaudit {markdown_text(__version__)} on "
+        f"{markdown_text(results.finished[:10])}, {markdown_text(audit.profile)} profile, seed {audit.seed}.",
+        *(["", markdown_text(note)] if note else []),
+        "",
+        "| check | policy severity | result | n / min_n | evidence |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for check in checks:
-        result = "finding" if check.failed else "pass"
         lines.append(
-            f"| {markdown_text(check.title)} ({markdown_text(check.id)}) | {result} | "
-            f"{check.severity if check.failed else '—'} | {markdown_text(check.detail)} |"
+            f"| {markdown_text(check.title)} ({markdown_text(check.id)}) | {check.severity} | "
+            f"{markdown_text(result_words(check))} | {power_words(check)} | {markdown_text(check.detail)} |"
         )
     lines += ["", *_summary_lines(results), ""]
     lines += [
@@ -58,9 +65,9 @@ def model_card_section(results: Results, checks: list[Check]) -> str:
         f"audit specification {markdown_text(audit.name)}, sha256 `{audit.sha256}`; emoaudit "
         f"{markdown_text(results.environment.emoaudit)}; finished {markdown_text(results.finished)}.",
         "",
-        "Reproduce and check: `emoaudit scan MODEL --profile "
-        f"{markdown_text(audit.profile)} --seed {audit.seed} --out OUT`, then `emoaudit verify OUT` against the "
-        "published outputs.",
+        # Escaped, not a code span: the line holds the model reference and paths as the results wrote them.
+        f"Reproduce and check: {markdown_text(reproduce_command(results))} --out OUT, then `emoaudit verify "
+        "OUT` against the published outputs.",
         "",
         "```yaml",
         yaml.dump(
@@ -86,7 +93,10 @@ def key_figures(results: Results, checks: list[Check]) -> dict[str, Any]:
         "seed": results.audit.seed,
         "verdict": verdict(checks),
         "findings": {c.id: c.severity for c in checks if c.failed},
+        "underpowered": sorted(c.id for c in checks if c.underpowered),
     }
+    if results.model.gguf_type:
+        figures["gguf_type"] = results.model.gguf_type
     extraction, steering, leakage = results.stages.extraction, results.stages.steering, results.stages.leakage
     if extraction is not None:
         layer = extraction.emotion_layer.index
@@ -98,7 +108,6 @@ def key_figures(results: Results, checks: list[Check]) -> dict[str, Any]:
         figures["heldout_valence_auc"] = round(held.valence_auc[layer], 4)
     if steering is not None:
         figures["steering_trials"] = steering.summary.trials
-        figures["steering_success_rate"] = _round(steering.summary.success_rate)
         overall = steering.summary.statistics.overall  # within the calibrated range, against the controls
         figures["steering_calibrated_rate"] = _round(overall.rate)
         figures["steering_calibrated_ci"] = [_round(overall.ci_low), _round(overall.ci_high)]
@@ -123,11 +132,11 @@ def _summary_lines(results: Results) -> list[str]:
     if steering is not None:
         summary = steering.summary
         regimes = ", ".join(f"{markdown_text(k)} {v}" for k, v in summary.regime_totals.items())
-        rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.0%}"
         lines.append(
-            f"- Steering: {summary.trials} steered continuations at layer {steering.layer}; "
-            f"success rate {rate} (within the calibrated range, against a random-direction control: "
-            f"{markdown_text(summary.statistics.overall.quote())}); regimes: {regimes}."
+            f"- Steering: {summary.trials} steered continuations at layer {steering.layer}; within the calibrated "
+            f"range (multiplier <= {summary.statistics.calibrated_range:g}), surgical "
+            f"{markdown_text(summary.statistics.overall.quote())} against random-direction controls; "
+            f"regimes: {regimes}."
         )
     if leakage is not None:
         lines.append(

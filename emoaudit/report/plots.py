@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display: figures are only ever written to SVG
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
 
 from emoaudit.results.extraction import Extraction  # noqa: E402
-from emoaudit.results.steering import RegimeCounts  # noqa: E402
+from emoaudit.results.steering import RateEstimate  # noqa: E402
 
 REGIME_COLOURS = {
     "surgical": "#2e7d32",
@@ -34,8 +33,15 @@ def _drawable(text: str) -> str:
 
 
 def to_svg(fig: plt.Figure) -> str:
+    """The figure as SVG text; the same figure always gives the same bytes.
+
+    matplotlib names clip paths and markers by a hash salted with a random UUID unless `svg.hashsalt` is
+    set: salted with the figure's own labels, the ids come from the content (a re-rendered report is
+    byte-identical, so `emoaudit verify` can vouch for it) and differ between the report's figures."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})  # same numbers, same file
+    labels = "|".join(t.get_text() for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label))
+    with matplotlib.rc_context({"svg.hashsalt": f"emoaudit:{labels}"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # drop the XML prolog and doctype: the SVG is inlined in HTML
@@ -60,7 +66,7 @@ def layer_curves(extraction: Extraction) -> str:
         ax.axvline(extraction.layer, color="black", linewidth=0.8)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("layer (output of block i)")
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # off the curves
     axes[0].axhline(chance, color="grey", linewidth=0.6)
     axes[2].axhline(chance, color="grey", linewidth=0.6)
     return to_svg(fig)
@@ -89,7 +95,7 @@ def score_curve(extraction: Extraction) -> str:
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_xlabel("layer")
     ax.set_ylabel("log(Fisher ratio / shuffled null)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # off the curves
     return to_svg(fig)
 
 
@@ -109,35 +115,90 @@ def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str
     return to_svg(fig)
 
 
-def affect_map(scores: Sequence[Sequence[float]], labels: Sequence[str], valence: Sequence[float], title: str) -> str:
-    """The vectors on their first two principal components, coloured by the reference valence."""
+def affect_map(
+    scores: Sequence[Sequence[float]],
+    labels: Sequence[str],
+    valence: Sequence[float],
+    title: str,
+    axes: tuple[int, int] = (1, 2),
+) -> str:
+    """The vectors on the principal components `axes` (1-based: those the valence and arousal rows of the
+    table name), coloured by the reference valence; labels placed apart so none overprints another."""
     points = np.array(scores)
-    fig, ax = plt.subplots(figsize=(5.6, 4.6))
-    dots = ax.scatter(points[:, 0], points[:, 1], c=valence, cmap="coolwarm_r", vmin=-1, vmax=1)
-    for (x, y), label in zip(points, labels, strict=True):
-        ax.annotate(_drawable(label), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("PC1")
-    ax.set_ylabel("PC2")
+    x, y = (a if a <= points.shape[1] else i + 1 for i, a in enumerate(axes))  # results with fewer columns
+    if y == x:  # one component tracks both ratings: the other axis is the next component
+        y = x % points.shape[1] + 1
+    fig, ax = plt.subplots(figsize=(6.2, 5.0))
+    dots = ax.scatter(points[:, x - 1], points[:, y - 1], c=valence, cmap="coolwarm_r", vmin=-1, vmax=1)
+    spread = np.ptp(points[:, [x - 1, y - 1]], axis=0) + 1e-9
+    ax.set_xlim(points[:, x - 1].min() - 0.08 * spread[0], points[:, x - 1].max() + 0.3 * spread[0])
+    ax.set_ylim(points[:, y - 1].min() - 0.08 * spread[1], points[:, y - 1].max() + 0.12 * spread[1])
+    for (px, py), (ly, label) in zip(
+        points[:, [x - 1, y - 1]], _spread_labels(points[:, y - 1], spread[1], labels), strict=True
+    ):
+        ax.annotate(
+            _drawable(label),
+            (px, py),
+            xytext=(px + 0.02 * spread[0], ly),
+            fontsize=7,
+            annotation_clip=False,
+            arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.4}
+            if abs(ly - py) > 0.01 * spread[1]
+            else None,
+        )
+    ax.set_xlabel(f"PC{x}" + (" (the valence axis)" if x == axes[0] else ""))
+    ax.set_ylabel(f"PC{y}" + (" (the arousal axis)" if y == axes[1] else ""))
     ax.set_title(_drawable(title), fontsize=10)
     fig.colorbar(dots, ax=ax, fraction=0.046, label="reference valence")
     return to_svg(fig)
 
 
-def regime_map(regimes: dict[str, dict[str, RegimeCounts]], strengths: Sequence[float]) -> str:
-    """Emotion × strength grid, each cell coloured by its most frequent regime, with the share of it."""
-    order = list(REGIME_COLOURS)
-    emotions = list(regimes)
-    multipliers = list(next(iter(regimes.values())))
-    codes = np.zeros((len(emotions), len(multipliers)))
-    fig, ax = plt.subplots(figsize=(1.2 * len(multipliers) + 3, 0.32 * len(emotions) + 1.5))
+def _spread_labels(ys: np.ndarray, span: float, labels: Sequence[str]) -> list[tuple[float, str]]:
+    """Each label's y, moved apart from its neighbours' by at least a line of 7-point text (4% of the span),
+    in the order of `labels`."""
+    gap = 0.045 * span
+    order = np.argsort(ys)
+    placed = np.array(ys, dtype=float)
+    for k in range(1, len(order)):
+        below, here = order[k - 1], order[k]
+        placed[here] = max(placed[here], placed[below] + gap)
+    return [(float(placed[i]), label) for i, label in enumerate(labels)]
+
+
+def rate_map(
+    cells: dict[str, dict[str, RateEstimate]],
+    strengths: Sequence[float],
+    calibrated_range: float,
+    above: Callable[[RateEstimate], bool],
+) -> str:
+    """Emotion × strength grid coloured by the surgical rate, each cell with its surgical trials of n, the
+    random-direction controls' rate (c) under the same criterion, and ★ where `above` says the cell is
+    surgical above its controls: the one rate the report quotes, never the most frequent regime."""
+    emotions = list(cells)
+    multipliers = list(next(iter(cells.values())))
+    rates = np.array(
+        [[cells[e][m].rate if cells[e][m].rate is not None else np.nan for m in multipliers] for e in emotions]
+    )
+    fig, ax = plt.subplots(figsize=(1.5 * len(multipliers) + 3, 0.36 * len(emotions) + 1.6))
+    image = ax.imshow(rates, cmap="Greens", vmin=0, vmax=1, aspect="auto")
     for i, emotion in enumerate(emotions):
         for j, multiplier in enumerate(multipliers):
-            counts = regimes[emotion][multiplier]
-            total = sum(counts.values()) or 1
-            top = max(order, key=lambda r: counts.get(r, 0))
-            codes[i, j] = order.index(top)
-            ax.text(j, i, f"{counts.get(top, 0) / total:.0%}", ha="center", va="center", fontsize=7)
-    ax.imshow(codes, cmap=ListedColormap(list(REGIME_COLOURS.values())), vmin=0, vmax=len(order) - 1, aspect="auto")
+            r = cells[emotion][multiplier]
+            control = "—" if r.control_rate is None else f"{r.control_rate:.0%}"
+            star = "★ " if above(r) else ""
+            dark = r.rate is not None and r.rate > 0.6
+            ax.text(
+                j,
+                i,
+                f"{star}{r.successes}/{r.trials} · c {control}",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if dark else "black",
+            )
+    past = [j for j, m in enumerate(multipliers) if float(m) > calibrated_range]
+    if past:
+        ax.axvline(past[0] - 0.5, color="black", linestyle="--", linewidth=1)
     ax.set_xticks(
         range(len(multipliers)),
         [_drawable(f"×{m}\n({s:.2f})") for m, s in zip(multipliers, strengths, strict=True)],
@@ -145,6 +206,5 @@ def regime_map(regimes: dict[str, dict[str, RegimeCounts]], strengths: Sequence[
     )
     ax.set_yticks(range(len(emotions)), [_drawable(e) for e in emotions], fontsize=7)
     ax.set_xlabel("multiplier of the calibrated strength (strength in mean-norm units)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in REGIME_COLOURS.values()]
-    ax.legend(handles, order, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="surgical rate")
     return to_svg(fig)

@@ -4,7 +4,7 @@ which is before any model is (a typo must not cost a whole audit)."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +20,8 @@ DEFAULT_POLICY = BUILTIN_DIR / "policy.toml"
 # Strict: a quoted "0.3" or a true is a mistake in the policy, not a number to guess at.
 Rate = Annotated[float, Strict(), Field(ge=0, le=1)]
 Multiple = Annotated[float, Strict(), Field(gt=0)]
+# The smallest n at which a check's threshold can be reached at its alpha (see `report.power`); None: computed.
+MinN = Annotated[int | None, Strict(), Field(ge=1)]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class SteerableRule:
     severity: Severity
     success_rate: Rate
     alpha: Annotated[float, Strict(), Field(gt=0, lt=1)]
+    min_n: MinN = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class FragileRule:
     title: str
     severity: Severity
     degraded_rate: Rate
+    min_n: MinN = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class SemanticRule:
     severity: Severity
     min_excess: Annotated[float, Strict(), Field(ge=0)]  # nats of log-probability
     alpha: Annotated[float, Strict(), Field(gt=0, lt=1)]
+    min_n: MinN = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class UnvalidatedRule:
     title: str
     severity: Severity
     heldout_over_chance: Multiple
+    min_n: MinN = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

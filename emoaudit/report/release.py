@@ -141,7 +141,8 @@ def _steering_changes(sb: SteeringSummary, sa: SteeringSummary, alpha: float) ->
         Change("steering trials", sb.trials, sa.trials, False),
         _calibrated_change(sb.statistics.overall, sa.statistics.overall, alpha),
     ]
-    for regime in sb.regime_totals:
+    # The surgical share is the calibrated rate above, with its interval and control; not a bare share again.
+    for regime in (r for r in sb.regime_totals if r != "surgical"):
         share_b, share_a = sb.regime_share(regime), sa.regime_share(regime)
         worse = regime in DEGRADED and (share_a or 0) > (share_b or 0)
         changes.append(Change(f"share of trials {regime}", _round(share_b), _round(share_a), worse))

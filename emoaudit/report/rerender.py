@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from emoaudit.results.common import FailLevel
 from emoaudit.results.convert import to_dict
 from emoaudit.results.document import Results
 from emoaudit.results.reading import read_results
@@ -18,10 +19,13 @@ from emoaudit.report.claims import load_claims, paper_claims
 from emoaudit.report.evidence import evidence_of
 
 
-def rerender(path: Path, report: Path, policy: Policy, results_out: Path | None) -> Results:
+def rerender(
+    path: Path, report: Path, policy: Policy, results_out: Path | None, fail_on: FailLevel = FailLevel.high
+) -> Results:
     """Findings, the paper's claims and report again from the results file at `path`: a changed policy
     applies without rerunning the model. `path` is only read; the results with their new findings are written to
-    `results_out` when given (which the caller may make `path` itself, on request).
+    `results_out` when given (which the caller may make `path` itself, on request). The report opens with
+    the decision of the gate `--fail-on fail_on`.
 
     Raises EmoauditError for a bad results file; OSError for an unwritable output.
     """
@@ -30,7 +34,7 @@ def rerender(path: Path, report: Path, policy: Policy, results_out: Path | None)
     findings = evaluate(document, policy)
     # The claims too, from this emoaudit's claims file: results written before them get them as well.
     document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
-    write_report(report, document, _spec_of(document))
+    write_report(report, document, _spec_of(document), fail_on)
     if results_out is not None:
         write_json(results_out, to_dict(document))
     return document

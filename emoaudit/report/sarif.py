@@ -14,8 +14,9 @@ from typing import Any
 
 from emoaudit import __version__
 from emoaudit.escaping import uri_reference
-from emoaudit.results.common import Check
+from emoaudit.results.common import Check, FailLevel
 from emoaudit.results.document import Results
+from emoaudit.report.decision import decide
 from emoaudit.report.policy import LeakageRule, Policy
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -23,8 +24,12 @@ LEVELS = {"high": "error", "medium": "warning", "low": "note", "info": "note"}
 INFORMATION_URI = "https://pypi.org/project/emoaudit/"
 
 
-def sarif_document(results: Results, checks: list[Check], policy: Policy) -> dict[str, Any]:
-    """The SARIF log of one audit: its rules, its failed findings, the model as artifact."""
+def sarif_document(
+    results: Results, checks: list[Check], policy: Policy, fail_on: FailLevel = FailLevel.high
+) -> dict[str, Any]:
+    """The SARIF log of one audit: its rules, its failed findings, the model as artifact, and the decision of
+    the gate `--fail-on fail_on` in the run's properties."""
+    decision = decide(checks, fail_on)
     rules = [_rule(f.name, getattr(policy, f.name)) for f in fields(policy)]
     index = {rule["id"]: i for i, rule in enumerate(rules)}
     model = results.model
@@ -56,19 +61,35 @@ def sarif_document(results: Results, checks: list[Check], policy: Policy) -> dic
                         "level": LEVELS[check.severity],
                         "message": {"text": check.detail},
                         "locations": [location],
-                        "properties": {"severity": check.severity, "evidence": check.evidence},
+                        "properties": {
+                            "severity": check.severity,
+                            "underpowered": check.underpowered,
+                            "evidence": check.evidence,
+                        },
                     }
                     for check in checks
                     if check.failed and check.id in index
                 ],
                 "properties": {
-                    "model": {"reference": model.reference, "sha256": model.sha256},
+                    "decision": decision.sentence,
+                    "gate": {
+                        "fail_on": decision.fail_on.value,
+                        "passes": decision.passes,
+                        "findings": list(decision.gating),
+                    },
+                    "model": {"reference": model.reference, "sha256": model.sha256, **_weights(results)},
                     "specification_sha256": results.audit.sha256,
                     "profile": results.audit.profile,
                 },
             }
         ],
     }
+
+
+def _weights(results: Results) -> dict[str, str]:
+    """What kind of weights were audited, where they were not the full-precision release."""
+    kinds = {"gguf_type": results.model.gguf_type, "quantization": results.model.quantization}
+    return {key: value for key, value in kinds.items() if value}
 
 
 def _rule(check_id: str, rule: Any) -> dict[str, Any]:

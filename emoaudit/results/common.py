@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 Severity = Literal["info", "low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")  # in rising order
+UNDERPOWERED = "underpowered"  # the evidence key of a check resting on fewer samples than its min_n
 
 
 class FailLevel(str, Enum):
@@ -24,20 +25,28 @@ class FailLevel(str, Enum):
         return len(SEVERITIES) if self is FailLevel.never else SEVERITIES.index(self.value)
 
     def gates(self, check: Check) -> bool:
-        """Whether `check` failed at this level or above."""
-        return check.failed and SEVERITIES.index(check.severity) >= self.floor
+        """Whether `check` failed at this level or above on evidence enough to gate: an underpowered finding
+        (`Check.underpowered`) cannot fail a gate on its own."""
+        return check.failed and not check.underpowered and SEVERITIES.index(check.severity) >= self.floor
 
 
 @dataclass(frozen=True)
 class Check:
-    """One policy check: passed, or failed with a finding of some severity."""
+    """One policy check: passed, or failed with a finding (`failed`) of its severity."""
 
     id: str
     title: str
-    severity: Severity  # of the finding when the check fails; "info" when it passes
+    # the policy's severity of the check, passed or failed (results before 0.x wrote "info" for a pass)
+    severity: Severity
     failed: bool
     detail: str
     evidence: dict[str, Any]  # the numbers the check read, in the check's own terms
+
+    @property
+    def underpowered(self) -> bool:
+        """Whether the check rests on fewer samples than its policy's min_n (`report.power`): a finding then
+        cannot fail a gate on its own, and a pass cannot rule the threshold out."""
+        return bool(self.evidence.get(UNDERPOWERED, False)) if isinstance(self.evidence, dict) else False
 
 
 @dataclass(frozen=True)

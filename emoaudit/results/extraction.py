@@ -54,7 +54,9 @@ class AtLayer:
     per_emotion_recall: list[float]
     similarity: list[list[float]]  # [emotions, emotions] cosine of the vectors
     affect: dict[str, AffectAxis]  # per reference rating (valence, arousal)
-    pc_scores: list[list[float]]  # [emotions, 2]: the vectors on their first two principal components
+    # [emotions, 3]: the vectors on their first three principal components, those `affect` picks from ([emotions, 2]
+    # in results written before)
+    pc_scores: list[list[float]]
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,8 @@ def _check_emotions(extraction: Extraction, path: Path) -> None:
         at = results.at_emotion_layer
         shapes = {
             "similarity": [len(row) for row in at.similarity] + [len(at.similarity)] == [n] * (n + 1),
-            "pc_scores": [len(row) for row in at.pc_scores] == [2] * n,
+            # three components since the report plots the ones the valence and arousal axes name; two before
+            "pc_scores": len(at.pc_scores) == n and len({len(row) for row in at.pc_scores} - {2, 3}) == 0,
             "per_emotion_margin": len(at.per_emotion_margin) == n,
             "per_emotion_recall": len(at.per_emotion_recall) == n,
         }

@@ -227,3 +227,7 @@ class Thresholds:
     top_k: int  # the target's rise must rank among the judge's k largest rises (0-based rank < k)
     control_percentile: float  # ... and exceed this percentile of the random-direction controls' rise
     calibrated_range: float  # multipliers up to this are pooled into the per-emotion and overall rates
+    # Loops past adjacency (`steering.fluency`); None: not checked (specifications before them).
+    # share of words inside a word trigram said earlier; above: repetitive (absent from results when None)
+    echo_share_max: Annotated[float | None, OMITTED_IF_NONE] = None
+    word_repeats_max: Annotated[int | None, OMITTED_IF_NONE] = None  # content-word recurrences; above: repetitive

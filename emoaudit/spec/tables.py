@@ -164,6 +164,9 @@ class Steering:
     control_percentile: Annotated[float, Field(gt=0, lt=100)]
     noise_draws: Count  # sampled unsteered continuations per scenario, for the judge's noise floor
     calibrated_range: PositiveFloat  # multipliers up to this are the range the statistics and policy read
+    # Loops past adjacency (steering/fluency.py); absent: not checked.
+    echo_share_max: Share | None = None
+    word_repeats_max: Count | None = None
 
     @property
     def thresholds(self) -> Thresholds:
@@ -176,6 +179,8 @@ class Steering:
             top_k=self.specificity_top_k,
             control_percentile=self.control_percentile,
             calibrated_range=self.calibrated_range,
+            echo_share_max=self.echo_share_max,
+            word_repeats_max=self.word_repeats_max,
         )
 
 

@@ -3,7 +3,8 @@
 * surgical: coherent (perplexity ratio and repetition within bounds) and on target: the judge's score of
   the target rose by the margin, ranks among the k largest rises of the emotions, and exceeds what
   random-direction controls of the same size produce (see `steering.specificity`);
-* repetitive_collapse: the text loops (few distinct n-grams, or one n-gram repeated back to back);
+* repetitive_collapse: the text loops (few distinct n-grams, one n-gram repeated back to back, a phrase said
+  again further on, or one content word over and over: `steering.fluency`);
 * explosive: the text degrades into improbable tokens (perplexity ratio far above the unsteered text);
 * no_effect: coherent, but the judge does not see the target emotion rise specifically (also the regime
   of every coherent random-direction control, which has no target).
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from emoaudit.results.steering import Thresholds
+from emoaudit.steering.fluency import Fluency
 
 Regime = Literal["surgical", "repetitive_collapse", "explosive", "no_effect"]
 REGIMES: tuple[Regime, ...] = ("surgical", "no_effect", "repetitive_collapse", "explosive")
@@ -65,10 +67,22 @@ def perplexity_ratio(steered_nll: float | None, unsteered_nll: float | None) -> 
     return math.exp(steered_nll - unsteered_nll)
 
 
-def classify(text: TextShape, ppl_ratio: float | None, on_target: bool, t: Thresholds) -> Regime:
-    """The trial's regime; `on_target` is `specificity.on_target` for the trial's emotion (False for a control)."""
-    if text.tokens >= t.min_tokens and (text.distinct2 < t.distinct2_min or text.repeat_share > t.repeat_share_max):
+def classify(
+    text: TextShape, ppl_ratio: float | None, on_target: bool, t: Thresholds, loops: Fluency | None = None
+) -> Regime:
+    """The trial's regime; `on_target` is `specificity.on_target` for the trial's emotion (False for a control);
+    `loops` the text's `fluency` measures (None: not checked)."""
+    if text.tokens >= t.min_tokens and (
+        text.distinct2 < t.distinct2_min or text.repeat_share > t.repeat_share_max or _loops(loops, t)
+    ):
         return "repetitive_collapse"
     if ppl_ratio is not None and ppl_ratio > t.perplexity_ratio_max:
         return "explosive"
     return "surgical" if on_target else "no_effect"
+
+
+def _loops(loops: Fluency | None, t: Thresholds) -> bool:
+    if loops is None:
+        return False
+    echo = t.echo_share_max is not None and loops.echo_share > t.echo_share_max
+    return echo or (t.word_repeats_max is not None and loops.word_repeats > t.word_repeats_max)

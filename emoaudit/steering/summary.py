@@ -22,7 +22,7 @@ def summarise(
     judged: Sequence[str],
     null: ControlThresholds,
     thresholds: Thresholds,
-    examples_per_regime: int = 3,
+    examples_per_emotion: int = 2,
 ) -> SteeringSummary:
     """Success rates, the emotion × strength regime map, the largest surgical strength, examples, and the
     statistics against the random-direction controls (`judged`: the emotions gains are ranked among)."""
@@ -60,11 +60,29 @@ def summarise(
         regime_map=regime_map,
         largest_surgical_strength=largest,
         examples={
-            r: [_example(t, unsteered[t.scenario]) for t in steered if t.regime == r][:examples_per_regime]
+            r: [_example(t, unsteered[t.scenario]) for t in _chosen(steered, r, emotions, examples_per_emotion)]
             for r in REGIMES
         },
         statistics=steering_statistics(trials, emotions, multipliers, judged, null, thresholds),
     )
+
+
+def _chosen(steered: Sequence[Trial], regime: str, emotions: Sequence[str], per_emotion: int) -> list[Trial]:
+    """Up to `per_emotion` trials of `regime` for every emotion, those the judge saw move most first (distinct
+    scenarios where there are enough), so the report can show each policy check's own emotions."""
+    chosen: list[Trial] = []
+    for emotion in emotions:
+        own = sorted(
+            (t for t in steered if t.emotion == emotion and t.regime == regime),
+            key=lambda t: (-(t.judge_gain if t.judge_gain is not None else float("-inf")), t.strength, t.scenario),
+        )
+        picked: list[Trial] = []
+        for trial in own:  # one per scenario first, then any
+            if len(picked) < per_emotion and all(p.scenario != trial.scenario for p in picked):
+                picked.append(trial)
+        picked += [t for t in own if all(t is not p for p in picked)][: per_emotion - len(picked)]  # by identity
+        chosen += picked
+    return chosen
 
 
 def _top(scores: dict[str, float] | None) -> dict[str, float]:

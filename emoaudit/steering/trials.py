@@ -19,6 +19,7 @@ from emoaudit.model.generation import BatchContext, generate
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text, token_ids
+from emoaudit.steering.fluency import fluency
 from emoaudit.steering.perplexity import continuation_nll
 from emoaudit.results.steering import Thresholds
 from emoaudit.steering.regimes import classify, perplexity_ratio, shape
@@ -58,6 +59,8 @@ class Trial:
     perplexity_ratio: float | None = None
     distinct2: float = 1.0
     repeat_share: float = 0.0
+    echo_share: float = 0.0  # `steering.fluency`
+    word_repeats: int = 0
     judge: dict[str, float] | None = None
     judge_gain: float | None = None  # the target's judge score minus the unsteered text's
     regime: str | None = None
@@ -147,8 +150,9 @@ def score_trials(
     controls = [(t.multiplier or 0.0, gains[i]) for i, t in enumerate(trials) if t.control is not None]
     null = control_thresholds(controls, emotions, thresholds.control_percentile) if controls else {}
     for i, trial in enumerate(trials):
-        text_shape = shape(tokenize(trial.text))
+        text_shape, loops = shape(tokenize(trial.text)), fluency(trial.text)
         trial.distinct2, trial.repeat_share = text_shape.distinct2, text_shape.repeat_share
+        trial.echo_share, trial.word_repeats = round(loops.echo_share, 4), loops.word_repeats
         if trial.unsteered:
             continue
         target = False
@@ -157,7 +161,7 @@ def score_trials(
             trial.target_rank = rank(gains[i], trial.emotion)
             floor = null.get(trial.emotion, {}).get(str(trial.multiplier), float("-inf"))
             target = on_target(gains[i], trial.emotion, floor, thresholds)
-        trial.regime = classify(text_shape, trial.perplexity_ratio, target, thresholds)
+        trial.regime = classify(text_shape, trial.perplexity_ratio, target, thresholds, loops)
     return null
 
 
