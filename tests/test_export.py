@@ -58,7 +58,7 @@ def test_verify_sees_links_and_special_files_and_never_follows_them(tmp_path: Pa
     (out / "stages").mkdir(parents=True)
     (out / "results.json").write_text("{}")
     (out / "stages" / "extraction.json").write_text("[]")
-    write_manifest(out, IDENTITY)
+    write_manifest(out, IDENTITY, POLICY)
     outside = tmp_path / "copy.json"
     outside.write_text("{}")
     (out / "results.json").unlink()
@@ -94,6 +94,17 @@ def test_verify_command_exit_status(tmp_path: Path) -> None:
     assert changed.returncode == 1 and "results.json changed" in changed.stdout
     bare = run_cli("verify", str(tmp_path))
     assert bare.returncode == 2 and "no manifest.json" in bare.stderr and "Traceback" not in bare.stderr
+
+
+def test_verify_shows_a_hostile_file_name_inert_on_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    write_manifest(out, IDENTITY, POLICY)
+    (out / "a\x1b]8;;x\x07b\nc[red]").write_text("added after the manifest")
+    added = run_cli("verify", str(out))
+    assert added.returncode == 1 and "\x1b" not in added.stdout and "\x07" not in added.stdout
+    assert "a\\x1b]8;;x\\x07b\\nc[red] added" in added.stdout and added.stdout.count("\n") == 1
 
 
 def test_gguf_control_vector_reads_back_in_emoaudit_units(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from emoaudit.cli.common import (
@@ -63,7 +62,7 @@ def print_findings(checks: list[Check], fail_on: FailLevel, report: Path | None 
     console = Console()
     status = exit_status(checks, fail_on)
     if report is not None:
-        console.print(escape(f"report: {report}"), soft_wrap=True)
+        console.print(terminal_text(f"report: {report}"), soft_wrap=True)
     for check in checks:
         if check.failed:
             thin = " (underpowered: does not gate alone)" if check.underpowered else ""
@@ -88,7 +87,7 @@ def _print_summary(results: Results, out: Path, seconds: float) -> None:
     )
     if model.device_map:
         where = ", ".join(f"{len(modules)} on {place}" for place, modules in (model.placement or {}).items())
-        console.print(escape(f"device map {model.device_map}: {where or 'one device'}"))
+        console.print(terminal_text(f"device map {model.device_map}: {where or 'one device'}"))
     if model.quantization:
         console.print(f"[bold]the vectors come from a model quantised to {terminal_text(model.quantization)}[/]")
     console.print(f"emotion layer: {at} of {model.n_layers} (relative depth {stage.emotion_layer.relative_depth:.2f})")
@@ -118,10 +117,12 @@ def _print_summary(results: Results, out: Path, seconds: float) -> None:
         )
         overall = summary.statistics.overall
         console.print(
-            escape(f"surgical within the calibrated range, against the random-direction control: {overall.quote()}")
+            terminal_text(
+                f"surgical within the calibrated range, against the random-direction control: {overall.quote()}"
+            )
         )
     took = f"audited in {duration(seconds)}"
-    console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}   {took}"))
+    console.print(terminal_text(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}   {took}"))
 
 
 @with_options(*MODEL_OPTIONS, *AUDIT_OPTIONS)

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from emoaudit.cli.common import guard
+from emoaudit.escaping import console_text
 from emoaudit.cli.paths import AUDIT_HELP, audit_folder
 
 
@@ -68,8 +68,8 @@ def verify(audit_out: Annotated[Path, typer.Argument(help=AUDIT_HELP)]) -> None:
 
 
 def _say(line: str) -> None:
-    """One unwrapped line on stdout (scripts read it), rich markup escaped."""
-    Console(soft_wrap=True).print(escape(line))
+    """One unwrapped line on stdout (scripts read it): file names from OUT shown inert, on one line."""
+    Console(soft_wrap=True).print(console_text(line, one_line=True))
 
 
 def _vector_file(audit_out: Path, method: str) -> Path:
