@@ -19,8 +19,10 @@ from typing import Any
 
 from emoaudit.errors import EmoauditError
 from emoaudit.leakage.scripts import LANGUAGES
+from emoaudit.spec_behaviour import DATA_TYPES_WITH_BEHAVIOUR, BehaviourData, LabelledReplies, check_behaviour
 from emoaudit.spec_tables import (
     Analysis,
+    BehaviourConfig,
     Emotion,
     Extraction,
     LeakageConfig,
@@ -69,6 +71,10 @@ class AuditSpec:
     lexicon: dict[str, list[str]] = field(default_factory=dict)  # {emotion: words that name it}
     # {language: {emotion: words that name it in that language}}, for the leakage stage's logit lens
     translations: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # The behaviour stage's probes and judge rules, [behaviour], and its judge's labelled held-out replies.
+    behaviour: BehaviourData | None = None
+    behaviour_config: BehaviourConfig | None = None
+    behaviour_heldout: LabelledReplies | None = None
 
     @property
     def emotion_names(self) -> list[str]:
@@ -149,6 +155,9 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
         heldout_sets=_flat_sets(typed.get("heldout_sets", {}), source),
         lexicon=typed.get("lexicon", {}),
         translations=typed.get("translations", {}),
+        behaviour=typed.get("behaviour"),
+        behaviour_config=doc.behaviour,
+        behaviour_heldout=typed.get("behaviour_heldout"),
     )
     _check_names(doc, source)
     _check_runnable(spec, source)
@@ -181,7 +190,7 @@ def _read_data(kind: str, path: Path) -> tuple[Any, Any]:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EmoauditError(f"malformed audit data file {path}: {exc}") from exc
-    return parsed, read_data(kind, text, f"audit data file {path}")
+    return parsed, read_data(kind, text, f"audit data file {path}", DATA_TYPES_WITH_BEHAVIOUR)
 
 
 def _digest(spec_bytes: bytes, data: dict[str, Any]) -> str:
@@ -239,6 +248,7 @@ def _check_runnable(spec: AuditSpec, source: str) -> None:
         )
     _check_translations(spec, source)
     _check_labelled(spec, source)
+    check_behaviour(spec.behaviour, spec.behaviour_config, spec.behaviour_heldout, spec.emotion_names, source)
 
 
 def _flat_sets(groups: dict[str, dict[str, dict[str, list[str]]]], source: str) -> dict[str, dict[str, list[str]]]:
@@ -313,3 +323,4 @@ def _check_templates(spec: AuditSpec, source: str) -> None:
             template.format(emotion="", topic="")
         except (KeyError, IndexError, ValueError) as exc:
             raise EmoauditError(f"{source}: generation template {template!r} cannot be filled: {exc!r}") from exc
+

@@ -10,7 +10,7 @@ from emoaudit.model.placement import Placement, parse_max_memory
 from emoaudit.steering.judge import Judge
 from emoaudit.steering.trials import POSITIONS
 
-STAGES = ("extraction", "steering", "leakage")
+STAGES = ("extraction", "steering", "leakage", "behaviour")
 # numpy's legacy generators and scikit-learn's random_state take seeds in 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
 

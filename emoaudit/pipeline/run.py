@@ -31,6 +31,8 @@ from emoaudit.results.leakage import Leakage
 from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
 from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
+from emoaudit.pipeline.behaviour import behaviour_stage, runs_behaviour
+from emoaudit.results.behaviour import Behaviour
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.footprint import Workload
@@ -45,7 +47,7 @@ from emoaudit.storage import sha256_file, write_json
 from emoaudit.study.claims import load_claims, paper_claims
 from emoaudit.study.evidence import evidence_of
 
-StageResults = TypeVar("StageResults", Extraction, Steering, Leakage)
+StageResults = TypeVar("StageResults", Extraction, Steering, Leakage, Behaviour)
 
 
 def audit(options: AuditOptions, console: Console) -> Results:
@@ -71,9 +73,10 @@ def audit(options: AuditOptions, console: Console) -> Results:
         "extraction": (Extraction, lambda: extraction_stage(run)),
         "steering": (Steering, lambda: steering_stage(run, done["extraction"])),
         "leakage": (Leakage, lambda: leakage_stage(run, done["steering"])),
+        "behaviour": (Behaviour, lambda: behaviour_stage(run, done["steering"])),
     }
     for name in STAGES:
-        if name in options.stages:
+        if name in options.stages and (name != "behaviour" or runs_behaviour(spec, profile)):
             done[name] = _stage(run, name, *bodies[name])
             partial = results_document(run, Stages(**done), started, complete=False)
             write_json(run.out / "results.json", to_dict(partial))
