@@ -45,7 +45,8 @@ def main() -> None:
             n = items * multipliers
             level = ALPHA / emotions
             powers = [power(n, n * DIRECTIONS, p, EFFECT, level) for p in (0.1, 0.25, 0.5)]
-            print(f"{items:5d} {multipliers:11d} {emotions:8d} {DIRECTIONS:10d} | " + " / ".join(f"{x:.3f}" for x in powers))
+            shown = " / ".join(f"{x:.3f}" for x in powers)
+            print(f"{items:5d} {multipliers:11d} {emotions:8d} {DIRECTIONS:10d} | {shown}")
 
 
 if __name__ == "__main__":

@@ -323,4 +323,3 @@ def _check_templates(spec: AuditSpec, source: str) -> None:
             template.format(emotion="", topic="")
         except (KeyError, IndexError, ValueError) as exc:
             raise EmoauditError(f"{source}: generation template {template!r} cannot be filled: {exc!r}") from exc
-
