@@ -52,6 +52,7 @@ def context(results: Results, spec: AuditSpec | None) -> dict[str, Any]:
         "extraction": extraction,
         "steering": steering,
         "leakage": results.stages.leakage,
+        "behaviour": results.stages.behaviour,
         "figures": {},
     }
     if extraction is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from emoaudit.pipeline.options import STAGES
+from emoaudit.results.behaviour import Behaviour
 from emoaudit.results.common import Check
 from emoaudit.results.document import Results
 from emoaudit.results.extraction import MethodResults
@@ -59,6 +60,7 @@ class ModelEvidence:
     regimes: dict[str, int] | None  # steering trials per regime; None when steering did not run
     leakage_severity: str | None  # None when the leakage stage did not run
     findings: list[Check]  # the study's policy applied to these results
+    behaviour: Behaviour | None = None  # None when the behaviour stage did not run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +128,7 @@ def evidence_of(results: Results, findings: list[Check]) -> ModelEvidence | None
         regimes=dict(steering.summary.regime_totals) if steering else None,
         leakage_severity=leakage.severity if leakage else None,
         findings=findings,
+        behaviour=stages.behaviour,
     )
 
 
