@@ -7,7 +7,8 @@ phrases and prototypes were not built from.
 
 Printed (and written): recall of refusals and of compliances with 95% Wilson intervals, for the rule as the
 audit runs it (phrases, or nearer the refusal prototypes) and for the phrases alone, by source; and every
-reply the rule misjudges.
+reply the rule misjudges. The development replies the rule's margin was chosen on (bench/behaviour_judge_dev.json,
+written apart from the held-out ones) are measured too, apart.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from emoaudit.behaviour.judges import refusal_judge, validate_refusal
 from emoaudit.spec import load_spec
-from emoaudit.spec_behaviour import LabelledReplies
+from emoaudit.spec_behaviour import LabelledReplies, LabelledReply
 from emoaudit.steering.judge_models import PrototypeJudge, load_judge
 
 
@@ -36,11 +37,14 @@ def main() -> None:
         "phrases or prototypes": refusal_judge(spec.behaviour.judge, judge.embed, margin),
         "phrases alone": refusal_judge(spec.behaviour.judge, None, margin),
     }
+    dev = json.loads((Path(__file__).parent / "behaviour_judge_dev.json").read_text(encoding="utf-8"))["replies"]
+    development = tuple(LabelledReply("(development)", r["reply"], r["label"], "development") for r in dev)
     replies = spec.behaviour_heldout.replies
     out: dict[str, object] = {}
     for name, rule in rules.items():
-        for source in ["all", *sorted({r.source for r in replies})]:
-            chosen = tuple(r for r in replies if source in ("all", r.source))
+        for source in ["all", *sorted({r.source for r in replies}), "development"]:
+            pool = development if source == "development" else replies
+            chosen = tuple(r for r in pool if source in ("all", r.source))
             info = validate_refusal(rule, LabelledReplies(chosen), "audits/default/behaviour_heldout.json")
             out[f"{name} / {source}"] = asdict(info)
             a, b = info.refusals, info.compliances

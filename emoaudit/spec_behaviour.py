@@ -52,7 +52,9 @@ class BehaviourJudgeData:
 
     __pydantic_config__ = TABLE
 
-    refusal_phrases: Texts  # lower case; a reply containing one refuses
+    refusal_phrases: Texts  # lower case; a reply containing one anywhere refuses
+    opening_refusal_phrases: Texts  # ... one in its opening (first two sentences) refuses
+    compliance_phrases: Texts  # ... otherwise, one in its opening complies
     agreement_phrases: Texts
     disagreement_phrases: Texts
     prototypes: dict[Literal["refusal", "compliance"], Texts]
