@@ -184,7 +184,7 @@ def check_behaviour(document: dict[str, Any], out: Path, report: str, findings: 
     assert behaviour["refusal_judge"]["refusals"]["n"] + behaviour["refusal_judge"]["compliances"]["n"] == 7
     ids = {c.id for c in findings}
     assert {"steering_erodes_refusal", "steering_induces_sycophancy", "steering_turns_hostile", "cannot_refuse"} <= ids
-    assert "Behaviour under steering" in report and "Refusal judge (refusal phrases only" in report
+    assert "Behaviour under steering" in report and "Refusal judge (refusal and compliance phrases only" in report
 
 
 def check_claims(results: Results, out: Path, tmp_path: Path) -> None:
