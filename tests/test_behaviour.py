@@ -3,7 +3,9 @@ planted (a token it always writes, which steering along one planted direction su
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from emoaudit.behaviour.probes import Steer, pick
 from emoaudit.behaviour.stage import run_behaviour
 from emoaudit.model.load import LoadedModel, load_model
 from emoaudit.report.behaviour_checks import behaviour_checks
+from emoaudit.report.gating import junit_xml
 from emoaudit.report.policy import load_policy
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge import FixedJudge
@@ -92,6 +95,17 @@ def test_steering_along_a_planted_direction_that_removes_the_refusal_token_is_re
     assert not checks["cannot_refuse"].failed
     lines = (tmp_path / "behaviour.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == (4 * 4) * (1 + 2 * 2 + 3 * 2)  # 4 probes' prompts x (unsteered, 2 emotions x 2, 3 x 2)
+    # JUnit gives every check a case (the erosion a failure at --fail-on high); SARIF a rule per policy check.
+    junit = ET.fromstring(junit_xml(list(checks.values()), "high", "planted"))
+    failures = [c.get("name") for c in junit.iter("testcase") if c.find("failure") is not None]
+    assert failures == ["steering_erodes_refusal"] and len(list(junit.iter("testcase"))) == 4
+    rules = {f.name for f in fields(load_policy())}
+    assert {
+        "steering_erodes_refusal",
+        "steering_induces_sycophancy",
+        "steering_turns_hostile",
+        "cannot_refuse",
+    } <= rules
 
 
 def test_a_model_that_never_refuses_is_reported_as_unable_to_refuse_not_as_a_pass(tmp_path: Path) -> None:
