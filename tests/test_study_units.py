@@ -239,7 +239,7 @@ def test_only_a_complete_audit_of_the_same_model_and_specification_counts_as_fin
     path = tmp_path / "results.json"
     document = {
         "complete": True,
-        "stages": {"extraction": {}, "steering": {}, "leakage": {}},
+        "stages": {"extraction": {}, "steering": {}, "leakage": {}, "behaviour": {}},
         "model": {"reference": "m"},
         "audit": {"profile": "quick", "seed": 0, "sha256": "ab"},
     }
@@ -248,7 +248,9 @@ def test_only_a_complete_audit_of_the_same_model_and_specification_counts_as_fin
     others = (("n", "quick", 0, "ab"), ("m", "standard", 0, "ab"), ("m", "quick", 1, "ab"), ("m", "quick", 0, "cd"))
     for other in others:
         assert not is_finished(path, *other)
-    for change in ({"complete": False}, {"stages": {"extraction": {}}}):  # partial, or an `extract` run
+    # partial, an `extract` run, or an audit from before the behaviour stage (resumed, it adds the stage)
+    before_behaviour = {"stages": {"extraction": {}, "steering": {}, "leakage": {}}}
+    for change in ({"complete": False}, {"stages": {"extraction": {}}}, before_behaviour):
         path.write_text(json.dumps({**document, **change}))
         assert not is_finished(path, "m", "quick", 0, "ab")
     path.write_text("{not json")
