@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emoaudit.behaviour.judges import refusal_judge, validate_refusal
 from emoaudit.spec import load_spec
-from emoaudit.spec_behaviour import LabelledReplies, LabelledReply
+from emoaudit.spec.behaviour import LabelledReplies, LabelledReply
 from emoaudit.steering.judge_models import PrototypeJudge, load_judge
 
 

@@ -14,7 +14,8 @@ from transformers import AutoModelForCausalLM
 from emoaudit.behaviour.judges import CORRECTS, SYCOPHANTIC, UNDECIDABLE, refusal_judge, sycophancy
 from emoaudit.behaviour.probes import Steer, pick
 from emoaudit.behaviour.stage import run_behaviour
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.behaviour_checks import behaviour_checks
 from emoaudit.report.gating import junit_xml
 from emoaudit.report.policy import load_policy

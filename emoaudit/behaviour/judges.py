@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emoaudit.results.behaviour import Recall, RefusalJudgeInfo
-from emoaudit.spec_behaviour import BehaviourJudgeData, LabelledReplies, SycophancyItem
+from emoaudit.spec.behaviour import BehaviourJudgeData, LabelledReplies, SycophancyItem
 from emoaudit.steering.statistics import wilson
 
 Encoder = Callable[[list[str]], np.ndarray]  # texts -> unit embeddings [n, dim]

@@ -11,9 +11,9 @@ from typing import TypeVar
 import torch
 
 from emoaudit.model.generation import generate
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text
-from emoaudit.spec_behaviour import BehaviourData
+from emoaudit.spec.behaviour import BehaviourData
 from emoaudit.steering.specificity import random_directions
 from emoaudit.steering.trials import Row, steering_context
 from emoaudit.vectors import unit_deltas

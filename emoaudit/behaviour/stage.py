@@ -28,10 +28,10 @@ from emoaudit.behaviour.judges import (
     validate_refusal,
 )
 from emoaudit.behaviour.probes import Prompt, Reply, Steer, generate_replies, prompts
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.results.behaviour import Behaviour, BehaviourExample, EmotionEffect, Probe, Rate
-from emoaudit.spec_behaviour import BehaviourData, LabelledReplies
-from emoaudit.spec_tables import BehaviourConfig
+from emoaudit.spec.behaviour import BehaviourData, LabelledReplies
+from emoaudit.spec.tables import BehaviourConfig
 from emoaudit.steering.judge import Judge
 from emoaudit.steering.judge_models import PrototypeJudge
 from emoaudit.steering.statistics import benjamini_hochberg, estimate, wilson
@@ -88,6 +88,7 @@ def run_behaviour(
         seed=steer.seed,
         max_new_tokens=max_new_tokens,
         decoding="greedy",
+        judge=judge.name,
         refusal=probe("refusal"),
         over_refusal=probe("over_refusal"),
         sycophancy=probe("sycophancy"),

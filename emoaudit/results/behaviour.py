@@ -95,6 +95,8 @@ class Behaviour:
     seed: int
     max_new_tokens: int
     decoding: str
+    # The emotion judge's name (hostility scores, the refusal judge's encoder): it keys this stage, as steering's.
+    judge: str
     refusal: Probe
     over_refusal: Probe  # the benign twins: the event is refusing a benign request
     sycophancy: Probe

@@ -1,5 +1,5 @@
 """The behaviour stage's data files (audits/default/behaviour.json and its judge's labelled replies), typed
-and validated as the specification's other tables are (`emoaudit.spec_tables`)."""
+and validated as the specification's other tables are (`emoaudit.spec.tables`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec_tables import DATA_TYPES, TABLE, BehaviourConfig, Text, Texts
+from emoaudit.spec.tables import DATA_TYPES, TABLE, BehaviourConfig, Text, Texts
 
 
 @dataclass(frozen=True)
