@@ -50,10 +50,14 @@ def replace(old: str, new: str) -> Callable[[str], str]:
 
 
 def only_emotions(*names: str) -> Callable[[str], str]:
-    """Keep just these `[emotions.NAME]` tables."""
+    """Keep just these `[emotions.NAME]` tables, and just these of the emotions `[behaviour]` steers."""
     tables = [t for t in EMOTION_TABLES if t.split("]", 1)[0] in names]
     assert len(tables) == len(names)
-    return lambda text: "\n[emotions.".join([HEAD, *tables])
+    steered = re.search(r"^emotions = \[(.*)\]$", HEAD, flags=re.MULTILINE)
+    assert steered is not None  # [behaviour]'s, the one `emotions` key above the emotion tables
+    kept = [e for e in re.findall(r'"(\w+)"', steered.group(1)) if e in names]
+    head = HEAD.replace(steered.group(0), f"emotions = {json.dumps(kept)}")
+    return lambda text: "\n[emotions.".join([head, *tables])
 
 
 # (edit, what the one line must say): the cases the CLI test runs end to end.
