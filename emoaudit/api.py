@@ -34,8 +34,9 @@ def audit(
     `model` is what `scan` takes (offline alias, .gguf file, checkpoint directory, Hugging Face ID);
     `out` is written and resumed as `scan --out` is. `judge` is a judge's name as `--judge` takes, or any
     object with the `emoaudit.Judge` shape (`FixedJudge`, your own classifier). `stages` runs some of
-    extraction, steering and leakage (each needs those before it). `options` are the model and audit
-    options of the table in `emoaudit.options`, as `scan` takes them: seed, device, dtype, spec_path,
+    extraction, steering, leakage and behaviour (each needs those before it, except that behaviour does not
+    need leakage; behaviour runs where the profile asks for it). `options` are the model and audit options
+    of the table in `emoaudit.options`, as `scan` takes them: seed, device, dtype, spec_path,
     trust_remote_code, policy, device_map, max_memory, disk_offload, quantize, steer_positions.
     Progress goes to `console` (stderr if None). Nothing is gated here: `results.findings` holds every
     check, each with its severity and `failed`. Raises EmoauditError for bad input (before any model

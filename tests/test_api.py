@@ -9,6 +9,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 import emoaudit
 from emoaudit.pipeline.options import STAGES
 from emoaudit.results.convert import to_dict
-from emoaudit.results.common import SEVERITIES
+from emoaudit.results.common import SEVERITIES, Check
 from emoaudit.results.document import Results, Stages
 from emoaudit.results.reading import read_results
 from emoaudit.capture.stimuli import comprehension_activations
@@ -150,6 +151,7 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     vectors = emoaudit.EmotionVectors.load(out)
     assert vectors.emotions == TINY.emotion_names
     assert vectors.emotion_layer == document["stages"]["extraction"]["emotion_layer"]["index"]
+    check_behaviour(document, out, report, findings)
 
     log = io.StringIO()
     again = json.loads(
@@ -160,6 +162,31 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert again["stages"] == document["stages"] and again["timings"] == document["timings"]
     assert again["claims"] == document["claims"]  # from the reused stages
     check_claims(results, out, tmp_path)
+
+
+def check_behaviour(document: dict[str, Any], out: Path, report: str, findings: list[Check]) -> None:
+    """The behaviour stage of a whole audit: every probe unsteered, toward the profile's emotions at the steering
+    stage's calibrated strengths and along the random directions; its checks among the findings; its section."""
+    behaviour, steering = document["stages"]["behaviour"], document["stages"]["steering"]
+    profile, config = TINY.profile("tiny"), TINY.behaviour_config
+    assert config is not None
+    assert (
+        behaviour["emotions"] == list(config.emotions[: profile.behaviour_emotions])
+        and behaviour["layer"] == (steering["layer"])
+    )
+    unit = steering["calibration"]["unit_strength"]
+    assert behaviour["strengths"] == pytest.approx([unit * m for m in config.multipliers])
+    replies = [json.loads(line) for line in (out / behaviour["samples"]).read_text(encoding="utf-8").splitlines()]
+    per_prompt = 1 + len(behaviour["emotions"]) * len(config.multipliers) + 3 * len(config.multipliers)
+    assert len(replies) == 4 * profile.behaviour_items * per_prompt
+    for name in ("refusal", "over_refusal", "sycophancy", "hostility"):
+        probe = behaviour[name]
+        assert probe["unsteered"]["trials"] + probe["unsteered"]["undecided"] == profile.behaviour_items
+        assert set(probe["by_emotion"]) == set(behaviour["emotions"])
+    assert behaviour["refusal_judge"]["refusals"]["n"] + behaviour["refusal_judge"]["compliances"]["n"] == 7
+    ids = {c.id for c in findings}
+    assert {"steering_erodes_refusal", "steering_induces_sycophancy", "steering_turns_hostile", "cannot_refuse"} <= ids
+    assert "Behaviour under steering" in report and "Refusal judge (refusal and compliance phrases only" in report
 
 
 def check_claims(results: Results, out: Path, tmp_path: Path) -> None:
@@ -197,6 +224,10 @@ def check_claims(results: Results, out: Path, tmp_path: Path) -> None:
     semantic = next(c for c in results.findings or [] if c.id == "semantic_entanglement")
     expected["semantic_entanglement"] = semantic.failed if semantic.evidence["pairs"] else None
     assert {c: claims[c].holds for c in expected} == expected
+    # The behaviour claims: the tiny profile steers calm and angry, so the calm/desperate one is not measured.
+    assert isinstance(claims["steering_moves_refusal_and_sycophancy"].holds, bool)
+    assert claims["calm_lowers_desperate_raises"].holds is None
+    assert claims["calm_lowers_desperate_raises"].detail.startswith("not measured: needs calm and desperate")
     assert "uncorrected" in claims["generation_separates_better"].detail and "uncorrected" in results.claims.correction
 
     # Without steering (an `extract` run) the claims that need it are not measured; without extraction, none is.
@@ -207,6 +238,8 @@ def check_claims(results: Results, out: Path, tmp_path: Path) -> None:
         "three_regimes": None,
         "leakage": None,
         "semantic_entanglement": None,
+        "steering_moves_refusal_and_sycophancy": None,
+        "calm_lowers_desperate_raises": None,
     }
     assert all(c.measured == [] for c in partial.claims if c.holds is None)
     assert evidence_of(dataclasses.replace(results, stages=Stages()), []) is None

@@ -30,6 +30,10 @@ def test_wheel_ships_audits_and_templates(tmp_path: Path) -> None:
         "emoaudit/audits/claims.toml",
         "emoaudit/study.schema.json",
         "emoaudit/study/executors.py",
+        "emoaudit/audits/default/behaviour.json",
+        "emoaudit/audits/default/behaviour_heldout.json",
+        "emoaudit/templates/behaviour.html.j2",
+        "emoaudit/behaviour/stage.py",
     ):
         assert required in names, required
     target = tmp_path / "site"

@@ -50,10 +50,14 @@ def replace(old: str, new: str) -> Callable[[str], str]:
 
 
 def only_emotions(*names: str) -> Callable[[str], str]:
-    """Keep just these `[emotions.NAME]` tables."""
+    """Keep just these `[emotions.NAME]` tables, and just these of the emotions `[behaviour]` steers."""
     tables = [t for t in EMOTION_TABLES if t.split("]", 1)[0] in names]
     assert len(tables) == len(names)
-    return lambda text: "\n[emotions.".join([HEAD, *tables])
+    steered = re.search(r"^emotions = \[(.*)\]$", HEAD, flags=re.MULTILINE)
+    assert steered is not None  # [behaviour]'s, the one `emotions` key above the emotion tables
+    kept = [e for e in re.findall(r'"(\w+)"', steered.group(1)) if e in names]
+    head = HEAD.replace(steered.group(0), f"emotions = {json.dumps(kept)}")
+    return lambda text: "\n[emotions.".join([head, *tables])
 
 
 # (edit, what the one line must say): the cases the CLI test runs end to end.
@@ -128,6 +132,7 @@ def test_digest_is_the_specification_and_data_as_before(tmp_path: Path) -> None:
     JSON (sorted keys, not ASCII-escaped), computed here independently of the loader."""
     path = spec_copy(tmp_path, lambda text: text + "\n")
     names = ("passages", "generation", "heldout", "scenarios", "judge", "heldout_sets", "lexicon", "translations")
+    names += ("behaviour", "behaviour_heldout")  # the behaviour stage's probes and labelled replies are hashed too
     files = {k: json.loads((tmp_path / "default" / f"{k}.json").read_text()) for k in names}
     h = hashlib.sha256(path.read_bytes())
     h.update(json.dumps(files, sort_keys=True, ensure_ascii=False).encode("utf-8"))
@@ -395,3 +400,20 @@ def test_a_profile_of_the_specifications_own_runs_from_the_cli(tmp_path: Path, t
     refused = run_cli(*args, "--out", str(tmp_path / "other"), "--profile", "quick")
     assert_one_line_error(refused, "unknown profile 'quick'; this audit defines: smoke, standard, full")
     assert not (tmp_path / "other").exists()
+
+
+def test_behaviour_data_is_validated_strictly_when_the_specification_loads(tmp_path: Path) -> None:
+    path = spec_copy(tmp_path, lambda text: text + "\n")
+    data = tmp_path / "default" / "behaviour.json"
+    table = json.loads(data.read_text())
+    table["sycophancy"][0]["asserted"] = ["56"]  # also a correct form of 7 x 8
+    data.write_text(json.dumps(table))
+    with pytest.raises(EmoauditError, match=r"behaviour sycophancy mul_7_8: 56 is both answers"):
+        load_spec(path)
+    table["sycophancy"][0]["asserted"] = 54  # a number where forms are strings
+    data.write_text(json.dumps(table))
+    with pytest.raises(EmoauditError, match=r"behaviour.json: sycophancy\[0\].asserted: input should be a valid"):
+        load_spec(path)
+    unknown = spec_copy(tmp_path / "b", lambda text: text.replace('"calm", "desperate"', '"calm", "desparate"'))
+    with pytest.raises(EmoauditError, match=r"\[behaviour\] key 'emotions': unknown emotion\(s\) desparate"):
+        load_spec(unknown)

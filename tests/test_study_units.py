@@ -244,13 +244,22 @@ def test_only_a_complete_audit_of_the_same_identity_and_judge_counts_as_finished
     (tmp_path / "run.json").write_text(json.dumps(to_dict(RunRecord(identity, "./typed/as/this"))))
     document = {
         "complete": True,
-        "stages": {"extraction": {}, "steering": {"judge": {"name": "j"}}, "leakage": {}},
+        "stages": {"extraction": {}, "steering": {"judge": {"name": "j"}}, "leakage": {}, "behaviour": {"judge": "j"}},
     }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(document))
     assert is_finished(tmp_path, identity, "j")
     assert changed(tmp_path, identity) == []
     assert not is_finished(tmp_path, identity, "another-judge")  # the judge keys the steering stage
+    behaviour_judged_apart = {
+        "extraction": {},
+        "steering": {"judge": {"name": "j"}},
+        "leakage": {},
+        "behaviour": {"judge": "k"},
+    }
+    path.write_text(json.dumps({**document, "stages": behaviour_judged_apart}))
+    assert not is_finished(tmp_path, identity, "j")  # ... and the behaviour stage
+    path.write_text(json.dumps(document))
     others = {
         "sha256": dataclasses.replace(identity, model=dataclasses.replace(identity.model, sha256="ef" * 32)),
         "dtype": dataclasses.replace(identity, model=dataclasses.replace(identity.model, dtype="bfloat16")),
@@ -266,7 +275,9 @@ def test_only_a_complete_audit_of_the_same_identity_and_judge_counts_as_finished
     # weights not known before loading (a hub ID): the audit itself decides
     hub = dataclasses.replace(identity, model=dataclasses.replace(identity.model, sha256=None, revision="main"))
     assert changed(tmp_path, hub) == []
-    for change in ({"complete": False}, {"stages": {"extraction": {}}}):  # partial, or an `extract` run
+    # partial, an `extract` run, or an audit from before the behaviour stage (resumed, it adds the stage)
+    before_behaviour = {"stages": {"extraction": {}, "steering": {"judge": {"name": "j"}}, "leakage": {}}}
+    for change in ({"complete": False}, {"stages": {"extraction": {}}}, before_behaviour):
         path.write_text(json.dumps({**document, **change}))
         assert not is_finished(tmp_path, identity, "j")
     path.write_text("{not json")

@@ -18,7 +18,7 @@ from emoaudit.pipeline.outputs import Outputs
 from emoaudit.results.common import FailLevel
 from emoaudit.steering.judge import Judge
 
-STAGES = ("extraction", "steering", "leakage")
+STAGES = ("extraction", "steering", "leakage", "behaviour")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
 from emoaudit.progress import note
 from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
+from emoaudit.pipeline.behaviour import behaviour_stage, runs_behaviour
+from emoaudit.results.behaviour import Behaviour
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.footprint import Workload
 from emoaudit.model.load import load_model
@@ -47,7 +49,7 @@ from emoaudit.storage import sha256_file, write_json
 from emoaudit.report.claims import load_claims, paper_claims
 from emoaudit.report.evidence import evidence_of
 
-StageResults = TypeVar("StageResults", Extraction, Steering, Leakage)
+StageResults = TypeVar("StageResults", Extraction, Steering, Leakage, Behaviour)
 
 
 def audit(options: AuditOptions, console: Console) -> Results:
@@ -82,10 +84,11 @@ def audit(options: AuditOptions, console: Console) -> Results:
         "extraction": (Extraction, lambda: extraction_stage(run)),
         "steering": (Steering, lambda: steering_stage(run, done["extraction"])),
         "leakage": (Leakage, lambda: leakage_stage(run, done["steering"])),
+        "behaviour": (Behaviour, lambda: behaviour_stage(run, done["steering"])),
     }
     fresh = False  # a stage computed now: those after it read it, so none of theirs is reused
     for name in STAGES:
-        if name in options.stages:
+        if name in options.stages and (name != "behaviour" or runs_behaviour(spec, profile)):
             done[name], reused = _stage(run, name, *bodies[name], may_reuse=not fresh)
             fresh = fresh or not reused
             partial = results_document(run, Stages(**done), started, complete=False)
@@ -115,12 +118,12 @@ def _stage(
     run: Run, name: str, kind: type[StageResults], compute: Callable[[], StageResults], may_reuse: bool
 ) -> tuple[StageResults, bool]:
     """A stage's results, and whether they were reused: from its file when an earlier run of this audit
-    finished it (with that run's timings), unless an earlier stage was computed now or, for steering,
-    another judge scored it (the judge keys that stage alone)."""
+    finished it (with that run's timings), unless an earlier stage was computed now or, for steering and
+    behaviour, another judge scored it (the judge keys those stages alone)."""
     path = run.out / "stages" / f"{name}.json"
     if may_reuse and path.is_file():
         reused = from_dict(kind, read_json(path), f"{path} cannot be reused (pass a new --out)")
-        judged_by = reused.judge.name if isinstance(reused, Steering) else None
+        judged_by = _judged_by(reused)
         if judged_by is None or judged_by == judge_name(run.options, run.spec):
             run.console.print(f"{name}: done in an earlier run, reusing {path}")
             run.timings.update(reused.timings)
@@ -136,6 +139,13 @@ def _stage(
     result = replace(result, timings=timings, resources=memory(run))
     write_json(path, to_dict(result))
     return result, False
+
+
+def _judged_by(stage: Extraction | Steering | Leakage | Behaviour) -> str | None:
+    """The judge a stage's results were scored by: steering's and behaviour's; None for the others."""
+    if isinstance(stage, Steering):
+        return stage.judge.name
+    return stage.judge if isinstance(stage, Behaviour) else None
 
 
 def results_document(run: Run, stages: Stages, started: datetime, complete: bool) -> Results:

@@ -17,6 +17,7 @@ from emoaudit.results.claims import ClaimOutcome, Measured, PaperClaims
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import SEVERITIES
 from emoaudit.spec import BUILTIN_DIR
+from emoaudit.report.behaviour_claims import calm_lowers_desperate_raises, moves_refusal_and_sycophancy
 from emoaudit.storage import sha256_file
 from emoaudit.results.evidence import ModelEvidence
 
@@ -280,4 +281,6 @@ TESTS: dict[str, Callable[[dict[str, Any], ModelEvidence, float | None], Verdict
     "three_regimes": _three_regimes,
     "leakage": _leakage,
     "semantic_entanglement": _semantic_entanglement,
+    "steering_moves_refusal_and_sycophancy": lambda t, e, _: Verdict(*moves_refusal_and_sycophancy(t, e.behaviour)),
+    "calm_lowers_desperate_raises": lambda t, e, _: Verdict(*calm_lowers_desperate_raises(t, e.behaviour)),
 }

@@ -57,6 +57,7 @@ def evidence_of(results: Results, findings: list[Check]) -> ModelEvidence | None
         regimes=dict(steering.summary.regime_totals) if steering else None,
         leakage_severity=leakage.severity if leakage else None,
         findings=findings,
+        behaviour=stages.behaviour,
     )
 
 

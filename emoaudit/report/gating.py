@@ -14,6 +14,7 @@ from emoaudit.results.leakage import Leakage, SemanticEntanglement
 from emoaudit.results.steering import RateEstimate, RegimeCounts, SteeringStatistics, SteeringSummary
 from emoaudit.errors import EmoauditError
 from emoaudit.steering.statistics import estimate
+from emoaudit.report.behaviour_checks import behaviour_checks
 from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SemanticRule, SteerableRule, UnvalidatedRule
 from emoaudit.report.decision import decide
 from emoaudit.report.power import mark, power_note, rate_min_n, signed_rank_min_n
@@ -38,6 +39,8 @@ def evaluate(results: Results, policy: Policy) -> list[Check]:
         checks.append(semantic_check(policy.semantic_entanglement, stages.leakage.semantic))
     if stages.extraction is not None:
         checks.append(_unvalidated(policy.unvalidated_vectors, stages.extraction))
+    if stages.behaviour is not None:
+        checks += behaviour_checks(policy, stages.behaviour)
     return checks
 
 

@@ -14,6 +14,7 @@ import yaml
 from emoaudit import __version__
 from emoaudit.escaping import markdown
 from emoaudit.results.common import SEVERITIES, Check, FailLevel
+from emoaudit.results.behaviour import Behaviour, Probe
 from emoaudit.results.document import Results
 from emoaudit.report.decision import decide
 from emoaudit.report.identity import reproduce_command, weights_note
@@ -114,6 +115,15 @@ def key_figures(results: Results, checks: list[Check]) -> dict[str, Any]:
         figures["steering_control_rate"] = _round(overall.control_rate)
     if leakage is not None:
         figures["leakage_severity"] = leakage.severity
+    behaviour = results.stages.behaviour
+    if behaviour is not None:
+        complied = behaviour.refusal.unsteered.rate
+        figures["unsteered_refusal_rate"] = None if complied is None else _round(1 - complied)
+        figures["unsteered_sycophancy_rate"] = _round(behaviour.sycophancy.unsteered.rate)
+        figures["refusal_judge_recall"] = [
+            _round(behaviour.refusal_judge.refusals.recall),
+            _round(behaviour.refusal_judge.compliances.recall),
+        ]
     return figures
 
 
@@ -144,7 +154,35 @@ def _summary_lines(results: Results) -> list[str]:
             f"{leakage.baseline.output_rate:.0%} of texts, {leakage.baseline.lens_foreign_share:.0%} of logit-lens "
             "tokens in another script."
         )
+    if results.stages.behaviour is not None:
+        lines.append(_behaviour_line(results.stages.behaviour))
     return lines
+
+
+def _behaviour_line(b: Behaviour) -> str:
+    """Refusal (as refusal rates) and sycophancy, unsteered and per emotion as the change in points, q in brackets."""
+
+    def effects(probe: Probe, sign: int) -> str:
+        return ", ".join(
+            f"{markdown_text(e)} {sign * x.effect * 100:+.0f} (q {x.steered.q_value:.2g})"
+            for e, x in probe.by_emotion.items()
+            if x.effect is not None and x.steered.q_value is not None
+        )
+
+    refused = b.refusal.unsteered.rate
+    agreed = b.sycophancy.unsteered.rate
+    judge = b.refusal_judge
+    return (
+        f"- Behaviour under steering ({b.refusal.unsteered.trials} requests to decline, layer {b.layer}): unsteered "
+        f"refusal rate {'n/a' if refused is None else f'{1 - refused:.0%}'}, sycophancy "
+        f"{'n/a' if agreed is None else f'{agreed:.0%}'}; change in refusal rate by emotion, points: "
+        f"{effects(b.refusal, -1) or 'n/a'}; in sycophancy: {effects(b.sycophancy, 1) or 'n/a'}. Refusal judge recall: "
+        f"refusals {_pct(judge.refusals.recall)}, compliances {_pct(judge.compliances.recall)}."
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
 
 
 def _round(value: float | None) -> float | None:

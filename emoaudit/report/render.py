@@ -71,6 +71,7 @@ def context(results: Results, spec: AuditSpec | None, fail_on: FailLevel = FailL
         "extraction": extraction,
         "steering": steering,
         "leakage": results.stages.leakage,
+        "behaviour": results.stages.behaviour,
         "figures": {},
         "decision": decide(checks, fail_on),
         "reproduce": reproduce_command(results),

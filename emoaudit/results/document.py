@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict
 
+from emoaudit.results.behaviour import Behaviour
 from emoaudit.results.claims import PaperClaims
 from emoaudit.results.common import Check, Resources
 from emoaudit.results.convert import OMITTED_IF_NONE
@@ -48,6 +49,7 @@ class Stages:
     extraction: Annotated[Extraction | None, OMITTED_IF_NONE] = None
     steering: Annotated[Steering | None, OMITTED_IF_NONE] = None
     leakage: Annotated[Leakage | None, OMITTED_IF_NONE] = None
+    behaviour: Annotated[Behaviour | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from emoaudit.results.behaviour import Behaviour
 from emoaudit.results.common import Check
 
 
@@ -47,6 +48,7 @@ class ModelEvidence:
     regimes: dict[str, int] | None  # steering trials per regime; None when steering did not run
     leakage_severity: str | None  # None when the leakage stage did not run
     findings: list[Check]  # the study's policy applied to these results
+    behaviour: Behaviour | None = None  # None when the behaviour stage did not run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

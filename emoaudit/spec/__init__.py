@@ -16,6 +16,7 @@ from typing import Any
 
 from emoaudit.errors import EmoauditError
 from emoaudit.spec.audit_spec import BUILTIN_DIR, DEFAULT_SPEC, AuditSpec
+from emoaudit.spec.behaviour import DATA_TYPES_WITH_BEHAVIOUR
 from emoaudit.spec.checks import check_names, check_runnable, flat_sets, samples_needed
 from emoaudit.spec.reading import read_data, read_document
 from emoaudit.spec.tables import Profile
@@ -70,6 +71,9 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
         heldout_sets=flat_sets(typed.get("heldout_sets", {}), source),
         lexicon=typed.get("lexicon", {}),
         translations=typed.get("translations", {}),
+        behaviour=typed.get("behaviour"),
+        behaviour_config=doc.behaviour,
+        behaviour_heldout=typed.get("behaviour_heldout"),
     )
     check_names(doc, source)
     check_runnable(spec, source)
@@ -88,7 +92,7 @@ def _read_data(kind: str, path: Path) -> tuple[Any, Any]:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EmoauditError(f"malformed audit data file {path}: {exc}") from exc
-    return parsed, read_data(kind, text, f"audit data file {path}")
+    return parsed, read_data(kind, text, f"audit data file {path}", DATA_TYPES_WITH_BEHAVIOUR)
 
 
 def _digest(spec_bytes: bytes, data: dict[str, Any]) -> str:

@@ -8,7 +8,18 @@ from importlib.resources import files
 from pathlib import Path
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec.tables import Analysis, Emotion, Extraction, LeakageConfig, Profile, Sampling, Scenario, Steering
+from emoaudit.spec.behaviour import BehaviourData, LabelledReplies
+from emoaudit.spec.tables import (
+    Analysis,
+    BehaviourConfig,
+    Emotion,
+    Extraction,
+    LeakageConfig,
+    Profile,
+    Sampling,
+    Scenario,
+    Steering,
+)
 
 BUILTIN_DIR = Path(str(files("emoaudit.audits")))
 DEFAULT_SPEC = BUILTIN_DIR / "default.toml"
@@ -50,6 +61,10 @@ class AuditSpec:
     lexicon: dict[str, list[str]] = field(default_factory=dict)  # {emotion: words that name it}
     # {language: {emotion: words that name it in that language}}, for the leakage stage's logit lens
     translations: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # The behaviour stage's probes and judge rules, [behaviour], and its judge's labelled held-out replies.
+    behaviour: BehaviourData | None = None
+    behaviour_config: BehaviourConfig | None = None
+    behaviour_heldout: LabelledReplies | None = None
 
     @property
     def emotion_names(self) -> list[str]:

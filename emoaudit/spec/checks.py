@@ -7,6 +7,7 @@ import math
 
 from emoaudit.errors import EmoauditError
 from emoaudit.spec.audit_spec import MIN_EMOTIONS, AuditSpec
+from emoaudit.spec.behaviour import check_behaviour
 from emoaudit.spec.scripts import LANGUAGES
 from emoaudit.spec.tables import Profile, SpecDocument
 
@@ -73,6 +74,7 @@ def check_runnable(spec: AuditSpec, source: str) -> None:
         )
     _check_translations(spec, source)
     _check_labelled(spec, source)
+    check_behaviour(spec.behaviour, spec.behaviour_config, spec.behaviour_heldout, spec.emotion_names, source)
 
 
 def flat_sets(groups: dict[str, dict[str, dict[str, list[str]]]], source: str) -> dict[str, dict[str, list[str]]]:

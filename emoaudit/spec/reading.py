@@ -25,9 +25,9 @@ def read_document(raw: dict[str, Any], source: str) -> SpecDocument:
     return _validate(TypeAdapter(SpecDocument), json.dumps(named, default=str), source, _toml_place)
 
 
-def read_data(kind: str, text: str, source: str) -> Any:
-    """A data file's JSON text validated as the type its `[files]` key names; EmoauditError otherwise."""
-    return _validate(TypeAdapter(DATA_TYPES[kind]), text, source, _json_place)
+def read_data(kind: str, text: str, source: str, types: dict[str, Any] = DATA_TYPES) -> Any:
+    """A data file's JSON text validated as the type its `[files]` key names in `types`; EmoauditError otherwise."""
+    return _validate(TypeAdapter(types[kind]), text, source, _json_place)
 
 
 def _validate(adapter: TypeAdapter[T], text: str, source: str, place: Callable[[Sequence[Any], bool], str]) -> T:

@@ -21,6 +21,7 @@ from emoaudit.results.steering import Thresholds
 
 # Every table: no key it does not define, and only finite numbers.
 _TABLE = ConfigDict(extra="forbid", allow_inf_nan=False)
+TABLE = _TABLE  # for the tables of other modules (spec.behaviour)
 
 
 def _increasing(values: tuple[float, ...]) -> tuple[float, ...]:
@@ -99,6 +100,12 @@ class Profile:
     steering_emotions: Count
     steering_scenarios_per_kind: Count
     steering_tokens: Count
+    # The behaviour stage (emoaudit/behaviour): the first `behaviour_emotions` of [behaviour] emotions, the
+    # first `behaviour_items` items of each probe (spread over its kinds), replies of `behaviour_tokens`
+    # tokens. 0 emotions or items: the profile runs no behaviour stage.
+    behaviour_emotions: Annotated[int, Field(ge=0)] = 0
+    behaviour_items: Annotated[int, Field(ge=0)] = 0
+    behaviour_tokens: Count = 32
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,9 @@ class Files:
     # Optional: each emotion's words in other languages, {language: {emotion: [word]}}: what the leakage
     # stage's logit lens looks for (semantic cross-lingual entanglement).
     translations: Text | None = None
+    # Optional: the behaviour stage's probes and judge rules, and its judge's labelled held-out replies.
+    behaviour: Text | None = None
+    behaviour_heldout: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +209,19 @@ class LeakageConfig:
 
 
 @dataclass(frozen=True)
+class BehaviourConfig:
+    """`[behaviour]`: what the behaviour stage steers with, and its judges' margins."""
+
+    __pydantic_config__ = _TABLE
+
+    emotions: Texts  # in order of priority: a profile takes the first `behaviour_emotions`
+    multipliers: Annotated[tuple[Strength, ...], Field(min_length=1), AfterValidator(_distinct)]
+    control_directions: Annotated[int, Field(ge=3)]
+    refusal_margin: Annotated[float, Field(ge=-1, le=1)]  # cosine to the refusal centroid minus the compliance one
+    hostility_margin: Share  # rise of the judge's hostile or angry score over the unsteered reply
+
+
+@dataclass(frozen=True)
 class Analysis:
     """`[analysis]`: denoising, the emotion-layer rule and the sizes of the baselines."""
 
@@ -230,6 +253,7 @@ class SpecDocument:
     analysis: Analysis
     emotions: dict[str, Emotion]
     description: str = ""
+    behaviour: BehaviourConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Whether a study can reuse a model's earlier audit: the same identity (`pipeline.identity`), every stage,
-and the steering stage judged by the same judge."""
+and the steering and behaviour stages judged by the same judge."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def is_finished(folder: Path, identity: AuditIdentity, judge: str) -> bool:
             document["complete"]
             and set(document["stages"]) >= set(STAGES)  # an `extract` run is complete without steering
             and document["stages"]["steering"]["judge"]["name"] == judge
+            and document["stages"]["behaviour"]["judge"] == judge
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False

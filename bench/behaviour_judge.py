@@ -1,0 +1,67 @@
+"""The behaviour stage's refusal judge, measured on its labelled held-out replies (audits/default/
+behaviour_heldout.json: real greedy replies of smollm2-135m and qwen2.5-coder-0.5b to the refusal requests,
+and replies written by hand, among them apologies that comply and harmful compliances), which the rule's
+phrases and prototypes were not built from.
+
+    EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge.py [--json bench/results/behaviour-judge.json]
+
+Printed (and written): recall of refusals and of compliances with 95% Wilson intervals, for the rule as the
+audit runs it (phrases, or nearer the refusal prototypes) and for the phrases alone, by source; and every
+reply the rule misjudges. The development replies the rule's margin was chosen on (bench/behaviour_judge_dev.json,
+written apart from the held-out ones) are measured too, apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from emoaudit.behaviour.judges import refusal_judge, validate_refusal
+from emoaudit.spec import load_spec
+from emoaudit.spec.behaviour import LabelledReplies, LabelledReply
+from emoaudit.steering.judge_models import PrototypeJudge, load_judge
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    spec = load_spec()
+    assert spec.behaviour is not None and spec.behaviour_config is not None and spec.behaviour_heldout is not None
+    judge = load_judge(spec.steering.judge, spec.emotion_names, spec.reference, spec.judge_prototypes)
+    assert isinstance(judge, PrototypeJudge)
+    margin = spec.behaviour_config.refusal_margin
+    rules = {
+        "phrases or prototypes": refusal_judge(spec.behaviour.judge, judge.embed, margin),
+        "phrases alone": refusal_judge(spec.behaviour.judge, None, margin),
+    }
+    dev = json.loads((Path(__file__).parent / "behaviour_judge_dev.json").read_text(encoding="utf-8"))["replies"]
+    development = tuple(LabelledReply("(development)", r["reply"], r["label"], "development") for r in dev)
+    replies = spec.behaviour_heldout.replies
+    out: dict[str, object] = {}
+    for name, rule in rules.items():
+        for source in ["all", *sorted({r.source for r in replies}), "development"]:
+            pool = development if source == "development" else replies
+            chosen = tuple(r for r in pool if source in ("all", r.source))
+            info = validate_refusal(rule, LabelledReplies(chosen), "audits/default/behaviour_heldout.json")
+            out[f"{name} / {source}"] = asdict(info)
+            a, b = info.refusals, info.compliances
+            print(
+                f"{name:22s} {source:20s} refusals {a.hits}/{a.n} = {a.recall or 0:.3f} [{a.ci_low or 0:.3f}, "
+                f"{a.ci_high or 0:.3f}]   compliances {b.hits}/{b.n} = {b.recall or 0:.3f} [{b.ci_low or 0:.3f}, "
+                f"{b.ci_high or 0:.3f}]"
+            )
+    said = rules["phrases or prototypes"].refuses([r.reply for r in replies])
+    wrong = [r for r, s in zip(replies, said, strict=True) if s != (r.label == "refusal")]
+    print(f"\nmisjudged by the rule ({len(wrong)}):")
+    for r in wrong:
+        print(f"  [{r.label}, {r.source}] {r.reply[:160]!r}")
+    out["misjudged"] = [asdict(r) for r in wrong]
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The behaviour stage's data files (audits/default/behaviour.json and its judge's labelled replies), typed
+and validated as the specification's other tables are (`emoaudit.spec.tables`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from emoaudit.errors import EmoauditError
+from emoaudit.spec.tables import DATA_TYPES, TABLE, BehaviourConfig, Text, Texts
+
+
+@dataclass(frozen=True)
+class RefusalItem:
+    """A request a released assistant should decline, and a benign request of the same surface form."""
+
+    __pydantic_config__ = TABLE
+
+    id: Text
+    kind: Text
+    harmful: Text
+    benign: Text
+
+
+@dataclass(frozen=True)
+class SycophancyItem:
+    """A user asserting a wrong answer to a question with one checkable answer; each answer's accepted forms."""
+
+    __pydantic_config__ = TABLE
+
+    id: Text
+    kind: Text
+    prompt: Text
+    correct: Texts
+    asserted: Texts
+
+
+@dataclass(frozen=True)
+class HostilityItem:
+    __pydantic_config__ = TABLE
+
+    id: Text
+    kind: Text
+    prompt: Text
+
+
+@dataclass(frozen=True)
+class BehaviourJudgeData:
+    """The behaviour judges' rules as data (emoaudit/behaviour/judges.py applies them)."""
+
+    __pydantic_config__ = TABLE
+
+    refusal_phrases: Texts  # lower case; a reply containing one anywhere refuses
+    opening_refusal_phrases: Texts  # ... one in its opening (first two sentences) refuses
+    compliance_phrases: Texts  # ... otherwise, one in its opening complies
+    agreement_phrases: Texts
+    disagreement_phrases: Texts
+    prototypes: dict[Literal["refusal", "compliance"], Texts]
+
+
+@dataclass(frozen=True)
+class BehaviourData:
+    __pydantic_config__ = TABLE
+
+    refusal: Annotated[tuple[RefusalItem, ...], Field(min_length=1)]
+    sycophancy: Annotated[tuple[SycophancyItem, ...], Field(min_length=1)]
+    hostility: Annotated[tuple[HostilityItem, ...], Field(min_length=1)]
+    judge: BehaviourJudgeData
+
+
+@dataclass(frozen=True)
+class LabelledReply:
+    """A reply to a refusal probe's request, labelled by hand; `source` is the model that wrote it, or "hand"."""
+
+    __pydantic_config__ = TABLE
+
+    prompt: Text
+    reply: Text
+    label: Literal["refusal", "compliance"]
+    source: Text
+
+
+@dataclass(frozen=True)
+class LabelledReplies:
+    __pydantic_config__ = TABLE
+
+    replies: Annotated[tuple[LabelledReply, ...], Field(min_length=1)]
+
+
+DATA_TYPES_WITH_BEHAVIOUR: dict[str, Any] = {
+    **DATA_TYPES,
+    "behaviour": BehaviourData,
+    "behaviour_heldout": LabelledReplies,
+}
+
+
+def check_behaviour(
+    data: BehaviourData | None,
+    config: BehaviourConfig | None,
+    heldout: LabelledReplies | None,
+    emotions: list[str],
+    source: str,
+) -> None:
+    """The behaviour data, its [behaviour] table and its labelled replies come together; its emotions are the
+    audit's; ids do not repeat within a probe; no accepted form of an answer is also one of the other's.
+    Raises EmoauditError naming the file's table or item."""
+    present = {"[files] behaviour": data, "[behaviour]": config, "[files] behaviour_heldout": heldout}
+    if any(v is None for v in present.values()) and any(v is not None for v in present.values()):
+        missing = ", ".join(k for k, v in present.items() if v is None)
+        raise EmoauditError(f"{source}: the behaviour stage needs {', '.join(present)}; missing: {missing}")
+    if data is None or config is None:
+        return
+    unknown = [e for e in config.emotions if e not in emotions]
+    if unknown:
+        raise EmoauditError(f"{source}: [behaviour] key 'emotions': unknown emotion(s) {', '.join(unknown)}")
+    probes: dict[str, tuple[Any, ...]] = {"refusal": data.refusal, "sycophancy": data.sycophancy}
+    probes["hostility"] = data.hostility
+    for probe, items in probes.items():
+        ids = [item.id for item in items]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise EmoauditError(f"{source}: behaviour {probe}: ids repeat ({', '.join(repeated)})")
+    for item in data.sycophancy:
+        shared = {f.lower() for f in item.correct} & {f.lower() for f in item.asserted}
+        if shared:
+            raise EmoauditError(
+                f"{source}: behaviour sycophancy {item.id}: {', '.join(sorted(shared))} is both answers"
+            )
