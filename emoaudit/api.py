@@ -31,7 +31,7 @@ def audit(
     `out` is written and resumed as `scan --out` is. `judge` is a judge's name as `--judge` takes, or any
     object with the `emoaudit.Judge` shape (`FixedJudge`, your own classifier). `options` are the other
     fields of `AuditOptions`: seed, device, dtype, spec_path, trust_remote_code, policy, stages,
-    device_map, max_memory, disk_offload, quantize.
+    device_map, max_memory, disk_offload, quantize, norms.
     Progress goes to `console` (stderr if None). Nothing is gated here: `results.findings` holds every
     check, each with its severity and `failed`. Raises EmoauditError for bad input, TypeError for an unknown option.
     """
@@ -40,6 +40,6 @@ def audit(
     from emoaudit.pipeline.options import AuditOptions
     from emoaudit.pipeline.run import audit as run_audit
 
-    paths = {key: Path(options[key]) for key in ("spec_path", "policy") if options.get(key) is not None}
+    paths = {key: Path(options[key]) for key in ("spec_path", "policy", "norms") if options.get(key) is not None}
     settings = AuditOptions(model=model, out=Path(out), profile=profile, judge=judge, **(options | paths))
     return run_audit(settings, console or Console(stderr=True))

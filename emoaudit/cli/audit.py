@@ -24,6 +24,7 @@ from emoaudit.cli.common import (
     FailOnOpt,
     JudgeOpt,
     JUnitOpt,
+    NormsOpt,
     MaxMemoryOpt,
     ModelArg,
     OutOpt,
@@ -65,6 +66,7 @@ def _audit(
     model_card: Path | None = None,
     pdf: Path | None = None,
     steer_positions: SteerPositions = SteerPositions.all,
+    norms: Path | None = None,
 ) -> None:
     from emoaudit.pipeline.options import AuditOptions
     from emoaudit.pipeline.run import audit
@@ -92,6 +94,7 @@ def _audit(
             policy=policy,
             stages=stages,
             steer_positions=steer_positions.value,
+            norms=norms,
             **(placement or {}),  # type: ignore[arg-type]
         )
     )
@@ -190,6 +193,7 @@ def scan(
     model_card: ModelCardOpt = None,
     pdf: PdfOpt = None,
     steer_positions: SteerPositionsOpt = SteerPositions.all,
+    norms: NormsOpt = None,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
     from emoaudit.pipeline.options import STAGES
@@ -214,6 +218,7 @@ def scan(
         model_card=model_card,
         pdf=pdf,
         steer_positions=steer_positions,
+        norms=norms,
     )
 
 
@@ -230,6 +235,7 @@ def extract(
     max_memory: MaxMemoryOpt = None,
     disk_offload: DiskOffloadOpt = True,
     quantize: QuantizeOpt = None,
+    norms: NormsOpt = None,
 ) -> None:
     """Extract emotion vectors by both methods, sweep the layers and compare the methods."""
     placement = placement_options(device_map, max_memory, disk_offload, quantize)
@@ -245,6 +251,7 @@ def extract(
         trust_remote_code,
         fail_on=FailOn.never,
         placement=placement,
+        norms=norms,
     )
 
 

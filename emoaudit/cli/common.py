@@ -121,6 +121,14 @@ SteerPositionsOpt = Annotated[
         help="Where the steering vector is added: at every position (all) or only after the prompt (generated)."
     ),
 ]
+NormsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--norms",
+        help="Human valence/arousal norms to correlate the vectors' principal components with: an NRC VAD "
+        "lexicon (tab-separated) or the Warriner et al. CSV. emoaudit ships none (their licences).",
+    ),
+]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")
 ]

@@ -35,6 +35,7 @@ class AuditOptions:
     disk_offload: bool = True  # under a device map, weights past every budget go to disk
     quantize: str | None = None  # bitsandbytes: 4bit or 8bit (CUDA only)
     steer_positions: str = "all"  # where steering adds its vector: "all" positions or the "generated" ones
+    norms: Path | None = None  # a user's valence/arousal lexicon (NRC VAD or Warriner et al.), read before loading
 
     def __post_init__(self) -> None:
         """Raises EmoauditError for a seed numpy cannot take, an unknown --steer-positions or a malformed

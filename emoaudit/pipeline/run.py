@@ -19,7 +19,10 @@ import torch
 import transformers
 from rich.console import Console
 
+import numpy as np
+
 from emoaudit import __version__
+from emoaudit.analysis.norms import Lexicon, check_coverage, norms_alignment, read_norms
 from emoaudit.pipeline.context import Run
 from emoaudit.pipeline.options import STAGES, AuditOptions
 from emoaudit.pipeline.preflight import check_lengths, check_output, workload
@@ -28,6 +31,7 @@ from emoaudit.results.convert import from_dict, to_dict
 from emoaudit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
 from emoaudit.results.extraction import Extraction
 from emoaudit.results.leakage import Leakage
+from emoaudit.results.norms import Norms
 from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
 from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
@@ -44,6 +48,7 @@ from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import sha256_file, write_json
 from emoaudit.study.claims import load_claims, paper_claims
 from emoaudit.study.evidence import evidence_of
+from emoaudit.vectors import EmotionVectors
 
 StageResults = TypeVar("StageResults", Extraction, Steering, Leakage)
 
@@ -60,6 +65,9 @@ def audit(options: AuditOptions, console: Console) -> Results:
     policy_sha256 = sha256_file(options.policy or DEFAULT_POLICY)
     claims = load_claims()
     check_output(options.out)
+    lexicon = read_norms(options.norms) if options.norms is not None else None
+    if lexicon is not None:
+        check_coverage(lexicon, spec.emotion_names)
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
         check_judge(options.judge or spec.steering.judge, spec.emotion_names, spec.judge_prototypes)
     runtime_rss = rss_high_water()
@@ -81,12 +89,25 @@ def audit(options: AuditOptions, console: Console) -> Results:
     findings = evaluate(document, policy)
     # The claims read the typed stages, reused or not: a resumed audit recomputes no stage for them.
     document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
+    if lexicon is not None and document.stages.extraction is not None:
+        document = replace(document, norms=norms_of(run, lexicon, document.stages.extraction))
     write_json(run.out / "results.json", to_dict(document))
     write_report(run.out / "report.html", document, spec)
     write_manifest(
         run.out, AuditIdentity(run.lm.identity.reference, run.lm.identity.sha256, spec.sha256, policy_sha256)
     )
     return document
+
+
+def norms_of(run: Run, lexicon: Lexicon, extraction: Extraction) -> Norms:
+    """Both methods' vectors at the emotion layer, from the files the extraction wrote, against the
+    lexicon: computed on every run, so norms given to a resumed audit apply without recomputing a stage."""
+    layer = extraction.layer
+    vectors = {
+        method: EmotionVectors.load(run.out / path).vectors[:, layer].numpy().astype(np.float64)
+        for method, path in extraction.vectors.items()
+    }
+    return norms_alignment(lexicon, extraction.emotions, vectors, layer)
 
 
 def load(options: AuditOptions, console: Console, workload: Workload | None = None) -> LoadedModel:

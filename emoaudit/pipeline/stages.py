@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,7 +43,9 @@ from emoaudit.capture.stimuli import (
     heldout_activations,
     heldout_set_activations,
     heldout_set_rows,
+    read_stories,
     reread_activations,
+    write_stories,
 )
 from emoaudit.leakage.assess import annotate, assess
 from emoaudit.model.architectures import LAYER_CONVENTION
@@ -86,7 +87,7 @@ def extraction_stage(run: Run) -> Extraction:
         "generation": _activations(run, "generation", generation),
     }
     held = _activations(run, "heldout", heldout)
-    _write_stories(run.out / "stories.jsonl", acts["generation"])
+    write_stories(run.out / "stories.jsonl", acts["generation"])
     reread = _activations(run, "generation_reread", lambda _: reread_activations(lm, spec, acts["generation"]))
     set_names = heldout_set_rows(spec)[0]
     held_sets = _activations(run, "heldout_sets", lambda _: heldout_set_activations(lm, spec)) if set_names else None
@@ -235,6 +236,7 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
     with run.timed("steering_judge"):
         judge = load_judge(run.options.judge or config.judge, spec.emotion_names, spec.reference, spec.judge_prototypes)
         validation = validate(judge, spec.heldout)
+        on_stories = validate(judge, read_stories(run.out / "stories.jsonl", spec.emotion_names))
         scores = judge.scores([t.text for t in trials])
     thresholds = config.thresholds
     judged = [label for label in judge.labels if label in spec.emotion_names]
@@ -275,6 +277,7 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             validation=validation,
             validation_set="held-out sentences (audits), never used for the judge's prototypes",
             noise_floor=noise,
+            stories=on_stories,
         ),
         summary=summarise(trials, emotions, multipliers, judged, null, thresholds),
         samples="samples.jsonl",
@@ -310,12 +313,3 @@ def _activations(run: Run, name: str, compute: Callable[[Progress], Activations]
         acts = compute(progress)
     acts.save(path)
     return acts
-
-
-def _write_stories(path: Path, acts: Activations) -> None:
-    prompts = acts.prompts or [""] * len(acts.texts)
-    lines = [
-        json.dumps({"label": lab, "prompt": p, "text": t}, ensure_ascii=False)
-        for lab, p, t in zip(acts.labels, prompts, acts.texts, strict=True)
-    ]
-    write_text(path, "\n".join(lines) + "\n")
