@@ -18,6 +18,7 @@ from emoaudit.pipeline.preflight import workload
 from emoaudit.spec import load_spec
 
 ALIAS = "qwen2.5-coder-1.5b"
+PARAMETERS = 1_777_088_000
 PASSAGES = [
     "She opened the letter, read it twice, and laughed out loud.",
     "He slammed the door so hard that the pictures shook on the wall.",
@@ -33,7 +34,9 @@ def test_the_1_5b_alias_loads_and_every_layer_is_captured() -> None:
     identity = lm.identity
     assert identity.sha256 == alias.sha256 and identity.kind == "alias"
     assert (identity.model_type, identity.n_layers, identity.hidden_size) == ("qwen2", 28, 1536)
-    assert 1.5e9 < identity.parameters < 1.6e9  # tied embeddings counted once
+    # 1.54B and an output matrix of its own (151,936 x 1536): the GGUF holds output.weight, so the converted
+    # checkpoint does not tie it to the input embedding
+    assert identity.parameters == PARAMETERS
     captured = capture(lm, tokenize(lm, PASSAGES))
     assert captured.means.shape == (3, 28, 1536) and captured.embedding is not None
     assert torch.isfinite(captured.means).all() and torch.isfinite(captured.token_norms).all()
@@ -45,11 +48,11 @@ def test_the_1_5b_alias_loads_and_every_layer_is_captured() -> None:
     assert norms[-1] > norms[0]
 
     # The memory preflight's footprint of a standard audit in float32, from the converted config alone:
-    # 1.54B parameters x 4 bytes, about 6.2 GB of weights and 7 GB in all.
+    # 7.1 GB of weights, 0.7 GB of KV cache for a generation batch, 0.1 GB of activations kept.
     config = AutoConfig.from_pretrained(lm.model.name_or_path)
     spec = load_spec(None)
     need = estimate(config, torch.float32, Placement(), workload(spec, spec.profile("standard")))
-    assert 6.0e9 < need.weights < 6.4e9 and 6.5e9 < need.total < 7.5e9, need
+    assert need.weights == 4 * PARAMETERS and 7.5e9 < need.total < 8.5e9, need
     assert estimate(config, torch.bfloat16, Placement(), Workload()).weights == pytest.approx(
         need.weights / 2, rel=1e-6
     )
