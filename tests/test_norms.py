@@ -53,6 +53,7 @@ def test_both_layouts_read_the_same_ratings_with_or_without_the_header(tmp_path:
         (b"happy\t0.8\t0.5\n", "line 1: 3 tab-separated fields, not the NRC VAD layout's 4"),
         (b"Word\tValence\tArousal\tDominance\nhappy\t0.8\thigh\t0.5\n", "line 2: arousal 'high' is not a number"),
         (b"happy\t0.8\t0.5\t0.5\nsad\t0.1\tnan\t0.5\n", "line 2: arousal 'nan' is not a number"),
+        (b"happy\thigh\t0.5\t0.5\n", "line 1: valence 'high' is not a number"),
         (b"happy\t0.8\t0.5\t0.5\nHappy\t0.7\t0.5\t0.5\n", "line 2: 'Happy' is rated twice, with different values"),
         (b"Word\tValence\tArousal\tDominance\n", "no rated word in it"),
         (b"happy\t0.8\t0.5\t0.5\n\xff\n", "not UTF-8 text"),

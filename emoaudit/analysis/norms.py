@@ -107,7 +107,7 @@ def _nrc_rows(path: Path, text: str) -> list[tuple[int, str, float, float]]:
                 f"--norms {path}: line {number}: {len(fields)} tab-separated fields, not the NRC VAD layout's 4 "
                 "(word, valence, arousal, dominance)"
             )
-        if number == 1 and not _is_number(fields[1]):
+        if number == 1 and fields[1].strip().lower() == "valence":
             continue  # the published header, Word/term Valence Arousal Dominance
         valence = _number(path, number, "valence", fields[1])
         rows.append((number, fields[0], valence, _number(path, number, "arousal", fields[2])))
@@ -129,14 +129,6 @@ def _warriner_rows(path: Path, text: str) -> list[tuple[int, str, float, float]]
         valence = _number(path, number, "V.Mean.Sum", record.get("V.Mean.Sum") or "")
         rows.append((number, word, valence, _number(path, number, "A.Mean.Sum", record.get("A.Mean.Sum") or "")))
     return rows
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def check_coverage(lexicon: Lexicon, emotions: list[str]) -> None:
