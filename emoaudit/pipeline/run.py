@@ -15,11 +15,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import transformers
 from rich.console import Console
-
-import numpy as np
 
 from emoaudit import __version__
 from emoaudit.analysis.norms import Lexicon, check_coverage, norms_alignment, read_norms
