@@ -22,7 +22,7 @@ import torch
 from emoaudit.capture.reading import READ_BATCH_TOKENS
 from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, length_batches, pad_batch, pad_id
 from emoaudit.spec import AuditSpec, Profile
 

@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
-from emoaudit.capture.pooling import Pooling
+from emoaudit.spec.pooling import Pooling
 from emoaudit.capture.reading import READ_BATCH_TOKENS, capture
 from emoaudit.model.generation import generate
 from emoaudit.model.hooks import add_to_blocks
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, length_batches, pad_batch, pad_id, run_body, tokenize
 from emoaudit.spec import load_spec
 from emoaudit.vectors import unit_deltas

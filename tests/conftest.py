@@ -15,8 +15,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from emoaudit.model.load import LoadedModel, load_model
-from emoaudit.steering.regimes import Thresholds
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
+from emoaudit.results.steering import Thresholds
 
 REPO = Path(__file__).resolve().parent.parent
 # Kept between local runs so real models are pulled and converted once; CI starts empty.

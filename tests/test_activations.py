@@ -4,14 +4,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emoaudit.capture.generation_reader import GenerationReader
-from emoaudit.capture.pooling import Pooling, pooling_weights
+from emoaudit.spec.pooling import Pooling, pooling_weights
 from emoaudit.capture.reading import capture
 from emoaudit.model.runtime import length_batches, pad_batch, tokenize
 from emoaudit.errors import EmoauditError
 from emoaudit.model.generation import generate
 from emoaudit.model.runtime import chat_prompt_ids, eos_ids
 from emoaudit.model.hooks import block_output
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 
 TEXTS = [
     "A short one.",

@@ -25,13 +25,14 @@ from emoaudit.capture.stimuli import comprehension_activations
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.architectures import residual_stream
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.render import render
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge import validate
 from emoaudit.steering.regimes import REGIMES
-from emoaudit.study.claims import load_claims, paper_claims
-from emoaudit.study.evidence import evidence_of
+from emoaudit.report.claims import load_claims, paper_claims
+from emoaudit.report.evidence import evidence_of
 from emoaudit.vectors import EmotionVectors
 from tests.conftest import TINY_SIZES, build_tiny, run_cli
 

@@ -159,11 +159,11 @@ def test_a_strength_that_is_not_finite_is_one_line(tmp_path: Path) -> None:
 
 def test_the_gate_prints_findings_with_their_control_characters_shown(capsys: pytest.CaptureFixture[str]) -> None:
     from emoaudit.results.common import Check
-    from emoaudit.cli.audit import gate
-    from emoaudit.cli.common import FailOn
+    from emoaudit.cli.audit import print_findings
+    from emoaudit.results.common import FailLevel
 
     # A finding's detail names emotions and tokens taken from a results file, which `report` reads as written.
     finding = Check("steerable", "t", "high", True, "closest: happy\x1b[2J\x1b]8;;http://evil\x07x [bold]y", {})
-    assert gate([finding], FailOn.high, None, "m") == 1
+    assert print_findings([finding], FailLevel.high) == 1
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "\x07" not in printed and "\\x1b[2J" in printed and "[bold]y" in printed

@@ -11,7 +11,7 @@ from emoaudit.analysis.confounds import better_variant, embedding_baseline, keyw
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.reading import capture
 from emoaudit.capture.stimuli import heldout_set_rows, reread_activations
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import tokenize
 from emoaudit.spec import DEFAULT_SPEC, load_spec
 

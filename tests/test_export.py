@@ -10,12 +10,16 @@ from safetensors import safe_open
 
 from emoaudit.errors import EmoauditError
 from emoaudit.export.control_vectors import export_gguf, export_safetensors
-from emoaudit.export.manifest import AuditIdentity, verify, write_manifest
+from emoaudit.export.manifest import verify, write_manifest
+from emoaudit.results.identity import AuditIdentity, ModelContent, RunRecord
 from emoaudit.vectors import EmotionVectors
 from tests.conftest import run_cli
 from tests.test_extraction import SPEC, fake_activations
 
-IDENTITY = AuditIdentity("tiny", "ab" * 32, "cd" * 32, "ef" * 32)
+IDENTITY = RunRecord(
+    AuditIdentity(ModelContent("ab" * 32, None, "float32", None, None), "cd" * 32, "quick", 0, "all"), "tiny"
+)
+POLICY = "ef" * 32
 
 
 def vectors(tmp_path: Path, layer: int = 2) -> Path:
@@ -31,7 +35,7 @@ def test_manifest_names_changed_missing_and_added_files(tmp_path: Path) -> None:
     (out / "stages").mkdir(parents=True)
     (out / "samples.jsonl").write_text('{"text": "x"}\n')
     (out / "stages" / "steering.json").write_text("{}")
-    write_manifest(out, IDENTITY)
+    write_manifest(out, IDENTITY, POLICY)
     assert verify(out) == []
     data = bytearray((out / "samples.jsonl").read_bytes())
     data[3] ^= 1  # one byte
@@ -49,7 +53,7 @@ def test_verify_command_exit_status(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.json").write_text("{}")
-    write_manifest(out, IDENTITY)
+    write_manifest(out, IDENTITY, POLICY)
     ok = run_cli("verify", str(out))
     assert ok.returncode == 0, ok.stderr
     (out / "results.json").write_text("{} ")

@@ -10,7 +10,7 @@ from emoaudit.vectors import EmotionVectors
 from emoaudit.model.generation import generate
 from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.errors import EmoauditError
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.spec import load_spec
 
 SPEC = load_spec()

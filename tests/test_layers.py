@@ -7,7 +7,8 @@ import torch
 from emoaudit.errors import EmoauditError
 from emoaudit.model.architectures import check_supported, residual_stream
 from emoaudit.model.hooks import block_output
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.logits import lens_logits
 from tests.conftest import TINY_FAMILIES, TINY_SIZES
 

@@ -12,7 +12,7 @@ from emoaudit.leakage.scripts import (
     token_script,
 )
 from emoaudit.model.logits import lens_logits
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.spec import load_spec
 
 

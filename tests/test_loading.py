@@ -16,7 +16,9 @@ from emoaudit.model import registry
 from emoaudit.capture.reading import capture
 from emoaudit.model.runtime import tokenize
 from emoaudit.errors import EmoauditError
-from emoaudit.model.load import LoadedModel, load_model, resolve
+from emoaudit.model.load import load_model
+from emoaudit.model.source import resolve
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
 

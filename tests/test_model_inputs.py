@@ -14,7 +14,8 @@ from emoaudit.pipeline.preflight import check_lengths
 from emoaudit.capture.reading import capture
 from emoaudit.errors import EmoauditError
 from emoaudit.model.generation import generate
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text, tokenize, truncated
 from emoaudit.spec import load_spec
 from emoaudit.steering.perplexity import continuation_nll

@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.spec import load_spec
 from tests.conftest import run_cli
 from emoaudit.results.reading import read_results

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from emoaudit.pipeline.options import AuditOptions
+from emoaudit.pipeline.options import audit_options
 from emoaudit.pipeline.run import audit
 from emoaudit.errors import EmoauditError
 from emoaudit.report.policy import DEFAULT_POLICY, load_policy
@@ -54,7 +54,7 @@ def test_a_bad_policy_stops_the_audit_before_the_model_loads(tmp_path: Path) -> 
     path = tmp_path / "policy.toml"
     path.write_text(BUILTIN.replace("degraded_rate = 0.2", "degraded_rate = -1"), encoding="utf-8")
     # A model that does not exist: the policy error must come first, so the model is never looked at.
-    options = AuditOptions(model=str(tmp_path / "no-such-model"), out=tmp_path / "out", policy=path)
+    options = audit_options(str(tmp_path / "no-such-model"), tmp_path / "out", {"policy": path})
     with pytest.raises(EmoauditError, match="checks.fragile.degraded_rate"):
         audit(options, console=None)  # type: ignore[arg-type]  # nothing is printed before the error
     assert not (tmp_path / "out").exists()

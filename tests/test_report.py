@@ -237,5 +237,5 @@ def test_a_recorded_specification_path_that_cannot_be_looked_up_only_leaves_it_o
     document["audit"]["path"] = recorded  # the results file's text, whatever it holds
     results = tmp_path / "results.json"
     results.write_text(json.dumps(document), encoding="utf-8")
-    rendered = rerender(results, tmp_path / "report.html", None, None)
+    rendered = rerender(results, tmp_path / "report.html", load_policy(None), None)
     assert rendered.audit.path == recorded and (tmp_path / "report.html").is_file()

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from pydantic_core import PydanticSerializationError
 
-from emoaudit.analysis.methods import MethodComparison
 from emoaudit.results.claims import ClaimOutcome, Measured, PaperClaims
 from emoaudit.results.common import Check, Resources
 from emoaudit.results.convert import from_dict, to_dict
@@ -49,9 +48,9 @@ from emoaudit.results.steering import (
     SteeringSummary,
 )
 from emoaudit.errors import EmoauditError
-from emoaudit.model.load import ModelIdentity
-from emoaudit.steering.judge import JudgeValidation
-from emoaudit.steering.noise import NoiseFloor
+from emoaudit.results.identity import ModelIdentity
+from emoaudit.results.steering import JudgeValidation, NoiseFloor
+from emoaudit.results.extraction import MethodComparison
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import Trial
 from emoaudit.storage import write_json

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from emoaudit.leakage.semantic import Grid, WordTokens, entanglement, usable, word_tokens
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.gating import semantic_check
 from emoaudit.report.policy import load_policy
 from emoaudit.steering.specificity import random_directions

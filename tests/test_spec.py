@@ -16,11 +16,11 @@ import pytest
 from rich.console import Console
 from sklearn.model_selection import StratifiedKFold
 
-from emoaudit.pipeline.options import AuditOptions
+from emoaudit.pipeline.options import audit_options
 from emoaudit.pipeline.run import audit
 from emoaudit.errors import EmoauditError
 from emoaudit.spec import DEFAULT_SPEC, load_spec, samples_needed
-from emoaudit.steering.regimes import Thresholds
+from emoaudit.results.steering import Thresholds
 from tests.conftest import run_cli
 from tests.test_loading import assert_one_line_error
 
@@ -107,8 +107,8 @@ def test_seed_outside_numpys_range_is_one_line(
 @pytest.mark.parametrize("seed", [-1, 2**32])
 def test_options_refuse_seeds_numpy_cannot_take(seed: int, tmp_path: Path) -> None:
     with pytest.raises(EmoauditError, match="numpy's seed range"):
-        AuditOptions(model="m", out=tmp_path, seed=seed)
-    assert AuditOptions(model="m", out=tmp_path, seed=2**32 - 1).seed == 2**32 - 1
+        audit_options("m", tmp_path, {"seed": seed})
+    assert audit_options("m", tmp_path, {"seed": 2**32 - 1}).seed == 2**32 - 1
 
 
 def test_default_specification_loads_typed() -> None:
@@ -286,13 +286,10 @@ def test_the_smallest_specification_allowed_runs_without_an_undefined_statistic(
     keep = only_emotions("happy", "sad", "calm", "afraid")
     dropped = [f'{key} = "default/{key}.json"' for key in ("translations", "heldout_sets", "lexicon")]
     path = spec_copy(tmp_path, lambda text: functools.reduce(lambda t, line: replace(line, "")(t), dropped, keep(text)))
-    options = AuditOptions(
-        model=str(tiny_dir("llama")),
-        out=tmp_path / "out",
-        profile="quick",
-        device="cpu",
-        dtype="float32",
-        spec_path=path,
+    options = audit_options(
+        str(tiny_dir("llama")),
+        tmp_path / "out",
+        {"profile": "quick", "device": "cpu", "dtype": "float32", "spec_path": path},
         stages=("extraction",),
     )
     audit(options, Console(stderr=True, quiet=True))

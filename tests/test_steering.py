@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from emoaudit.model.runtime import chat_prompt_ids
-from emoaudit.model.load import LoadedModel, load_model
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.steering.regimes import classify, distinct_n, repeat_share, shape
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.steering.calibration import calibrate, next_token_kl

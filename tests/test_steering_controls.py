@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from emoaudit.pipeline.options import AuditOptions
+from emoaudit.pipeline.options import audit_options
 from emoaudit.results.steering import SteeringStatistics
 from emoaudit.errors import EmoauditError
 from emoaudit.model.hooks import add_to_blocks
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.gating import steerable_check
 from emoaudit.report.policy import load_policy
 from emoaudit.steering.specificity import random_directions, rank
@@ -168,4 +168,4 @@ def test_steering_only_generated_positions_leaves_the_first_new_token_alone(tiny
 
 def test_an_unknown_steer_positions_is_refused_before_anything_loads(tmp_path: Path) -> None:
     with pytest.raises(EmoauditError, match="--steer-positions must be all or generated"):
-        AuditOptions(model="smollm2-135m", out=tmp_path, steer_positions="prompt")
+        audit_options("smollm2-135m", tmp_path, {"steer_positions": "prompt"})

@@ -1,6 +1,7 @@
 """The study's parts on their own: model folders, the models file, the correction, the claims, the archives."""
 
 import io
+import dataclasses
 import json
 import re
 import tarfile
@@ -12,8 +13,11 @@ import pytest
 from emoaudit.errors import EmoauditError
 from emoaudit.results.common import Check
 from emoaudit.study import executors
-from emoaudit.study.claims import Subject, assess, evaluate_claims, load_claims
-from emoaudit.study.evidence import Comparison, MethodEvidence, ModelEvidence, is_finished
+from emoaudit.report.claims import Subject, assess, evaluate_claims, load_claims
+from emoaudit.results.evidence import Comparison, MethodEvidence, ModelEvidence
+from emoaudit.results.convert import to_dict
+from emoaudit.results.identity import AuditIdentity, ModelContent, RunRecord
+from emoaudit.study.evidence import changed, is_finished
 from emoaudit.study.executors import RayResources, pack, unpack
 from emoaudit.study.study import corrected_p_values, schema
 from emoaudit.study.targets import slug_for, study_targets
@@ -235,25 +239,39 @@ def test_a_ray_task_that_cannot_fit_is_refused_on_a_local_instance() -> None:
     executors._check_fits({"CPU": 2.0, "GPU": 1.0}, local_instance, Console(quiet=True))
 
 
-def test_only_a_complete_audit_of_the_same_model_and_specification_counts_as_finished(tmp_path: Path) -> None:
-    path = tmp_path / "results.json"
+def test_only_a_complete_audit_of_the_same_identity_and_judge_counts_as_finished(tmp_path: Path) -> None:
+    identity = AuditIdentity(ModelContent("ab" * 32, None, "float32", None, None), "cd" * 32, "quick", 0, "all")
+    (tmp_path / "run.json").write_text(json.dumps(to_dict(RunRecord(identity, "./typed/as/this"))))
     document = {
         "complete": True,
-        "stages": {"extraction": {}, "steering": {}, "leakage": {}},
-        "model": {"reference": "m"},
-        "audit": {"profile": "quick", "seed": 0, "sha256": "ab"},
+        "stages": {"extraction": {}, "steering": {"judge": {"name": "j"}}, "leakage": {}},
     }
+    path = tmp_path / "results.json"
     path.write_text(json.dumps(document))
-    assert is_finished(path, "m", "quick", 0, "ab")
-    others = (("n", "quick", 0, "ab"), ("m", "standard", 0, "ab"), ("m", "quick", 1, "ab"), ("m", "quick", 0, "cd"))
-    for other in others:
-        assert not is_finished(path, *other)
+    assert is_finished(tmp_path, identity, "j")
+    assert changed(tmp_path, identity) == []
+    assert not is_finished(tmp_path, identity, "another-judge")  # the judge keys the steering stage
+    others = {
+        "sha256": dataclasses.replace(identity, model=dataclasses.replace(identity.model, sha256="ef" * 32)),
+        "dtype": dataclasses.replace(identity, model=dataclasses.replace(identity.model, dtype="bfloat16")),
+        "gguf_type": dataclasses.replace(identity, model=dataclasses.replace(identity.model, gguf_type="Q4_1")),
+        "profile": dataclasses.replace(identity, profile="standard"),
+        "seed": dataclasses.replace(identity, seed=1),
+        "specification_sha256": dataclasses.replace(identity, specification_sha256="00" * 32),
+        "steer_positions": dataclasses.replace(identity, steer_positions="generated"),
+    }
+    for field, other in others.items():
+        assert not is_finished(tmp_path, other, "j")
+        assert changed(tmp_path, other) == [field]
+    # weights not known before loading (a hub ID): the audit itself decides
+    hub = dataclasses.replace(identity, model=dataclasses.replace(identity.model, sha256=None, revision="main"))
+    assert changed(tmp_path, hub) == []
     for change in ({"complete": False}, {"stages": {"extraction": {}}}):  # partial, or an `extract` run
         path.write_text(json.dumps({**document, **change}))
-        assert not is_finished(path, "m", "quick", 0, "ab")
+        assert not is_finished(tmp_path, identity, "j")
     path.write_text("{not json")
-    assert not is_finished(path, "m", "quick", 0, "ab")
-    assert not is_finished(tmp_path / "absent.json", "m", "quick", 0, "ab")
+    assert not is_finished(tmp_path, identity, "j")
+    assert not is_finished(tmp_path / "absent", identity, "j")
 
 
 def test_the_page_renders_models_without_steering_and_models_that_failed() -> None:

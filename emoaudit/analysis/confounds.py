@@ -10,6 +10,7 @@ from emoaudit.analysis.separation import centroid_scores, gram_components, probe
 from emoaudit.analysis.sweep import emotion_samples, heldout_curves, layer_score
 from emoaudit.results.extraction import (
     EmbeddingBaseline,
+    GenerationVariants,
     HeldoutCurves,
     LayerSweep,
     StoryKeywords,
@@ -116,6 +117,18 @@ def variant_scores(sweep: LayerSweep, held: HeldoutCurves, at_layer: dict[str, f
         heldout_accuracy=held.accuracy,
         heldout_valence_auc=held.valence_auc,
         at_emotion_layer=at_layer,
+    )
+
+
+def choose_reading(
+    sweeps: dict[str, LayerSweep], held: dict[str, HeldoutCurves], at_layer: dict[str, dict[str, float]]
+) -> GenerationVariants:
+    """`VARIANT_RULE` applied to the two readings of the stories ("writing", "reread"): each one's sweep,
+    held-out curves and held-out accuracy at the emotion layer by set; `exported` names the one chosen."""
+    return GenerationVariants(
+        exported=better_variant({v: at_layer[v]["heldout"] for v in READINGS}),
+        rule=VARIANT_RULE,
+        variants={v: variant_scores(sweeps[v], held[v], at_layer[v]) for v in READINGS},
     )
 
 

@@ -3,39 +3,12 @@ against reference affect ratings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
+from emoaudit.results.extraction import AffectAxis, MethodComparison
 from emoaudit.analysis.geometry import centred_pc_scores, cosine_matrix, unit
-
-
-@dataclass(frozen=True)
-class MethodComparison:
-    """Per-emotion separation of method A against method B at one layer."""
-
-    layer: int
-    statistic: str  # what the per-emotion separation values are
-    method_a: str
-    method_b: str
-    mean_a: float
-    mean_b: float
-    mann_whitney_u: float
-    mann_whitney_p: float
-    cohens_d: float  # positive when A separates better
-    similarity_spearman: float  # between the two methods' emotion-similarity matrices
-    similarity_spearman_p: float
-    vector_cosine_mean: float  # same emotion, A's vector against B's
-
-
-@dataclass(frozen=True)
-class AffectAxis:
-    """The leading principal component of the vectors that best tracks a reference rating."""
-
-    component: int  # 1-based
-    r: float  # Pearson r of the vectors' scores on it with the rating; its sign says the direction
-    explained_variance: float  # share of the vectors' variance the component explains
 
 
 def cohens_d(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,7 +10,8 @@ import numpy as np
 from emoaudit.analysis import baselines
 from emoaudit.analysis.geometry import class_means, cosine_floor, cosine_matrix, mean_pairwise_cosine, pc_scores
 from emoaudit.analysis.heldout import heldout_score
-from emoaudit.analysis.methods import MethodComparison, affect_alignment, compare_methods
+from emoaudit.analysis.methods import affect_alignment, compare_methods
+from emoaudit.results.extraction import MethodComparison
 from emoaudit.analysis.separation import (
     centroid_scores,
     fisher_from_gram,
@@ -35,6 +36,14 @@ def smooth(curve: np.ndarray, width: int) -> np.ndarray:
 def choose_layer(score: np.ndarray, width: int) -> int:
     """The layer, final block excluded, whose smoothed baseline-corrected separation is highest."""
     return int(np.argmax(smooth(score, width)[:-1]))
+
+
+def layer_rule(method: str, width: int) -> str:
+    """How `choose_layer` chose, in words, for results.json."""
+    return (
+        f"argmax over layers but the last of the {method} method's "
+        f"log(Fisher ratio / its shuffled-label null mean), moving average of {width} layers"
+    )
 
 
 def layer_score(

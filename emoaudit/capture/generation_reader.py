@@ -9,7 +9,7 @@ import torch
 
 from emoaudit.capture.reading import Captured
 from emoaudit.model.hooks import block_device, block_hooks, input_ids_hook
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 
 
 class GenerationReader:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
-from emoaudit.capture.pooling import Pooling, pooling_weights
+from emoaudit.spec.pooling import Pooling, pooling_weights
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
 from emoaudit.model.hooks import block_hooks, embedding_hook
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import PadSide, length_batches, pad_batch, pad_id, run_body
 
 # Tokens per batch of a forward pass over whole texts. On a 2-core CPU 4096 ran faster than 8192

@@ -18,7 +18,7 @@ from emoaudit.capture.generation_reader import GenerationReader
 from emoaudit.capture.reading import capture
 from emoaudit.errors import EmoauditError
 from emoaudit.model.generation import generate
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, eos_ids, generated_text, tokenize
 from emoaudit.spec import AuditSpec, Profile
 from emoaudit.storage import write_text

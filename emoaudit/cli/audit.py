@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -11,36 +11,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from emoaudit.cli.common import (
+    FailOnOpt,
+    JUnitOpt,
+    ModelArg,
     ModelCardOpt,
+    OutOpt,
     PdfOpt,
     SarifOpt,
-    Device,
-    DeviceMapOpt,
-    DeviceOpt,
-    DiskOffloadOpt,
-    DType,
-    DTypeOpt,
-    FailOn,
-    FailOnOpt,
-    JudgeOpt,
-    JUnitOpt,
-    NormsOpt,
-    MaxMemoryOpt,
-    ModelArg,
-    OutOpt,
-    PolicyOpt,
-    ProfileOpt,
-    QuantizeOpt,
-    SeedOpt,
-    SteerPositions,
-    SteerPositionsOpt,
-    SpecOpt,
-    TrustOpt,
     guard,
-    placement_options,
-    terminal_text,
     stderr_console,
+    terminal_text,
 )
+from emoaudit.cli.options import with_options
+from emoaudit.options import AUDIT_OPTIONS, MODEL_OPTIONS, NORMS, PROFILE
+from emoaudit.results.common import FailLevel
 
 if TYPE_CHECKING:  # the CLI imports the audit's modules only when a command runs, to start fast
     from emoaudit.results.common import Check
@@ -48,78 +32,35 @@ if TYPE_CHECKING:  # the CLI imports the audit's modules only when a command run
 
 
 def _audit(
-    stages: tuple[str, ...],
     model: str,
     out: Path,
-    profile: str,
-    seed: int,
-    device: Device,
-    dtype: DType,
-    spec: Path | None,
-    trust_remote_code: bool,
-    judge: str | None = None,
-    policy: Path | None = None,
-    fail_on: FailOn = FailOn.high,
-    junit: Path | None = None,
-    placement: dict[str, object] | None = None,
-    sarif: Path | None = None,
-    model_card: Path | None = None,
-    pdf: Path | None = None,
-    steer_positions: SteerPositions = SteerPositions.all,
-    norms: Path | None = None,
+    options: dict[str, Any],
+    stages: tuple[str, ...] | None = None,
+    fail_on: FailLevel = FailLevel.high,
+    **outputs: Path | None,
 ) -> None:
-    from emoaudit.pipeline.options import AuditOptions
+    """Run the audit (which writes every output, the manifest last), print it, exit with the gate's status."""
+    from emoaudit.pipeline.options import STAGES, audit_options
+    from emoaudit.pipeline.outputs import Outputs
     from emoaudit.pipeline.run import audit
-    from emoaudit.export.manifest import refresh_manifest
-    from emoaudit.report.exports import Exports
-    from emoaudit.report.policy import load_policy
-    from emoaudit.storage import check_writable
 
-    exports = Exports(sarif, model_card, pdf)
-
-    if junit is not None:  # before the audit, not after it
-        guard(lambda: check_writable(junit))
-    guard(exports.check)
-    options = guard(
-        lambda: AuditOptions(
-            model=model,
-            out=out,
-            profile=profile,
-            seed=seed,
-            device=device.value,
-            dtype=dtype.value,
-            spec_path=spec,
-            trust_remote_code=trust_remote_code,
-            judge=judge,
-            policy=policy,
-            stages=stages,
-            steer_positions=steer_positions.value,
-            norms=norms,
-            **(placement or {}),  # type: ignore[arg-type]
-        )
+    settings = guard(
+        lambda: audit_options(model, out, options, stages=stages or STAGES, outputs=Outputs(**outputs), fail_on=fail_on)
     )
-    results = guard(lambda: audit(options, stderr_console()))
+    results = guard(lambda: audit(settings, stderr_console()))
     _print_summary(results, out)
-    guard(lambda: exports.write(results, load_policy(policy), out / "report.html"))
-    status = gate(results.findings or [], fail_on, junit, results.model.reference)
-    if any(_inside(path, out) for path in [*exports.paths(), *([junit] if junit else [])]):
-        guard(lambda: refresh_manifest(out))  # what landed in OUT after the audit is vouched for too
-    raise typer.Exit(status)
+    raise typer.Exit(print_findings(results.findings or [], fail_on))
 
 
-def gate(checks: list[Check], fail_on: FailOn, junit: Path | None, model: str) -> int:
-    """Print the findings, write JUnit if asked; the exit status: 1 when a finding reaches --fail-on
-    (exits 2, and one line, when the JUnit file cannot be written)."""
-    from emoaudit.report.gating import exit_status, junit_xml
-    from emoaudit.storage import write_text
+def print_findings(checks: list[Check], fail_on: FailLevel) -> int:
+    """Print the findings; return the gate's exit status: 1 when a finding reaches --fail-on."""
+    from emoaudit.report.gating import exit_status
 
     console = Console()
     for check in checks:
         if check.failed:
             console.print(terminal_text(f"finding [{check.severity}] {check.id}: {check.detail}"))
-    if junit is not None:
-        guard(lambda: write_text(junit, junit_xml(checks, fail_on.value, model)))
-    status = exit_status(checks, fail_on.value)
+    status = exit_status(checks, fail_on)
     if status:
         console.print(f"a finding reaches --fail-on {fail_on.value}: exit status 1")
     return status
@@ -172,88 +113,22 @@ def _print_summary(results: Results, out: Path) -> None:
     console.print(escape(f"results: {out / 'results.json'}   vectors: {out / 'vectors'}"))
 
 
+@with_options(*MODEL_OPTIONS, *AUDIT_OPTIONS)
 def scan(
     model: ModelArg,
     out: OutOpt = Path("emoaudit-out"),
-    profile: ProfileOpt = "standard",
-    seed: SeedOpt = 0,
-    device: DeviceOpt = Device.auto,
-    dtype: DTypeOpt = DType.auto,
-    spec: SpecOpt = None,
-    trust_remote_code: TrustOpt = False,
-    judge: JudgeOpt = None,
-    policy: PolicyOpt = None,
-    fail_on: FailOnOpt = FailOn.high,
+    fail_on: FailOnOpt = FailLevel.high,
     junit: JUnitOpt = None,
-    device_map: DeviceMapOpt = None,
-    max_memory: MaxMemoryOpt = None,
-    disk_offload: DiskOffloadOpt = True,
-    quantize: QuantizeOpt = None,
     sarif: SarifOpt = None,
     model_card: ModelCardOpt = None,
     pdf: PdfOpt = None,
-    steer_positions: SteerPositionsOpt = SteerPositions.all,
-    norms: NormsOpt = None,
+    **options: Any,
 ) -> None:
     """Audit MODEL: write results, report, vectors and samples to OUT; exit 1 on a finding at --fail-on."""
-    from emoaudit.pipeline.options import STAGES
-
-    placement = placement_options(device_map, max_memory, disk_offload, quantize)
-    _audit(
-        STAGES,
-        model,
-        out,
-        profile,
-        seed,
-        device,
-        dtype,
-        spec,
-        trust_remote_code,
-        judge,
-        policy,
-        fail_on,
-        junit,
-        placement=placement,
-        sarif=sarif,
-        model_card=model_card,
-        pdf=pdf,
-        steer_positions=steer_positions,
-        norms=norms,
-    )
+    _audit(model, out, options, fail_on=fail_on, junit=junit, sarif=sarif, model_card=model_card, pdf=pdf)
 
 
-def extract(
-    model: ModelArg,
-    out: OutOpt = Path("emoaudit-out"),
-    profile: ProfileOpt = "standard",
-    seed: SeedOpt = 0,
-    device: DeviceOpt = Device.auto,
-    dtype: DTypeOpt = DType.auto,
-    spec: SpecOpt = None,
-    trust_remote_code: TrustOpt = False,
-    device_map: DeviceMapOpt = None,
-    max_memory: MaxMemoryOpt = None,
-    disk_offload: DiskOffloadOpt = True,
-    quantize: QuantizeOpt = None,
-    norms: NormsOpt = None,
-) -> None:
+@with_options(*MODEL_OPTIONS, PROFILE, NORMS)
+def extract(model: ModelArg, out: OutOpt = Path("emoaudit-out"), **options: Any) -> None:
     """Extract emotion vectors by both methods, sweep the layers and compare the methods."""
-    placement = placement_options(device_map, max_memory, disk_offload, quantize)
-    _audit(
-        ("extraction",),
-        model,
-        out,
-        profile,
-        seed,
-        device,
-        dtype,
-        spec,
-        trust_remote_code,
-        fail_on=FailOn.never,
-        placement=placement,
-        norms=norms,
-    )
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.absolute().is_relative_to(folder.absolute())
+    _audit(model, out, options, stages=("extraction",), fail_on=FailLevel.never)

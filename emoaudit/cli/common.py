@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import unicodedata
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,45 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from emoaudit.errors import EmoauditError, input_error_line
+from emoaudit.options import TABLE
+from emoaudit.results.common import FailLevel
 
 T = TypeVar("T")
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class DType(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-
-
-class DeviceMap(str, Enum):
-    auto = "auto"
-    balanced = "balanced"
-    balanced_low_0 = "balanced_low_0"
-    sequential = "sequential"
-
-
-class Quantize(str, Enum):
-    q4 = "4bit"
-    q8 = "8bit"
-
-
-class FailOn(str, Enum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    never = "never"
-
-
-class SteerPositions(str, Enum):
-    all = "all"
-    generated = "generated"
 
 
 ModelArg = Annotated[
@@ -62,49 +26,10 @@ ModelArg = Annotated[
         "or a Hugging Face ID[@revision]."
     ),
 ]
-DeviceOpt = Annotated[Device, typer.Option(help="Where the model runs.")]
-DTypeOpt = Annotated[
-    DType,
-    typer.Option(
-        help="Weights and activations dtype; auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32."
-    ),
-]
-DeviceMapOpt = Annotated[
-    DeviceMap | None,
-    typer.Option(help="Spread the weights over the GPUs, the CPU and disk with accelerate (overrides --device)."),
-]
-MaxMemoryOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Weight budget per device for the device map, e.g. 0=70GiB,1=70GiB,cpu=200GiB; implies --device-map auto."
-    ),
-]
-DiskOffloadOpt = Annotated[
-    bool,
-    typer.Option(
-        help="Under a device map, put the weights past every budget on disk (under the cache, removed after)."
-    ),
-]
-QuantizeOpt = Annotated[Quantize | None, typer.Option(help="Load the weights quantised with bitsandbytes (CUDA only).")]
-SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, folds and permutations: 0..4294967295.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory; a rerun with the same one resumes.")]
-# A name, not a choice: a specification (--spec) may define its own profiles; the audit refuses unknown ones.
-ProfileOpt = Annotated[
-    str,
-    typer.Option(help="A profile of the specification: quick (CI), standard (an audit) or full in the built-in one."),
-]
-SpecOpt = Annotated[
-    Path | None, typer.Option("--spec", help="Audit specification (TOML); the built-in default if omitted.")
-]
-JudgeOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Steering judge: a Hugging Face text-classification model (ID or directory); "
-        "the offline default otherwise."
-    ),
-]
-PolicyOpt = Annotated[Path | None, typer.Option(help="Release-gating policy (TOML); the built-in one if omitted.")]
-FailOnOpt = Annotated[FailOn, typer.Option(help="Exit 1 when a finding is at this severity or above.")]
+FailOnOpt = Annotated[FailLevel, typer.Option(help="Exit 1 when a finding is at this severity or above.")]
+# The policy outside an audit (`report`, `compare`), with the help of its row in the options table.
+PolicyOpt = Annotated[Path | None, typer.Option(help=TABLE["policy"].help)]
 JUnitOpt = Annotated[Path | None, typer.Option(help="Write a JUnit XML file, one test case per check.")]
 SarifOpt = Annotated[
     Path | None, typer.Option("--sarif", help="Write the findings as SARIF 2.1.0 (code-scanning dashboards).")
@@ -115,35 +40,6 @@ ModelCardOpt = Annotated[
 PdfOpt = Annotated[
     Path | None, typer.Option("--pdf", help="Print the report to a paginated PDF (needs headless Chromium).")
 ]
-SteerPositionsOpt = Annotated[
-    SteerPositions,
-    typer.Option(
-        help="Where the steering vector is added: at every position (all) or only after the prompt (generated)."
-    ),
-]
-NormsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--norms",
-        help="Human valence/arousal norms to correlate the vectors' principal components with: an NRC VAD "
-        "lexicon (tab-separated) or the Warriner et al. CSV. emoaudit ships none (their licences).",
-    ),
-]
-TrustOpt = Annotated[
-    bool, typer.Option("--trust-remote-code", help="Run code shipped with a Hub model. Off unless asked for.")
-]
-
-
-def placement_options(
-    device_map: DeviceMap | None, max_memory: str | None, disk_offload: bool, quantize: Quantize | None
-) -> dict[str, object]:
-    """The placement flags as `AuditOptions` fields."""
-    return {
-        "device_map": device_map.value if device_map else None,
-        "max_memory": max_memory,
-        "disk_offload": disk_offload,
-        "quantize": quantize.value if quantize else None,
-    }
 
 
 def terminal_text(text: str) -> str:

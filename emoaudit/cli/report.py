@@ -11,19 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from emoaudit.cli.audit import gate
-from emoaudit.cli.common import (
-    FailOn,
-    FailOnOpt,
-    JUnitOpt,
-    ModelCardOpt,
-    PdfOpt,
-    PolicyOpt,
-    SarifOpt,
-    guard,
-    terminal_text,
-)
+from emoaudit.cli.audit import print_findings
+from emoaudit.cli.common import FailOnOpt, JUnitOpt, ModelCardOpt, PdfOpt, PolicyOpt, SarifOpt, guard, terminal_text
 from emoaudit.errors import EmoauditError
+from emoaudit.results.common import FailLevel
 
 if TYPE_CHECKING:
     from emoaudit.results.document import Results
@@ -41,24 +32,24 @@ def report(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Write the results with the new findings into RESULTS itself.")
     ] = False,
-    policy: PolicyOpt = None,
-    fail_on: FailOnOpt = FailOn.high,
+    fail_on: FailOnOpt = FailLevel.high,
     junit: JUnitOpt = None,
     sarif: SarifOpt = None,
     model_card: ModelCardOpt = None,
     pdf: PdfOpt = None,
+    policy: PolicyOpt = None,
 ) -> None:
     """Rebuild the report and findings from a results file, without running the model; write the SARIF,
     model-card and PDF exports asked for.
 
     RESULTS is never rewritten unless --overwrite is given, so an archived audit can be re-reported.
     """
-    from emoaudit.report.exports import Exports
+    from emoaudit.pipeline.outputs import Outputs, write_requested
     from emoaudit.report.policy import load_policy
     from emoaudit.report.rerender import rerender
 
     report_path = out or results.with_name("report.html")
-    exports = Exports(sarif, model_card, pdf)
+    requested = Outputs(sarif, model_card, pdf, junit)
 
     def run() -> Results:
         outputs = ((report_path, "--out"), (out_results, "--out-results"), (junit, "--junit"))
@@ -66,14 +57,15 @@ def report(
             _refuse_input(path, option, results)
         if overwrite and out_results is not None:
             raise EmoauditError("give --out-results or --overwrite, not both")
-        exports.check()
-        document = rerender(results, report_path, policy, results if overwrite else out_results)
-        exports.write(document, load_policy(policy), report_path)
+        requested.check()
+        loaded = load_policy(policy)
+        document = rerender(results, report_path, loaded, results if overwrite else out_results)
+        write_requested(requested, document, loaded, report_path, fail_on)
         return document
 
     document = guard(run)
     Console().print(escape(f"report: {report_path}"))
-    raise typer.Exit(gate(document.findings or [], fail_on, junit, document.model.reference))
+    raise typer.Exit(print_findings(document.findings or [], fail_on))
 
 
 def compare(

@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from emoaudit.cli.common import (
-    Device,
-    DeviceMapOpt,
-    DeviceOpt,
-    DiskOffloadOpt,
-    DType,
-    DTypeOpt,
-    MaxMemoryOpt,
-    ModelArg,
-    QuantizeOpt,
-    SeedOpt,
-    SteerPositions,
-    SteerPositionsOpt,
-    SpecOpt,
-    TrustOpt,
-    guard,
-    placement_options,
-    stderr_console,
-    terminal_text,
-)
+from emoaudit.cli.common import ModelArg, guard, stderr_console, terminal_text
+from emoaudit.cli.options import with_options
+from emoaudit.options import MODEL_OPTIONS
 
 
+@with_options(*MODEL_OPTIONS)
 def steer(
     model: ModelArg,
     prompt: Annotated[str, typer.Argument(help="What the model is asked; the chat template applies where it has one.")],
@@ -55,37 +39,17 @@ def steer(
         ),
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Length of each continuation.")] = 64,
-    device: DeviceOpt = Device.auto,
-    dtype: DTypeOpt = DType.auto,
-    spec: SpecOpt = None,
-    seed: SeedOpt = 0,
-    trust_remote_code: TrustOpt = False,
-    device_map: DeviceMapOpt = None,
-    max_memory: MaxMemoryOpt = None,
-    disk_offload: DiskOffloadOpt = True,
-    quantize: QuantizeOpt = None,
-    steer_positions: SteerPositionsOpt = SteerPositions.all,
+    **options: Any,
 ) -> None:
     """Print MODEL's unsteered and steered answers to PROMPT side by side."""
-    from emoaudit.pipeline.options import AuditOptions
+    from emoaudit.pipeline.options import audit_options
     from emoaudit.pipeline.steer import steer_once
 
-    placement = placement_options(device_map, max_memory, disk_offload, quantize)
-    options = guard(
-        lambda: AuditOptions(
-            model=model,
-            out=Path("."),
-            seed=seed,
-            device=device.value,
-            dtype=dtype.value,
-            spec_path=spec,
-            trust_remote_code=trust_remote_code,
-            **placement,  # type: ignore[arg-type]
-            steer_positions=steer_positions.value,
-        )
-    )
+    settings = guard(lambda: audit_options(model, Path("."), options))
     result = guard(
-        lambda: steer_once(options, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens)
+        lambda: steer_once(
+            settings, stderr_console(), prompt, emotion, strength, vectors, method, layer, max_new_tokens
+        )
     )
     table = Table(
         title=terminal_text(f"{model}: {emotion} × {strength:g} at layer {result.layer} ({method} vectors)"),

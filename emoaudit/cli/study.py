@@ -5,30 +5,17 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from emoaudit.cli.common import (
-    Device,
-    DeviceOpt,
-    DType,
-    DTypeOpt,
-    FailOn,
-    FailOnOpt,
-    JudgeOpt,
-    JUnitOpt,
-    PolicyOpt,
-    ProfileOpt,
-    SeedOpt,
-    SpecOpt,
-    TrustOpt,
-    guard,
-    stderr_console,
-)
+from emoaudit.cli.common import FailOnOpt, JUnitOpt, guard, stderr_console
+from emoaudit.cli.options import with_options
+from emoaudit.options import AUDIT_OPTIONS, MODEL_OPTIONS
+from emoaudit.results.common import FailLevel
 
 if TYPE_CHECKING:
     from emoaudit.study.study import Study
@@ -46,6 +33,7 @@ class ExecutorName(str, Enum):
     ray = "ray"
 
 
+@with_options(*MODEL_OPTIONS, *AUDIT_OPTIONS)
 def study(
     out: Annotated[
         Path,
@@ -66,7 +54,6 @@ def study(
             "--models", help='TOML file: models = ["alias", {reference = "./ckpt", slug = "step-1000"}, ...].'
         ),
     ] = None,
-    profile: ProfileOpt = "standard",
     executor: Annotated[
         ExecutorName, typer.Option(help="local: one model after another in this process; ray: one Ray task each.")
     ] = ExecutorName.local,
@@ -76,18 +63,12 @@ def study(
     ] = None,
     gpus_per_model: Annotated[float, typer.Option(min=0, help="GPUs each model's Ray task asks for.")] = 0.0,
     cpus_per_model: Annotated[float, typer.Option(min=0.01, help="CPUs each model's Ray task asks for.")] = 1.0,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = Device.auto,
-    dtype: DTypeOpt = DType.auto,
-    spec: SpecOpt = None,
-    trust_remote_code: TrustOpt = False,
-    judge: JudgeOpt = None,
-    policy: PolicyOpt = None,
-    fail_on: FailOnOpt = FailOn.high,
+    fail_on: FailOnOpt = FailLevel.high,
     junit: JUnitOpt = None,
+    **options: Any,
 ) -> None:
     """Audit every model (a rerun skips finished audits) and compare them in OUT/study.json and OUT/study.html."""
-    from emoaudit.pipeline.options import AuditOptions
+    from emoaudit.pipeline.options import audit_options
     from emoaudit.storage import write_text
     from emoaudit.study.executors import RayResources
     from emoaudit.study.run import StudyRequest, run_study
@@ -97,20 +78,8 @@ def study(
     if executor is ExecutorName.local and ray_address is not None:
         print("emoaudit: error: --ray-address needs --executor ray", file=sys.stderr)
         raise typer.Exit(2)
-    template = guard(  # a seed numpy cannot take is one line, before any work
-        lambda: AuditOptions(
-            model="",  # each model's own, set per model
-            out=out,
-            profile=profile,
-            seed=seed,
-            device=device.value,
-            dtype=dtype.value,
-            spec_path=spec,
-            trust_remote_code=trust_remote_code,
-            judge=judge,
-            policy=policy,
-        )
-    )
+    # every option checked (a seed numpy cannot take, a malformed --max-memory) in one line, before any work
+    template = guard(lambda: audit_options("", out, options))  # each model's own reference, set per model
     ray = RayResources(ray_address, cpus_per_model, gpus_per_model) if executor is ExecutorName.ray else None
     result = guard(
         lambda: run_study(

@@ -1,4 +1,5 @@
-"""A verifiable record of an audit's files: the sha256 of every file under OUT, with the audit's identity.
+"""A verifiable record of an audit's files: the sha256 of every file under OUT, with the audit's identity
+and the policy that gated it.
 
 `emoaudit verify OUT` recomputes every hash months later and names the first file that was changed,
 removed or added since the manifest was written.
@@ -7,25 +8,17 @@ removed or added since the manifest was written.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from emoaudit import __version__
 from emoaudit.errors import EmoauditError
+from emoaudit.results.convert import to_dict
+from emoaudit.results.identity import RunRecord
 from emoaudit.storage import sha256_file, write_json
 
 MANIFEST = "manifest.json"
 FORMAT = "emoaudit-manifest/1"
-
-
-@dataclass(frozen=True)
-class AuditIdentity:
-    """Who and what the manifest vouches for."""
-
-    model_reference: str
-    model_sha256: str | None
-    specification_sha256: str
-    policy_sha256: str
 
 
 @dataclass(frozen=True)
@@ -49,26 +42,19 @@ def file_hashes(out: Path) -> dict[str, str]:
     }
 
 
-def write_manifest(out: Path, identity: AuditIdentity) -> Path:
-    """Write OUT/manifest.json over the files OUT holds now; returns its path."""
+def write_manifest(out: Path, run: RunRecord, policy_sha256: str) -> Path:
+    """Write OUT/manifest.json over the files OUT holds now, vouching for this audit (its identity, the MODEL
+    argument as typed) gated by this policy; returns its path."""
     document = {
         "format": FORMAT,
         "emoaudit": __version__,
-        **asdict(identity),
+        **to_dict(run),
+        "policy_sha256": policy_sha256,
         "files": file_hashes(out),
     }
     path = out / MANIFEST
     write_json(path, document)
     return path
-
-
-def refresh_manifest(out: Path) -> None:
-    """Rewrite OUT/manifest.json over the files OUT holds now, with the identity it recorded: for files the
-    command line adds to OUT after the audit (a JUnit or SARIF file asked to land there)."""
-    path = out / MANIFEST
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        write_manifest(out, AuditIdentity(**{f: recorded[f] for f in AuditIdentity.__dataclass_fields__}))
 
 
 def verify(out: Path) -> list[Discrepancy]:

@@ -21,10 +21,10 @@ from emoaudit.results.steering import Steering
 from emoaudit.leakage.lens import last_prompt_states, read_lens
 from emoaudit.leakage.semantic import Grid, entanglement, word_tokens
 from emoaudit.leakage.scripts import detect_language, foreign_share, foreign_spans, script_shares
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.logits import lens_logits
 from emoaudit.model.runtime import chat_prompt_ids
-from emoaudit.spec_tables import LeakageConfig
+from emoaudit.spec.tables import LeakageConfig
 from emoaudit.vectors import EmotionVectors, unit_deltas
 
 

@@ -9,7 +9,7 @@ import torch
 
 from emoaudit.leakage.scripts import token_script
 from emoaudit.model.hooks import block_hooks
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import pad_batch, pad_id, run_body
 
 

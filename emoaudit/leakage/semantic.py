@@ -27,7 +27,7 @@ from scipy.stats import wilcoxon
 from emoaudit.results.leakage import SemanticEntanglement, SemanticLanguage, SemanticPair
 from emoaudit.results.steering import Steering
 from emoaudit.leakage.scripts import script_of
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.logits import lens_logits
 from emoaudit.model.runtime import token_ids
 from emoaudit.steering.specificity import random_directions

@@ -12,7 +12,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import eos_ids, length_batches, pad_batch, pad_id
 
 BatchContext = Callable[[list[int]], AbstractContextManager[object]]

@@ -77,3 +77,17 @@ def _write_converted(
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def gguf_type(path: Path) -> str | None:
+    """The quantisation type a GGUF file's header names (`general.file_type`: Q4_1, Q4_K_M, F16), or None
+    where the header names none or is unreadable (loading then reports the file's own error)."""
+    from gguf import GGUFReader, LlamaFileType
+
+    try:
+        field = GGUFReader(path).fields.get("general.file_type")
+        if field is None:
+            return None
+        return LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+    except (ValueError, OSError, IndexError, KeyError):
+        return None

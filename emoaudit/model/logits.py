@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from emoaudit.model.hooks import module_device
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 
 
 def final_logits(lm: LoadedModel, normed: torch.Tensor) -> torch.Tensor:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 
 from emoaudit.errors import EmoauditError
-
-if TYPE_CHECKING:  # load.py checks a model's prompts with this module's functions right after loading
-    from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 
 PadSide = Literal["left", "right"]
 # Read texts (passages, held-out sentences; ~100 tokens) are cut here, or at the model's context if shorter.

@@ -13,8 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from emoaudit.pipeline.options import AuditOptions
 from emoaudit.results.common import Resources
-from emoaudit.model.load import LoadedModel
-from emoaudit.spec import AuditSpec, Profile
+from emoaudit.model.loaded import LoadedModel
+from emoaudit.spec import AuditSpec
+from emoaudit.spec.tables import Profile
 
 
 @dataclass

@@ -1,51 +1,87 @@
-"""What one audit is asked to do: the model, where its outputs go, and how it runs."""
+"""What one audit is asked to do: the model, where its outputs go, and how it runs.
+
+`audit_options` is the one place an `AuditOptions` is made: from the option table's values
+(`emoaudit.options`), checked there, with the placement parsed into its typed record.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
-from emoaudit.errors import EmoauditError
-from emoaudit.model.placement import Placement, parse_max_memory
+from emoaudit.model.placement import Placement, Quantization, parse_max_memory
+from emoaudit.options import TABLE, check
+from emoaudit.pipeline.outputs import Outputs
+from emoaudit.results.common import FailLevel
 from emoaudit.steering.judge import Judge
-from emoaudit.steering.trials import POSITIONS
 
 STAGES = ("extraction", "steering", "leakage")
-# numpy's legacy generators and scikit-learn's random_state take seeds in 0..2**32 - 1.
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
 class AuditOptions:
-    """The options of `emoaudit scan` (and of `emoaudit.audit`), before anything is loaded."""
+    """The options of `emoaudit scan` (and of `emoaudit.audit`), checked, before anything is loaded."""
 
     model: str
     out: Path
-    profile: str = "standard"
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    spec_path: Path | None = None
-    trust_remote_code: bool = False
-    judge: str | Judge | None = None  # overrides the specification's judge: a name, or a Judge object
-    policy: Path | None = None  # release-gating policy; the built-in one if None
-    stages: tuple[str, ...] = STAGES
-    device_map: str | None = None  # accelerate's: auto, balanced, balanced_low_0, sequential
-    max_memory: str | None = None  # budgets per device, "0=70GiB,1=70GiB,cpu=200GiB"
-    disk_offload: bool = True  # under a device map, weights past every budget go to disk
-    quantize: str | None = None  # bitsandbytes: 4bit or 8bit (CUDA only)
-    steer_positions: str = "all"  # where steering adds its vector: "all" positions or the "generated" ones
-    norms: Path | None = None  # a user's valence/arousal lexicon (NRC VAD or Warriner et al.), read before loading
+    profile: str
+    seed: int
+    device: str
+    dtype: str
+    spec_path: Path | None
+    trust_remote_code: bool
+    judge: str | Judge | None  # overrides the specification's judge: a name, or a Judge object
+    policy: Path | None  # release-gating policy; the built-in one if None
+    stages: tuple[str, ...]
+    placement: Placement  # one device, or a device map (with budgets and disk offload), or quantised weights
+    steer_positions: str  # where steering adds its vector: "all" positions or the "generated" ones
+    norms: Path | None  # a user's valence/arousal lexicon (NRC VAD or Warriner et al.), read before loading
+    outputs: Outputs = field(default_factory=Outputs)  # files asked for beyond OUT's own (SARIF, JUnit, ...)
+    fail_on: FailLevel = FailLevel.high  # what JUnit counts as a failure
 
-    def __post_init__(self) -> None:
-        """Raises EmoauditError for a seed numpy cannot take, an unknown --steer-positions or a malformed
-        placement, before anything is loaded."""
-        if not 0 <= self.seed <= MAX_SEED:
-            raise EmoauditError(f"--seed must be in 0..{MAX_SEED} (numpy's seed range), not {self.seed}")
-        if self.steer_positions not in POSITIONS:
-            raise EmoauditError(f"--steer-positions must be {' or '.join(POSITIONS)}, not {self.steer_positions!r}")
-        _ = self.placement
 
-    @property
-    def placement(self) -> Placement:
-        return Placement(self.device_map, parse_max_memory(self.max_memory), self.disk_offload, self.quantize)  # type: ignore[arg-type]
+def audit_options(
+    model: str,
+    out: Path,
+    values: Mapping[str, Any],
+    *,
+    judge: Judge | None = None,
+    stages: tuple[str, ...] = STAGES,
+    outputs: Outputs | None = None,
+    fail_on: FailLevel = FailLevel.high,
+) -> AuditOptions:
+    """The options of one audit from `values` (option name -> value; the table's default for those absent).
+
+    Raises TypeError for an unknown option or a value of the wrong kind, EmoauditError (one line) for a value
+    outside its range or choices, a malformed --max-memory or unknown stages; all before anything is loaded.
+    """
+    from emoaudit.errors import EmoauditError
+
+    given = check(values)
+    v = {name: given.get(name, option.default) for name, option in TABLE.items()}
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown or not stages:
+        raise EmoauditError(f"stages must be among {', '.join(STAGES)}, not {', '.join(unknown) or 'none'}")
+    placement = Placement(
+        v["device_map"], parse_max_memory(v["max_memory"]), v["disk_offload"], cast(Quantization | None, v["quantize"])
+    )
+    return AuditOptions(
+        model=model,
+        out=Path(out),
+        profile=v["profile"],
+        seed=v["seed"],
+        device=v["device"],
+        dtype=v["dtype"],
+        spec_path=v["spec_path"],
+        trust_remote_code=v["trust_remote_code"],
+        judge=judge if judge is not None else v["judge"],
+        policy=v["policy"],
+        stages=tuple(stage for stage in STAGES if stage in stages),
+        placement=placement,
+        steer_positions=v["steer_positions"],
+        norms=v["norms"],
+        outputs=outputs or Outputs(),
+        fail_on=fail_on,
+    )

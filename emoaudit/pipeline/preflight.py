@@ -10,9 +10,10 @@ from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
 from emoaudit.model.footprint import Workload
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS, check_fits
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
-from emoaudit.spec import AuditSpec, Profile
+from emoaudit.spec import AuditSpec
+from emoaudit.spec.tables import Profile
 
 
 def check_lengths(lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tuple[str, ...] = STAGES) -> None:

@@ -8,7 +8,6 @@ end), so a crash in a later stage leaves the earlier stages' numbers readable.
 
 from __future__ import annotations
 
-import json
 import platform
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,19 +33,20 @@ from emoaudit.results.norms import Norms
 from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
 from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
-from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory, rss_high_water
 from emoaudit.model.footprint import Workload
-from emoaudit.model.load import LoadedModel, load_model
-from emoaudit.export.manifest import AuditIdentity, write_manifest
+from emoaudit.model.load import load_model
+from emoaudit.model.loaded import LoadedModel
+from emoaudit.pipeline.outputs import write_outputs
+from emoaudit.pipeline.identity import audit_identity, claim_output, judge_name
+from emoaudit.results.identity import ModelContent, RunRecord
 from emoaudit.report.gating import evaluate
 from emoaudit.report.policy import DEFAULT_POLICY, load_policy
-from emoaudit.report.render import write_report
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import sha256_file, write_json
-from emoaudit.study.claims import load_claims, paper_claims
-from emoaudit.study.evidence import evidence_of
+from emoaudit.report.claims import load_claims, paper_claims
+from emoaudit.report.evidence import evidence_of
 from emoaudit.vectors import EmotionVectors
 
 StageResults = TypeVar("StageResults", Extraction, Steering, Leakage)
@@ -64,6 +64,7 @@ def audit(options: AuditOptions, console: Console) -> Results:
     policy_sha256 = sha256_file(options.policy or DEFAULT_POLICY)
     claims = load_claims()
     check_output(options.out)
+    options.outputs.check()
     lexicon = read_norms(options.norms) if options.norms is not None else None
     if lexicon is not None:
         check_coverage(lexicon, spec.emotion_names)
@@ -72,16 +73,19 @@ def audit(options: AuditOptions, console: Console) -> Results:
     runtime_rss = rss_high_water()
     run = Run(options, load(options, console, workload(spec, profile)), spec, profile, console, runtime_rss)
     check_lengths(run.lm, spec, profile, options.stages)
-    claim_output(run)
+    identity = audit_identity(ModelContent.of(run.lm.identity), spec, options)
+    claim_output(options.out, RunRecord(identity, run.lm.identity.reference), console)
     done: dict[str, Any] = {}
     bodies: dict[str, tuple[type[Any], Callable[[], Any]]] = {
         "extraction": (Extraction, lambda: extraction_stage(run)),
         "steering": (Steering, lambda: steering_stage(run, done["extraction"])),
         "leakage": (Leakage, lambda: leakage_stage(run, done["steering"])),
     }
+    fresh = False  # a stage computed now: those after it read it, so none of theirs is reused
     for name in STAGES:
         if name in options.stages:
-            done[name] = _stage(run, name, *bodies[name])
+            done[name], reused = _stage(run, name, *bodies[name], may_reuse=not fresh)
+            fresh = fresh or not reused
             partial = results_document(run, Stages(**done), started, complete=False)
             write_json(run.out / "results.json", to_dict(partial))
     document = results_document(run, Stages(**done), started, complete=True)
@@ -90,11 +94,8 @@ def audit(options: AuditOptions, console: Console) -> Results:
     document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
     if lexicon is not None and document.stages.extraction is not None:
         document = replace(document, norms=norms_of(run, lexicon, document.stages.extraction))
-    write_json(run.out / "results.json", to_dict(document))
-    write_report(run.out / "report.html", document, spec)
-    write_manifest(
-        run.out, AuditIdentity(run.lm.identity.reference, run.lm.identity.sha256, spec.sha256, policy_sha256)
-    )
+    record = RunRecord(identity, run.lm.identity.reference)
+    write_outputs(run.out, document, spec, policy, policy_sha256, options.outputs, options.fail_on, record)
     return document
 
 
@@ -121,40 +122,23 @@ def load(options: AuditOptions, console: Console, workload: Workload | None = No
     )
 
 
-def claim_output(run: Run) -> None:
-    """Refuse to mix two different audits in one output directory; otherwise, resume it."""
-    key = {
-        "model": run.lm.identity.reference,
-        "sha256": run.lm.identity.sha256,
-        "revision": run.lm.identity.revision,
-        "spec_sha256": run.spec.sha256,
-        "profile": run.profile.name,
-        "seed": run.options.seed,
-        "dtype": run.lm.identity.dtype,
-        "steer_positions": run.options.steer_positions,
-    }
-    if run.lm.identity.quantization:  # quantised weights give other vectors; key absent otherwise (older runs resume)
-        key["quantization"] = run.lm.identity.quantization
-    path = run.out / "run.json"
-    if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != key:
-            changed = ", ".join(k for k in key if previous.get(k) != key[k])
-            raise EmoauditError(f"{run.out} holds another audit (different {changed}); pass a new --out")
-        run.console.print(f"resuming the audit in {run.out}")
-    write_json(path, key)
-
-
-def _stage(run: Run, name: str, kind: type[StageResults], compute: Callable[[], StageResults]) -> StageResults:
-    """A stage's results, from its file when an earlier run finished it (with that run's timings)."""
+def _stage(
+    run: Run, name: str, kind: type[StageResults], compute: Callable[[], StageResults], may_reuse: bool
+) -> tuple[StageResults, bool]:
+    """A stage's results, and whether they were reused: from its file when an earlier run of this audit
+    finished it (with that run's timings), unless an earlier stage was computed now or, for steering,
+    another judge scored it (the judge keys that stage alone)."""
     path = run.out / "stages" / f"{name}.json"
-    if path.is_file():
-        run.console.print(f"{name}: done in an earlier run, reusing {path}")
+    if may_reuse and path.is_file():
         reused = from_dict(kind, read_json(path), f"{path} cannot be reused (pass a new --out)")
-        run.timings.update(reused.timings)
-        if reused.resources is not None:
-            run.reused_memory.append(reused.resources)
-        return reused
+        judged_by = reused.judge.name if isinstance(reused, Steering) else None
+        if judged_by is None or judged_by == judge_name(run.options, run.spec):
+            run.console.print(f"{name}: done in an earlier run, reusing {path}")
+            run.timings.update(reused.timings)
+            if reused.resources is not None:
+                run.reused_memory.append(reused.resources)
+            return reused, True
+        run.console.print(f"{name}: done in an earlier run with the judge {judged_by}; running it again")
     before = set(run.timings)
     with run.timed(name):
         result = compute()
@@ -162,7 +146,7 @@ def _stage(run: Run, name: str, kind: type[StageResults], compute: Callable[[], 
     timings = {k: v for k, v in run.timings.items() if k not in before}
     result = replace(result, timings=timings, resources=memory(run))
     write_json(path, to_dict(result))
-    return result
+    return result, False
 
 
 def results_document(run: Run, stages: Stages, started: datetime, complete: bool) -> Results:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -13,21 +13,18 @@ from rich.progress import Progress
 from emoaudit.analysis import confounds
 from emoaudit.analysis.confounds import (
     READINGS,
-    VARIANT_RULE,
-    better_variant,
+    choose_reading,
     embedding_baseline,
     keyword_free,
     scorable_heldout,
     story_keywords,
-    variant_scores,
 )
-from emoaudit.analysis.sweep import analyse_method, at_layer, compare_at_layer, heldout_curves, smooth
+from emoaudit.analysis.sweep import analyse_method, at_layer, compare_at_layer, heldout_curves, layer_rule, smooth
 from emoaudit.pipeline.context import Run
 from emoaudit.results.extraction import (
     EmotionLayer,
     Extraction,
     ExtractionTokens,
-    GenerationVariants,
     HeldoutCurves,
     MethodResults,
     TruncatedTexts,
@@ -56,9 +53,9 @@ from emoaudit.steering.judge_models import load_judge
 from emoaudit.steering.noise import measure_noise_floor
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.specificity import random_directions
-from emoaudit.steering.trials import Row, generate_trials, score_trials
+from emoaudit.steering.trials import generate_trials, plan_rows, score_trials, spread
 from emoaudit.storage import write_text
-from emoaudit.vectors import EmotionVectors, unit_deltas
+from emoaudit.vectors import EmotionVectors
 
 
 def extraction_stage(run: Run) -> Extraction:
@@ -124,12 +121,8 @@ def extraction_stage(run: Run) -> Extraction:
         }
         for m, (h, free, by_set) in scored.items()
     }
-    exported = better_variant({v: at_layer_by_set[v]["heldout"] for v in variant_acts})
-    variants = GenerationVariants(
-        exported=exported,
-        rule=VARIANT_RULE,
-        variants={v: variant_scores(sweeps[v], scored[v][0], at_layer_by_set[v]) for v in variant_acts},
-    )
+    variants = choose_reading(sweeps, {v: scored[v][0] for v in variant_acts}, at_layer_by_set)
+    exported = variants.exported
     acts["generation"] = variant_acts[exported]
     vectors["generation"], sweeps["generation"], scored["generation"] = (
         vectors[exported],
@@ -137,8 +130,8 @@ def extraction_stage(run: Run) -> Extraction:
         scored[exported],
     )
     for method in METHODS:
-        vecs = vectors[method]
-        vecs.emotion_layer = layer
+        # a new object, with the layer the audit chose: nothing reads vectors whose layer changes under it
+        vectors[method] = vecs = replace(vectors[method], emotion_layer=layer)
         reading = {"stories_read": READINGS[exported]} if method == "generation" else None
         vecs.save(run.out / "vectors" / f"{method}.safetensors", lm.identity.to_dict(), spec.sha256, reading)
     # the stories' embeddings do not depend on how the stories are read: both variants share the reread's
@@ -165,9 +158,7 @@ def extraction_stage(run: Run) -> Extraction:
             method=layer_method,
             score=score,
             smoothed_score=smooth(np.array(score), spec.analysis.layer_smoothing).tolist(),
-            rule=f"argmax over layers but the last of the {layer_method} method's "
-            "log(Fisher ratio / its shuffled-label null mean), moving average of "
-            f"{spec.analysis.layer_smoothing} layers",
+            rule=layer_rule(layer_method, spec.analysis.layer_smoothing),
         ),
         methods=analyses,
         comparison=compare_at_layer({m: a.at_emotion_layer for m, a in analyses.items()}, vectors, layer),
@@ -215,18 +206,8 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             list(config.probe_strengths),
         )
     multipliers = list(config.multipliers)
-    rows = [Row(i, None, 0.0, None, None) for i in range(len(prompts))]
-    for emotion in emotions:
-        for multiplier in multipliers:
-            strength = calibration.unit_strength * multiplier
-            delta = unit_deltas(directions[emotion][None], [strength], mean_norm)[0]
-            rows += [Row(i, emotion, strength, multiplier, delta) for i in range(len(prompts))]
-    # The controls: random unit directions scaled like the vectors, in the same batches as the emotions.
     controls = random_directions(config.control_directions, lm.identity.hidden_size, run.seed)
-    for multiplier in multipliers:
-        strength = calibration.unit_strength * multiplier
-        deltas = unit_deltas(controls, [strength] * len(controls), mean_norm)
-        rows += [Row(i, None, strength, multiplier, d, "random") for d in deltas for i in range(len(prompts))]
+    rows = plan_rows(len(prompts), directions, controls, multipliers, calibration.unit_strength, mean_norm)
     positions = run.options.steer_positions
     with run.timed("steering_generation"), run.progress() as progress:
         task = progress.add_task(f"steering ({len(rows)} continuations)", total=len(rows))
@@ -295,13 +276,6 @@ def leakage_stage(run: Run, steering: Steering) -> Leakage:
     write_text(samples_path, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     vectors = EmotionVectors.load(run.out / "vectors" / f"{steering.method}.safetensors")
     return assess(run.lm, samples, steering, vectors, config, run.spec.translations)
-
-
-def spread(items: list[str], n: int) -> list[str]:
-    """`n` items spread evenly over the list (all of them when n covers it)."""
-    if n >= len(items):
-        return list(items)
-    return [items[round(i * len(items) / n)] for i in range(n)]
 
 
 def _activations(run: Run, name: str, compute: Callable[[Progress], Activations]) -> Activations:

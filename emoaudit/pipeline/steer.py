@@ -17,7 +17,7 @@ from emoaudit.results.reading import read_results
 from emoaudit.pipeline.run import load
 from emoaudit.capture.stimuli import METHODS, comprehension_activations
 from emoaudit.errors import EmoauditError
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.spec import load_spec
 from emoaudit.steering.trials import Row, generate_trials
 from emoaudit.vectors import EmotionVectors

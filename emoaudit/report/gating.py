@@ -1,11 +1,13 @@
-"""Findings and release gating: the audit's numbers, read against the policy (`report.policy`)."""
+"""Findings and the release gate: the audit's numbers read against the policy (`report.policy`) give
+findings (a check that failed, with its severity); the gate is the exit status they give at a `FailLevel`
+(`--fail-on`). Nothing else in emoaudit is called a gate."""
 
 from __future__ import annotations
 
 import re
 from xml.etree import ElementTree as ET
 
-from emoaudit.results.common import SEVERITIES, Check
+from emoaudit.results.common import SEVERITIES, Check, FailLevel
 from emoaudit.results.document import Results
 from emoaudit.results.extraction import Extraction
 from emoaudit.results.leakage import Leakage, SemanticEntanglement
@@ -14,7 +16,6 @@ from emoaudit.errors import EmoauditError
 from emoaudit.steering.statistics import estimate
 from emoaudit.report.policy import FragileRule, LeakageRule, Policy, SemanticRule, SteerableRule, UnvalidatedRule
 
-FAIL_LEVELS = ("low", "medium", "high", "never")
 # What XML 1.0 allows: tab, newline, carriage return and these ranges. A NUL, an ESC or a lone surrogate
 # (from a path that was not UTF-8) anywhere in the file makes every JUnit reader refuse all of it.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -41,23 +42,28 @@ def evaluate(results: Results, policy: Policy) -> list[Check]:
     return checks
 
 
-def exit_status(checks: list[Check], fail_on: str) -> int:
-    """0 when no failed check reaches `fail_on`, 1 when one does."""
-    if fail_on not in FAIL_LEVELS:
-        raise EmoauditError(f"unknown --fail-on {fail_on!r}: use {', '.join(FAIL_LEVELS)}")
-    if fail_on == "never":
-        return 0
-    floor = SEVERITIES.index(fail_on)
-    return int(any(c.failed and SEVERITIES.index(c.severity) >= floor for c in checks))
+def fail_level(text: str | FailLevel) -> FailLevel:
+    """`text` as a FailLevel. Raises EmoauditError for anything else."""
+    try:
+        return FailLevel(text)
+    except ValueError:
+        levels = ", ".join(level.value for level in FailLevel)
+        raise EmoauditError(f"unknown --fail-on {text!r}: use {levels}") from None
 
 
-def junit_xml(checks: list[Check], fail_on: str, model: str) -> str:
+def exit_status(checks: list[Check], fail_on: str | FailLevel) -> int:
+    """The gate: 0 when no failed check reaches `fail_on`, 1 when one does."""
+    level = fail_level(fail_on)
+    return int(any(level.gates(c) for c in checks))
+
+
+def junit_xml(checks: list[Check], fail_on: str | FailLevel, model: str) -> str:
     """One test case per check; a failed check at or above `fail_on` is a JUnit failure.
 
     Characters XML 1.0 forbids (control characters, lone surrogates) become U+FFFD, so the file always parses.
     """
-    floor = SEVERITIES.index(fail_on) if fail_on != "never" else len(SEVERITIES)
-    failing = [c for c in checks if c.failed and SEVERITIES.index(c.severity) >= floor]
+    level = fail_level(fail_on)
+    failing = [c for c in checks if level.gates(c)]
     suite = ET.Element("testsuite", name=_xml(f"emoaudit {model}"), tests=str(len(checks)), failures=str(len(failing)))
     for check in checks:
         case = ET.SubElement(suite, "testcase", classname="emoaudit", name=_xml(check.id))

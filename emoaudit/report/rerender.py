@@ -10,25 +10,24 @@ from emoaudit.results.document import Results
 from emoaudit.results.reading import read_results
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import evaluate
-from emoaudit.report.policy import load_policy
+from emoaudit.report.policy import Policy
 from emoaudit.report.render import write_report
 from emoaudit.spec import AuditSpec, load_spec
 from emoaudit.storage import write_json
-from emoaudit.study.claims import load_claims, paper_claims
-from emoaudit.study.evidence import evidence_of
+from emoaudit.report.claims import load_claims, paper_claims
+from emoaudit.report.evidence import evidence_of
 
 
-def rerender(path: Path, report: Path, policy: Path | None, results_out: Path | None) -> Results:
+def rerender(path: Path, report: Path, policy: Policy, results_out: Path | None) -> Results:
     """Findings, the paper's claims and report again from the results file at `path`: a changed policy
     applies without rerunning the model. `path` is only read; the results with their new findings are written to
     `results_out` when given (which the caller may make `path` itself, on request).
 
-    Raises EmoauditError for a bad results or policy file; OSError for an unwritable output.
+    Raises EmoauditError for a bad results file; OSError for an unwritable output.
     """
-    rules = load_policy(policy)
     claims = load_claims()
     document = read_results(path)
-    findings = evaluate(document, rules)
+    findings = evaluate(document, policy)
     # The claims too, from this emoaudit's claims file: results written before them get them as well.
     document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
     write_report(report, document, _spec_of(document))

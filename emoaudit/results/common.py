@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Literal
 
 Severity = Literal["info", "low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")  # in rising order
+
+
+class FailLevel(str, Enum):
+    """The least severity of a finding that gates a release (`--fail-on`): exit status 1; `never` gates nothing."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    never = "never"
+
+    @property
+    def floor(self) -> int:
+        """The index in SEVERITIES from which a failed check gates; past the end for `never`."""
+        return len(SEVERITIES) if self is FailLevel.never else SEVERITIES.index(self.value)
+
+    def gates(self, check: Check) -> bool:
+        """Whether `check` failed at this level or above."""
+        return check.failed and SEVERITIES.index(check.severity) >= self.floor
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ TypeAdapter over plain dataclasses (validation on the way in, field order kept o
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -26,7 +26,8 @@ def to_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as the dict `json.dumps` writes: keys in field order, floats untouched (a NaN still
     fails the writer's allow_nan=False). A value of the wrong type raises PydanticSerializationError
     instead of reaching the file."""
-    return _adapter(type(obj)).dump_python(obj, warnings="error")  # type: ignore[arg-type]  # types hash
+    dumped: dict[str, Any] = _adapter(type(obj)).dump_python(obj, warnings="error")  # type: ignore[arg-type]  # types hash
+    return dumped
 
 
 def from_dict(cls: type[T], data: Any, source: str) -> T:
@@ -36,7 +37,7 @@ def from_dict(cls: type[T], data: Any, source: str) -> T:
     a misspelt key is both unknown and, under its right name, missing.
     """
     try:
-        return _adapter(cls).validate_python(data)  # type: ignore[arg-type]  # types hash
+        return cast(T, _adapter(cls).validate_python(data))  # type: ignore[arg-type]  # types hash
     except ValidationError as exc:
         errors = exc.errors()
         told = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in errors[:3])

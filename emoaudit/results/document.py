@@ -11,10 +11,10 @@ from emoaudit.results.claims import PaperClaims
 from emoaudit.results.common import Check, Resources
 from emoaudit.results.convert import OMITTED_IF_NONE
 from emoaudit.results.extraction import Extraction
+from emoaudit.results.identity import ModelIdentity
 from emoaudit.results.leakage import Leakage
 from emoaudit.results.norms import Norms
 from emoaudit.results.steering import Steering
-from emoaudit.model.load import ModelIdentity
 
 # 2.0: the steering stage's random-direction controls, statistics and judge validation (issue 14) and
 # the extraction stage's embedding-layer baseline and held-out sets (issue 19).

@@ -31,7 +31,8 @@ SCHEMA_FILE = Path(str(files("emoaudit") / "results.schema.json"))
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of results.json, the published contract."""
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return loaded
 
 
 def read_json(path: Path) -> Any:

@@ -10,10 +10,6 @@ from pydantic import ConfigDict
 
 from emoaudit.results.common import Resources
 from emoaudit.results.convert import OMITTED_IF_NONE
-from emoaudit.steering.calibration import Calibration
-from emoaudit.steering.judge import JudgeValidation
-from emoaudit.steering.noise import NoiseFloor
-from emoaudit.steering.regimes import Thresholds
 
 RegimeCounts = dict[str, int]  # trials per regime, every regime named (0 when none)
 
@@ -172,3 +168,66 @@ class Steering:
     resources: Annotated[Resources | None, OMITTED_IF_NONE] = None  # set by the run
 
     __pydantic_config__ = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The strength at which steering starts to move the next-token distribution by `target_kl` nats."""
+
+    unit_strength: float
+    target_kl: float
+    probed: list[tuple[float, float]]  # (strength, mean KL) pairs measured
+
+
+@dataclass(frozen=True)
+class JudgeValidation:
+    """How well a judge names the emotion of labelled sentences it was not built from.
+
+    Accuracies are shares of the sentences whose true label is the judge's top label (top-1) or among
+    its three top labels (top-3), each with its 95% Wilson score interval (Wilson 1927, as
+    scipy.stats.binomtest computes it). `confusion` maps each true label to the labels the judge put
+    first for its sentences, with their counts (labels never put first are left out), so that a row
+    sums to that label's sentences and its diagonal is that label's hits.
+    """
+
+    accuracy: float  # top-1
+    top3: float
+    n: int
+    per_label: dict[str, float]  # top-1 accuracy of each true label
+    # None only in results written before they were measured (read back by `report` and `compare`).
+    ci_low: Annotated[float | None, OMITTED_IF_NONE] = None  # of the top-1 accuracy
+    ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
+    top3_ci_low: Annotated[float | None, OMITTED_IF_NONE] = None
+    top3_ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
+    per_label_top3: Annotated[dict[str, float] | None, OMITTED_IF_NONE] = None
+    confusion: Annotated[dict[str, dict[str, int]] | None, OMITTED_IF_NONE] = None  # true -> top label -> sentences
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """Score changes of unsteered variants against their scenario's greedy continuation.
+
+    Spreads are the `quantile` of |change| in judge score units; `margin_rate` is the share of
+    (variant, label) pairs whose score rose by at least `margin`.
+    """
+
+    comparisons: dict[str, int]  # variants compared, by source
+    quantile: float
+    overall: float  # over every label and variant
+    by_source: dict[str, float]
+    per_label: dict[str, float]
+    margin: float  # the specification's judge_margin
+    margin_rate: float
+    samples: str  # the variants with their scores, relative to the output directory
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    distinct2_min: float  # below: repetitive
+    repeat_share_max: float  # share of tokens inside a back-to-back repeated n-gram; above: repetitive
+    perplexity_ratio_max: float  # above: explosive
+    judge_margin: float  # the target's judge score must rise by this much over the unsteered text
+    min_tokens: int  # shorter texts are too short to call repetitive
+    top_k: int  # the target's rise must rank among the judge's k largest rises (0-based rank < k)
+    control_percentile: float  # ... and exceed this percentile of the random-direction controls' rise
+    calibrated_range: float  # multipliers up to this are pooled into the per-emotion and overall rates

@@ -4,15 +4,15 @@ target KL divergence, so that one grid of multipliers means the same on a 135M a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from emoaudit.model.hooks import add_to_blocks
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.logits import final_logits
 from emoaudit.model.runtime import pad_batch, pad_id, run_body
+from emoaudit.results.steering import Calibration
 from emoaudit.vectors import unit_deltas
 
 
@@ -38,15 +38,6 @@ def _next_token_logprobs(lm: LoadedModel, prompts: Sequence[Sequence[int]]) -> t
     hidden = run_body(lm, ids, mask)
     with torch.inference_mode():
         return torch.log_softmax(final_logits(lm, hidden[:, -1]), dim=-1)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The strength at which steering starts to move the next-token distribution by `target_kl` nats."""
-
-    unit_strength: float
-    target_kl: float
-    probed: list[tuple[float, float]]  # (strength, mean KL) pairs measured
 
 
 def calibrate(

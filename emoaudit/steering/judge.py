@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy.stats import binomtest
 
-from emoaudit.results.convert import OMITTED_IF_NONE
+from emoaudit.results.steering import JudgeValidation
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
@@ -65,30 +65,6 @@ class FixedJudge:
 def predict(judge: Judge, texts: Sequence[str]) -> list[str]:
     """The top label of each text (the first of tied ones)."""
     return [judge.labels[i] for i in np.argmax(judge.scores(texts), axis=1)]
-
-
-@dataclass(frozen=True)
-class JudgeValidation:
-    """How well a judge names the emotion of labelled sentences it was not built from.
-
-    Accuracies are shares of the sentences whose true label is the judge's top label (top-1) or among
-    its three top labels (top-3), each with its 95% Wilson score interval (Wilson 1927, as
-    scipy.stats.binomtest computes it). `confusion` maps each true label to the labels the judge put
-    first for its sentences, with their counts (labels never put first are left out), so that a row
-    sums to that label's sentences and its diagonal is that label's hits.
-    """
-
-    accuracy: float  # top-1
-    top3: float
-    n: int
-    per_label: dict[str, float]  # top-1 accuracy of each true label
-    # None only in results written before they were measured (read back by `report` and `compare`).
-    ci_low: Annotated[float | None, OMITTED_IF_NONE] = None  # of the top-1 accuracy
-    ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
-    top3_ci_low: Annotated[float | None, OMITTED_IF_NONE] = None
-    top3_ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
-    per_label_top3: Annotated[dict[str, float] | None, OMITTED_IF_NONE] = None
-    confusion: Annotated[dict[str, dict[str, int]] | None, OMITTED_IF_NONE] = None  # true -> top label -> sentences
 
 
 def validate(judge: Judge, labelled: Mapping[str, Sequence[str]]) -> JudgeValidation:

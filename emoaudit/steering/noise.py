@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from emoaudit.model.generation import generate
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text
-from emoaudit.spec_tables import Sampling, Scenario
+from emoaudit.results.steering import NoiseFloor
+from emoaudit.spec.tables import Sampling, Scenario
 from emoaudit.steering.judge import Judge
 from emoaudit.storage import write_text
 
@@ -37,24 +38,6 @@ class Variant:
     prompt: str
     text: str
     judge: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class NoiseFloor:
-    """Score changes of unsteered variants against their scenario's greedy continuation.
-
-    Spreads are the `quantile` of |change| in judge score units; `margin_rate` is the share of
-    (variant, label) pairs whose score rose by at least `margin`.
-    """
-
-    comparisons: dict[str, int]  # variants compared, by source
-    quantile: float
-    overall: float  # over every label and variant
-    by_source: dict[str, float]
-    per_label: dict[str, float]
-    margin: float  # the specification's judge_margin
-    margin_rate: float
-    samples: str  # the variants with their scores, relative to the output directory
 
 
 def unsteered_variants(

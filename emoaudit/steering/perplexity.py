@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from emoaudit.memory import release_free_memory
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.logits import final_logits
 from emoaudit.model.runtime import pad_batch, pad_id
 

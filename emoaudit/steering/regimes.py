@@ -17,20 +17,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from emoaudit.results.steering import Thresholds
+
 Regime = Literal["surgical", "repetitive_collapse", "explosive", "no_effect"]
 REGIMES: tuple[Regime, ...] = ("surgical", "no_effect", "repetitive_collapse", "explosive")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    distinct2_min: float  # below: repetitive
-    repeat_share_max: float  # share of tokens inside a back-to-back repeated n-gram; above: repetitive
-    perplexity_ratio_max: float  # above: explosive
-    judge_margin: float  # the target's judge score must rise by this much over the unsteered text
-    min_tokens: int  # shorter texts are too short to call repetitive
-    top_k: int  # the target's rise must rank among the judge's k largest rises (0-based rank < k)
-    control_percentile: float  # ... and exceed this percentile of the random-direction controls' rise
-    calibrated_range: float  # multipliers up to this are pooled into the per-emotion and overall rates
 
 
 @dataclass(frozen=True)

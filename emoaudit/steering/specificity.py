@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from emoaudit.steering.regimes import Thresholds
+from emoaudit.results.steering import Thresholds
 
 Rises = dict[str, float]  # emotion -> judge score of the steered text minus that of the unsteered text
 ControlThresholds = dict[str, dict[str, float]]  # emotion -> str(multiplier) -> the controls' percentile rise

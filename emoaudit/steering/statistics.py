@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from emoaudit.results.steering import RateEstimate, SteeringStatistics
-from emoaudit.steering.regimes import Thresholds
+from emoaudit.results.steering import Thresholds
 from emoaudit.steering.specificity import ControlThresholds, on_target, rises
 from emoaudit.steering.trials import Trial
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from emoaudit.results.steering import Example, RegimeCounts, SteeringSummary
-from emoaudit.steering.regimes import REGIMES, Thresholds
+from emoaudit.results.steering import Thresholds
+from emoaudit.steering.regimes import REGIMES
 from emoaudit.steering.specificity import ControlThresholds
 from emoaudit.steering.statistics import steering_statistics
 from emoaudit.steering.trials import Trial

@@ -17,11 +17,13 @@ import torch
 
 from emoaudit.model.generation import BatchContext, generate
 from emoaudit.model.hooks import add_to_blocks
-from emoaudit.model.load import LoadedModel
+from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text, token_ids
 from emoaudit.steering.perplexity import continuation_nll
-from emoaudit.steering.regimes import Thresholds, classify, perplexity_ratio, shape
+from emoaudit.results.steering import Thresholds
+from emoaudit.steering.regimes import classify, perplexity_ratio, shape
 from emoaudit.steering.specificity import ControlThresholds, control_thresholds, on_target, rank, rises
+from emoaudit.vectors import unit_deltas
 
 POSITIONS = ("all", "generated")  # where the delta is added: every position, or only after the prompt
 
@@ -157,3 +159,35 @@ def score_trials(
             target = on_target(gains[i], trial.emotion, floor, thresholds)
         trial.regime = classify(text_shape, trial.perplexity_ratio, target, thresholds)
     return null
+
+
+def plan_rows(
+    n_prompts: int,
+    directions: dict[str, torch.Tensor],
+    controls: torch.Tensor,
+    multipliers: list[float],
+    unit_strength: float,
+    mean_norm: float,
+) -> list[Row]:
+    """Every continuation the steering stage generates, in order: each prompt unsteered; each emotion's
+    direction [hidden] at each multiplier of the calibrated `unit_strength` on each prompt; then the random
+    control directions [n, hidden], scaled like the vectors, at each multiplier on each prompt (in the same
+    batches as the emotions). Deltas are in units of the layer's `mean_norm` (`vectors.unit_deltas`)."""
+    rows = [Row(i, None, 0.0, None, None) for i in range(n_prompts)]
+    for emotion, direction in directions.items():
+        for multiplier in multipliers:
+            strength = unit_strength * multiplier
+            delta = unit_deltas(direction[None], [strength], mean_norm)[0]
+            rows += [Row(i, emotion, strength, multiplier, delta) for i in range(n_prompts)]
+    for multiplier in multipliers:
+        strength = unit_strength * multiplier
+        deltas = unit_deltas(controls, [strength] * len(controls), mean_norm)
+        rows += [Row(i, None, strength, multiplier, d, "random") for d in deltas for i in range(n_prompts)]
+    return rows
+
+
+def spread(items: list[str], n: int) -> list[str]:
+    """`n` items spread evenly over the list (all of them when n covers it): the emotions steered."""
+    if n >= len(items):
+        return list(items)
+    return [items[round(i * len(items) / n)] for i in range(n)]

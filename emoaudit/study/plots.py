@@ -8,7 +8,7 @@ import numpy as np
 
 # pyplot as the report's plots import it: with the Agg backend, chosen before pyplot loads.
 from emoaudit.report.plots import METHOD_COLOURS, REGIME_COLOURS, plt, to_svg
-from emoaudit.study.evidence import ModelEvidence
+from emoaudit.results.evidence import ModelEvidence
 
 
 def depth_curves(models: Sequence[tuple[str, ModelEvidence]], band: tuple[float, float] | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, replace
 from typing import Literal
 from datetime import UTC, datetime
@@ -14,10 +15,13 @@ from emoaudit import __version__
 from emoaudit.pipeline.options import AuditOptions
 from emoaudit.errors import EmoauditError
 from emoaudit.report.policy import DEFAULT_POLICY, Policy, load_policy
-from emoaudit.spec import load_spec
+from emoaudit.spec import AuditSpec, load_spec
 from emoaudit.storage import sha256_file, write_json
-from emoaudit.study.claims import DEFAULT_CLAIMS, Subject, evaluate_claims, load_claims
-from emoaudit.study.evidence import is_finished, read_evidence
+from emoaudit.report.claims import DEFAULT_CLAIMS, Subject, evaluate_claims, load_claims
+from emoaudit.report.evidence import read_evidence
+from emoaudit.study.evidence import changed, is_finished
+from emoaudit.pipeline.identity import audit_identity, judge_name
+from emoaudit.results.identity import AuditIdentity
 from emoaudit.study.executors import Attempt, RayResources, run_local, run_ray
 from emoaudit.study.render import write_study_report
 from emoaudit.study.study import (
@@ -62,12 +66,22 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for target in request.targets:
-        if is_finished(out / target.slug / "results.json", target.reference, profile.name, options.seed, spec.sha256):
+        folder = out / target.slug
+        identity = _identity(target, options, spec)
+        if identity is not None and is_finished(folder, identity, judge_name(options, spec)):
             console.print(
                 f"study: {escape(target.reference)} finished in an earlier run, reusing {target.slug}/", soft_wrap=True
             )
-        else:
-            todo.append(target)
+            continue
+        stale = changed(folder, identity) if identity is not None else []
+        if stale:  # the audit there is of other weights, dtype, ...: its evidence is not this model's
+            console.print(
+                f"study: {escape(target.reference)} differs from its audit in {target.slug}/ "
+                f"({', '.join(stale)}); auditing it again",
+                soft_wrap=True,
+            )
+            shutil.rmtree(folder)
+        todo.append(target)
     if not todo:  # nothing to audit: no Ray instance to start either
         attempts = {}
     elif request.ray is None:
@@ -87,7 +101,7 @@ def run_study(request: StudyRequest, console: Console) -> Study:
             "seed": options.seed,
             "device": options.device,
             "dtype": options.dtype,
-            "judge": options.judge or spec.steering.judge,
+            "judge": judge_name(options, spec),
             "policy_sha256": sha256_file(options.policy or DEFAULT_POLICY),
             "claims_sha256": sha256_file(DEFAULT_CLAIMS),
             "emoaudit": __version__,
@@ -128,3 +142,15 @@ def _executor(ray: RayResources | None) -> Executor:
     if ray is None:
         return Executor("local")
     return Executor("ray", ray.address, ray.cpus_per_model, ray.gpus_per_model)
+
+
+def _identity(target: Target, options: AuditOptions, spec: AuditSpec) -> AuditIdentity | None:
+    """The identity auditing `target` would have, from its files (hashed) without loading it; None where the
+    model cannot be resolved (its audit then reports why)."""
+    from emoaudit.model.source import model_content
+
+    try:
+        content = model_content(target.reference, options.device, options.dtype, options.placement.quantize)
+    except EmoauditError:
+        return None
+    return audit_identity(content, spec, options)

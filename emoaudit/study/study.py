@@ -17,8 +17,8 @@ from scipy.stats import false_discovery_control
 
 from emoaudit.report.gating import exit_status, junit_xml
 from emoaudit.steering.regimes import REGIMES
-from emoaudit.study.claims import ClaimResult
-from emoaudit.study.evidence import ModelEvidence
+from emoaudit.report.claims import ClaimResult
+from emoaudit.results.evidence import ModelEvidence
 
 STUDY_SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = Path(str(files("emoaudit") / "study.schema.json"))

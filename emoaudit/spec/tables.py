@@ -8,21 +8,16 @@ forbids keys it does not define. A problem becomes one line naming the file, the
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator
 
-from emoaudit.capture.pooling import Pooling
+from emoaudit.spec.pooling import Pooling
 from emoaudit.errors import EmoauditError
-from emoaudit.leakage.scripts import SCRIPT_RANGES
-from emoaudit.steering.regimes import Thresholds
+from emoaudit.spec.scripts import SCRIPT_RANGES
+from emoaudit.results.steering import Thresholds
 
-T = TypeVar("T")
-_UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
 
 # Every table: no key it does not define, and only finite numbers.
 _TABLE = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -56,7 +51,7 @@ def _script(value: str) -> str:
     return value
 
 
-def _named(tables: object) -> object:
+def named_tables(tables: object) -> object:
     """{key: table} with each table given its key as `name` (a table that writes its own is refused later)."""
     if not isinstance(tables, dict):
         return tables
@@ -278,52 +273,3 @@ DATA_TYPES: dict[str, Any] = {
     # {language: {emotion: [word, ...]}}, at least one word each
     "translations": dict[str, dict[str, Texts]],
 }
-
-
-def read_document(raw: dict[str, Any], source: str) -> SpecDocument:
-    """The parsed TOML as a SpecDocument; EmoauditError `SOURCE: [table] problem with 'key'` otherwise."""
-    named: dict[str, Any] = {**raw, **{table: _named(raw[table]) for table in ("profiles", "emotions") if table in raw}}
-    # default=str: a TOML date becomes a string, which every field here refuses with a clear message.
-    return _validate(TypeAdapter(SpecDocument), json.dumps(named, default=str), source, _toml_place)
-
-
-def read_data(kind: str, text: str, source: str) -> Any:
-    """A data file's JSON text validated as the type its `[files]` key names; EmoauditError otherwise."""
-    return _validate(TypeAdapter(DATA_TYPES[kind]), text, source, _json_place)
-
-
-def _validate(adapter: TypeAdapter[T], text: str, source: str, place: Callable[[Sequence[Any], bool], str]) -> T:
-    try:
-        return adapter.validate_json(text, strict=True)
-    except ValidationError as exc:
-        # An unknown key first: a misspelt key is also reported missing under its right name.
-        errors = sorted(exc.errors(), key=lambda e: e["type"] not in _UNKNOWN)
-        raise EmoauditError(f"{source}: {_problem(errors[0], place)}") from exc
-
-
-def _problem(error: ErrorDetails, place: Callable[[Sequence[Any], bool], str]) -> str:
-    """One validation error in words: where (table and key), what is wrong, and the value found."""
-    loc = list(error["loc"])
-    if error["type"] == "missing":
-        return f"{place(loc[:-1], True)} missing key {loc[-1]!r}"
-    if error["type"] in _UNKNOWN:
-        return f"{place(loc[:-1], True)} unknown key {loc[-1]!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    found = repr(error["input"])
-    found = found if len(found) <= 60 else found[:57] + "..."
-    return f"{place(loc, False)}: {message[:1].lower()}{message[1:]}, not {found}"
-
-
-def _toml_place(loc: Sequence[Any], table: bool) -> str:
-    """A table (`[profiles.quick]`, `(top level)`) or a key in one (`[steering] key 'multipliers' item 2`)."""
-    names = [str(p) for p in loc if isinstance(p, str)]
-    if table or not names:
-        return f"[{'.'.join(names)}]" if names else "(top level)"
-    items = "".join(f" item {p + 1}" for p in loc if isinstance(p, int))
-    return f"{_toml_place(names[:-1], True)} key {names[-1]!r}{items}"
-
-
-def _json_place(loc: Sequence[Any], table: bool) -> str:
-    """A JSON path: `scenarios[2].kind`, and a colon after an object that misses or has too many keys."""
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
-    return f"{path}:" if table else path

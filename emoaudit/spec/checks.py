@@ -1,158 +1,14 @@
-"""Audit specifications: the emotions, stimuli and profiles an audit runs, read from `audits/`.
-
-The tables are typed and validated in `emoaudit.spec_tables`; what the audit's statistics need of
-them as a whole (enough emotions, both valences, enough samples per fold) is checked here, so that a
-specification the audit cannot run is refused before any model loads.
-"""
+"""What the audit's statistics need of a specification as a whole (enough emotions, both valences, enough
+samples per fold, known languages, labelled sets naming known emotions), checked before any model loads."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import re
-import tomllib
-from dataclasses import dataclass, field
-from importlib.resources import files
-from pathlib import Path
-from typing import Any
 
 from emoaudit.errors import EmoauditError
-from emoaudit.leakage.scripts import LANGUAGES
-from emoaudit.spec_tables import (
-    Analysis,
-    Emotion,
-    Extraction,
-    LeakageConfig,
-    Profile,
-    Sampling,
-    Scenario,
-    SpecDocument,
-    Steering,
-    read_data,
-    read_document,
-)
-
-BUILTIN_DIR = Path(str(files("emoaudit.audits")))
-DEFAULT_SPEC = BUILTIN_DIR / "default.toml"
-# Letters of any script and apostrophes: "désespéré" is one word, not three.
-_WORD = re.compile(r"(?:[^\W\d_]|')+")
-# Affect alignment reads three principal components of the centred vectors, and n centred vectors
-# span n - 1 dimensions: with fewer than four emotions a component is numerical noise. (Three are
-# the least for the Spearman correlation of two similarity matrices over their emotion pairs.)
-MIN_EMOTIONS = 4
-
-
-@dataclass(frozen=True)
-class AuditSpec:
-    name: str
-    path: Path
-    sha256: str
-    emotions: tuple[Emotion, ...]
-    reference: str
-    passages: dict[str, list[str]]
-    heldout: dict[str, list[str]]
-    emotion_templates: tuple[str, ...]
-    topics: tuple[str, ...]
-    reference_templates: tuple[str, ...]
-    reference_topics: tuple[str, ...]
-    profiles: dict[str, Profile]
-    analysis: Analysis
-    generation: Sampling
-    extraction: Extraction
-    scenarios: tuple[Scenario, ...]
-    judge_prototypes: dict[str, list[str]]
-    steering: Steering
-    leakage: LeakageConfig
-    # Held-out texts by set (registers such as "messages", languages such as "es"): {set: {label: [text]}}.
-    heldout_sets: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    lexicon: dict[str, list[str]] = field(default_factory=dict)  # {emotion: words that name it}
-    # {language: {emotion: words that name it in that language}}, for the leakage stage's logit lens
-    translations: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-
-    @property
-    def emotion_names(self) -> list[str]:
-        return [e.name for e in self.emotions]
-
-    @property
-    def labels(self) -> list[str]:
-        """Every stimulus label: the emotions, then the reference."""
-        return self.emotion_names + [self.reference]
-
-    def profile(self, name: str) -> Profile:
-        if name not in self.profiles:
-            raise EmoauditError(f"unknown profile {name!r}; this audit defines: {', '.join(self.profiles)}")
-        return self.profiles[name]
-
-    def forbidden_words_in(self, text: str) -> list[str]:
-        """Emotion names or derivatives that a stimulus must not contain (whole words, any case)."""
-        banned = {w.lower() for e in self.emotions for w in e.forbidden}
-        found = {t.lower().strip("'") for t in _WORD.findall(text)}
-        found |= {w.removesuffix("'s") for w in found}
-        return sorted(found & banned)
-
-    def emotion_words(self, emotion: str) -> set[str]:
-        """The words that name an emotion: its forbidden words and its lexicon's, lower-case."""
-        table = next(e for e in self.emotions if e.name == emotion)
-        return {w.lower() for w in (*table.forbidden, *self.lexicon.get(emotion, []))}
-
-    def emotions_named_in(self, text: str) -> list[str]:
-        """The emotions whose words (`emotion_words`) a text contains, whole words in any case."""
-        found = {t.lower().strip("'") for t in _WORD.findall(text)}
-        found |= {w.removesuffix("'s") for w in found}
-        return [e for e in self.emotion_names if found & self.emotion_words(e)]
-
-
-def load_spec(path: Path | str | None = None) -> AuditSpec:
-    """Read and validate an audit specification; its data files are resolved relative to it.
-
-    Raises EmoauditError, in one line naming the file, the table and the key, for a missing or
-    unreadable file, an unknown or missing key, an ill-typed or out-of-range value, and a specification
-    the audit's statistics cannot run (see `_check_runnable`).
-    """
-    spec_path = Path(path) if path is not None else DEFAULT_SPEC
-    if not spec_path.is_file():
-        raise EmoauditError(f"audit specification not found: {spec_path}")
-    source = f"audit specification {spec_path}"
-    raw_bytes = spec_path.read_bytes()
-    try:
-        raw = tomllib.loads(raw_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise EmoauditError(f"{source}: not TOML: {exc}") from exc
-    doc = read_document(raw, source)
-    data: dict[str, Any] = {}
-    typed: dict[str, Any] = {}
-    for kind, rel in vars(doc.files).items():
-        if rel is not None:
-            data[kind], typed[kind] = _read_data(kind, spec_path.parent / rel)
-    generation = typed["generation"]
-    spec = AuditSpec(
-        name=doc.name,
-        path=spec_path,
-        sha256=_digest(raw_bytes, data),
-        emotions=tuple(doc.emotions.values()),
-        reference=doc.reference,
-        passages=typed["passages"],
-        heldout=typed["heldout"],
-        emotion_templates=generation.emotion_templates,
-        topics=generation.topics,
-        reference_templates=generation.reference_templates,
-        reference_topics=generation.reference_topics,
-        profiles=doc.profiles,
-        analysis=doc.analysis,
-        generation=doc.generation,
-        extraction=doc.extraction,
-        scenarios=typed["scenarios"].scenarios,
-        judge_prototypes=typed["judge"],
-        steering=doc.steering,
-        leakage=doc.leakage,
-        heldout_sets=_flat_sets(typed.get("heldout_sets", {}), source),
-        lexicon=typed.get("lexicon", {}),
-        translations=typed.get("translations", {}),
-    )
-    _check_names(doc, source)
-    _check_runnable(spec, source)
-    return spec
+from emoaudit.spec.audit_spec import MIN_EMOTIONS, AuditSpec
+from emoaudit.spec.scripts import LANGUAGES
+from emoaudit.spec.tables import Profile, SpecDocument
 
 
 def samples_needed(cv_folds: int) -> int:
@@ -169,29 +25,7 @@ def samples_needed(cv_folds: int) -> int:
     return n
 
 
-def _read_data(kind: str, path: Path) -> tuple[Any, Any]:
-    """A data file as parsed JSON (what the digest hashes) and as its validated type."""
-    if not path.is_file():
-        raise EmoauditError(f"audit data file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise EmoauditError(f"audit data file {path} is not UTF-8 text: byte {exc.start} cannot be decoded") from None
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EmoauditError(f"malformed audit data file {path}: {exc}") from exc
-    return parsed, read_data(kind, text, f"audit data file {path}")
-
-
-def _digest(spec_bytes: bytes, data: dict[str, Any]) -> str:
-    """Hash of the specification and every data file it names, so results record what was run."""
-    h = hashlib.sha256(spec_bytes)
-    h.update(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8"))
-    return h.hexdigest()
-
-
-def _check_names(doc: SpecDocument, source: str) -> None:
+def check_names(doc: SpecDocument, source: str) -> None:
     """A profile or emotion is named by its table's key; a `name` key inside the table is not one of its keys."""
     for table, entries in (("profiles", doc.profiles), ("emotions", doc.emotions)):
         for key, entry in entries.items():
@@ -199,7 +33,7 @@ def _check_names(doc: SpecDocument, source: str) -> None:
                 raise EmoauditError(f"{source}: [{table}.{key}] unknown key 'name'")
 
 
-def _check_runnable(spec: AuditSpec, source: str) -> None:
+def check_runnable(spec: AuditSpec, source: str) -> None:
     """What the audit's statistics and prompts need of the specification as a whole."""
     emotions = spec.emotions
     if len(emotions) < MIN_EMOTIONS:
@@ -241,7 +75,7 @@ def _check_runnable(spec: AuditSpec, source: str) -> None:
     _check_labelled(spec, source)
 
 
-def _flat_sets(groups: dict[str, dict[str, dict[str, list[str]]]], source: str) -> dict[str, dict[str, list[str]]]:
+def flat_sets(groups: dict[str, dict[str, dict[str, list[str]]]], source: str) -> dict[str, dict[str, list[str]]]:
     """The held-out sets of every group (registers, languages) by name; a name in two groups is refused,
     since results key the sets by name alone, and so is a language set not named by its langdetect code."""
     names = [name for group in groups.values() for name in group]

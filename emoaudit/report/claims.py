@@ -1,7 +1,7 @@
 """The paper's claims, tested on one model (an audit's results.json) and across the models of a study.
 
 The claims, their wording and thresholds are data (`audits/claims.toml`); each has one test here, on
-one model's evidence (`emoaudit.study.evidence`): `assess` runs it; an audit records every claim
+one model's evidence (`emoaudit.report.evidence`): `assess` runs it; an audit records every claim
 (`paper_claims`), a study counts in how many models each holds (`evaluate_claims`).
 """
 
@@ -18,7 +18,7 @@ from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import SEVERITIES
 from emoaudit.spec import BUILTIN_DIR
 from emoaudit.storage import sha256_file
-from emoaudit.study.evidence import ModelEvidence
+from emoaudit.results.evidence import ModelEvidence
 
 DEFAULT_CLAIMS = BUILTIN_DIR / "claims.toml"
 # One model's audit has one generation-against-comprehension test: nothing to correct across.
