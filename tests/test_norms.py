@@ -129,6 +129,20 @@ def test_a_bad_norms_file_stops_the_scan_before_the_model_loads(tmp_path: Path) 
     assert not (out / "run.json").exists()
 
 
+def test_a_bad_norms_file_stops_a_study_before_any_model_is_audited(tmp_path: Path) -> None:
+    """Every model's bad input: one line, exit 2, nothing audited (the study takes --norms from the table)."""
+    few = tmp_path / "few.tsv"
+    few.write_text("happy\t0.8\t0.5\t0.5\nsad\t0.1\t0.3\t0.2\n")
+    out = tmp_path / "study"
+    proc = run_cli("study", "qwen2.5-coder-1.5b", "--norms", str(few), "--out", str(out), "--profile", "quick")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"emoaudit: error: --norms {few}: rates 2 of the audit's 20 emotion words (happy, sad); "
+        "a correlation needs at least 4"
+    ]
+    assert not out.exists()
+
+
 def test_an_audit_with_norms_records_them_and_the_report_shows_them(tmp_path: Path) -> None:
     """An extraction of a tiny model, then the same audit resumed with each layout: the stage is reused and
     the norms are computed from its vectors; without norms the report says none were given."""

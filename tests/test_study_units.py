@@ -251,6 +251,12 @@ def test_only_a_complete_audit_of_the_same_identity_and_judge_counts_as_finished
     assert is_finished(tmp_path, identity, "j")
     assert changed(tmp_path, identity) == []
     assert not is_finished(tmp_path, identity, "another-judge")  # the judge keys the steering stage
+    # norms need only an audit run (every stage reused): other norms, or none, are not this audit's
+    assert not is_finished(tmp_path, identity, "j", "12" * 32)
+    path.write_text(json.dumps({**document, "norms": {"sha256": "12" * 32}}))
+    assert is_finished(tmp_path, identity, "j", "12" * 32)
+    assert not is_finished(tmp_path, identity, "j", "34" * 32) and not is_finished(tmp_path, identity, "j")
+    path.write_text(json.dumps(document))
     others = {
         "sha256": dataclasses.replace(identity, model=dataclasses.replace(identity.model, sha256="ef" * 32)),
         "dtype": dataclasses.replace(identity, model=dataclasses.replace(identity.model, dtype="bfloat16")),
