@@ -37,7 +37,7 @@ def audit(
     extraction, steering, leakage and behaviour (each needs those before it, except that behaviour does not
     need leakage; behaviour runs where the profile asks for it). `options` are the model and audit options
     of the table in `emoaudit.options`, as `scan` takes them: seed, device, dtype, spec_path,
-    trust_remote_code, policy, device_map, max_memory, disk_offload, quantize, steer_positions.
+    trust_remote_code, policy, device_map, max_memory, disk_offload, quantize, steer_positions, norms.
     Progress goes to `console` (stderr if None). Nothing is gated here: `results.findings` holds every
     check, each with its severity and `failed`. Raises EmoauditError for bad input (before any model
     work for a bad option or stages), TypeError for an unknown option, ValueError for a value of the wrong

@@ -142,12 +142,20 @@ MODEL_OPTIONS: tuple[Option, ...] = (
         choices=POSITIONS,
     ),
 )
-# What an audit is asked beyond the model: scan, study and emoaudit.audit() (extract takes the profile).
+# What an audit is asked beyond the model: scan, study and emoaudit.audit() (extract takes the profile and
+# the norms, which read the extraction's vectors; steer runs no audit, so takes none of these).
 PROFILE = Option(
     "profile",
     str,
     "standard",
     "A profile of the specification: quick (CI), standard (an audit) or full in the built-in one.",
+)
+NORMS = Option(
+    "norms",
+    Path,
+    None,
+    "Human valence/arousal norms to correlate the vectors' principal components with: an NRC VAD "
+    "lexicon (tab-separated) or the Warriner et al. CSV. emoaudit ships none (their licences).",
 )
 AUDIT_OPTIONS: tuple[Option, ...] = (
     PROFILE,
@@ -158,6 +166,7 @@ AUDIT_OPTIONS: tuple[Option, ...] = (
         "Steering judge: a Hugging Face text-classification model (ID or directory); the offline default otherwise.",
     ),
     Option("policy", Path, None, "Release-gating policy (TOML); the built-in one if omitted."),
+    NORMS,
 )
 TABLE: dict[str, Option] = {option.name: option for option in (*MODEL_OPTIONS, *AUDIT_OPTIONS)}
 

@@ -31,6 +31,7 @@ from emoaudit.model.load import load_model
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.render import render
 from emoaudit.spec import load_spec
+from emoaudit.steering.judge import validate
 from emoaudit.steering.regimes import REGIMES
 from emoaudit.report.claims import load_claims, paper_claims
 from emoaudit.report.evidence import evidence_of
@@ -95,6 +96,13 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     assert steering["judge"]["name"] == "fixed-keywords" and steering["judge"]["validation"]["n"] == sum(
         map(len, TINY.heldout.values())
     )
+    # The judge on the model's own stories, each labelled by the emotion its prompt asked for.
+    on_stories = steering["judge"]["stories"]
+    written = [json.loads(line) for line in stories]
+    by_label = {e: [s["text"] for s in written if s["label"] == e] for e in TINY.emotion_names}
+    assert on_stories["n"] == len(TINY.emotions) * profile.stories_per_label
+    assert on_stories == json.loads(json.dumps(to_dict(validate(judge, by_label))))
+    assert "On the model's own stories" in report
     scenarios = len({sc.kind for sc in TINY.scenarios}) * profile.steering_scenarios_per_kind
     steered = scenarios * profile.steering_emotions * len(TINY.steering.multipliers)
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -88,10 +88,11 @@ def test_every_file_that_loads_is_part_of_the_identity(checkpoint: Path) -> None
     assert model_content(str(checkpoint), "cpu", "float32", None) == after
 
 
-def study(targets: list[str], out: Path, judge_name: str, dtype: str, console: Console) -> list[str]:
-    options = audit_options(
-        "", out, {"profile": "quick", "spec_path": SPEC, "device": "cpu", "dtype": dtype}, judge=judge(judge_name)
-    )
+def study(
+    targets: list[str], out: Path, judge_name: str, dtype: str, console: Console, norms: Path | None = None
+) -> list[str]:
+    values = {"profile": "quick", "spec_path": SPEC, "device": "cpu", "dtype": dtype, "norms": norms}
+    options = audit_options("", out, values, judge=judge(judge_name))
     result = run_study(StudyRequest(study_targets(targets, None), out, options, None, "never"), console)
     return [m.status for m in result.models]
 
@@ -101,6 +102,14 @@ def test_a_study_reuses_only_the_same_audit(checkpoint: Path, tmp_path: Path) ->
     console = Console(record=True, width=300)
     assert study([str(checkpoint)], out, "judge-a", "float32", console) == ["audited"]
     assert study([str(checkpoint)], out, "judge-a", "float32", console) == ["reused"]
+    console.export_text()
+
+    # norms given to the study: each model's audit runs again for them alone (every stage reused), then is reused
+    norms = REPO / "tests" / "data" / "norms-nrc-vad.txt"
+    assert study([str(checkpoint)], out, "judge-a", "float32", console, norms) == ["audited"]
+    assert console.export_text().count("done in an earlier run, reusing") == 3
+    assert json.loads(next(out.glob("*/results.json")).read_text())["norms"]["layout"] == "nrc-vad"
+    assert study([str(checkpoint)], out, "judge-a", "float32", console, norms) == ["reused"]
     console.export_text()
 
     # another judge: the steering stage (and the leakage stage, which reads it) run again; extraction is reused

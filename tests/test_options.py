@@ -15,7 +15,7 @@ import typer
 from emoaudit.api import audit
 from emoaudit.cli import app
 from emoaudit.errors import EmoauditError
-from emoaudit.options import AUDIT_OPTIONS, MODEL_OPTIONS, TABLE
+from emoaudit.options import AUDIT_OPTIONS, MODEL_OPTIONS, NORMS, TABLE
 from emoaudit.pipeline.options import audit_options
 
 COMMANDS = ("scan", "extract", "steer", "study")
@@ -42,6 +42,15 @@ def test_scan_and_study_take_the_same_options_from_the_table() -> None:
     for option in (*MODEL_OPTIONS, *AUDIT_OPTIONS):
         assert option.cli_flag in scan and option.cli_flag in study
         assert getattr(scan[option.cli_flag], "help", None) == getattr(study[option.cli_flag], "help", None)
+
+
+def test_norms_are_an_audit_option_that_extract_takes_too_and_steer_does_not() -> None:
+    """--norms reads the extraction's vectors: scan, study, audit() (AUDIT_OPTIONS) and extract take it from
+    the table; steer runs no audit."""
+    assert NORMS in AUDIT_OPTIONS
+    extract = flags("extract")
+    assert getattr(extract["--norms"], "help", None) == NORMS.help
+    assert "--norms" not in flags("steer")
 
 
 def test_the_api_takes_every_option_of_the_table_and_checks_it_as_the_cli_does(tmp_path: Path) -> None:

@@ -57,4 +57,4 @@ def test_wheel_ships_audits_and_templates(tmp_path: Path) -> None:
     )
     module_path, counts = proc.stdout.splitlines()
     assert module_path.startswith(str(target))
-    assert counts == "20 ['gemma3-270m', 'qwen2.5-coder-0.5b', 'smollm2-135m']"
+    assert counts == "20 ['gemma3-270m', 'qwen2.5-coder-0.5b', 'qwen2.5-coder-1.5b', 'smollm2-135m']"

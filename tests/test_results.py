@@ -37,6 +37,7 @@ from emoaudit.results.leakage import (
     SemanticLanguage,
     SemanticPair,
 )
+from emoaudit.results.norms import MethodNorms, NormCorrelation, Norms
 from emoaudit.results.reading import read_results, schema
 from emoaudit.results.steering import (
     Controls,
@@ -85,7 +86,7 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "method", "properties", "at_emotion_layer"), AtLayer),
     (("$defs", "steering"), Steering),
     (("$defs", "steering", "properties", "judge"), JudgeInfo),
-    (("$defs", "steering", "properties", "judge", "properties", "validation"), JudgeValidation),
+    (("$defs", "judge_validation"), JudgeValidation),
     (("$defs", "steering", "properties", "judge", "properties", "noise_floor"), NoiseFloor),
     (("$defs", "steering", "properties", "summary"), SteeringSummary),
     (("$defs", "steering_controls"), Controls),
@@ -96,6 +97,9 @@ SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
     (("$defs", "semantic_entanglement"), SemanticEntanglement),
     (("$defs", "semantic_language"), SemanticLanguage),
     (("$defs", "semantic_pair"), SemanticPair),
+    (("$defs", "norms"), Norms),
+    (("$defs", "norms_method"), MethodNorms),
+    (("$defs", "norm_correlation"), NormCorrelation),
 ]
 
 

@@ -123,7 +123,10 @@ def test_default_specification_loads_typed() -> None:
     assert spec.steering.multipliers == (0.25, 0.5, 1.0, 2.0, 4.0)
     assert spec.steering.thresholds == Thresholds(0.5, 0.4, 8.0, 0.02, 8, 3, 95.0, 1.0)
     assert spec.leakage.lens_top_k == 20 and spec.leakage.expected_script == "Latin"
-    assert [p.name for p in spec.profiles.values()] == ["quick", "standard", "full"]
+    assert [p.name for p in spec.profiles.values()] == ["quick", "standard", "full", "paper"]
+    # paper: all 20 emotions, stories enough for the method comparison's power >= 0.8 at d = 0.8 (issue 31)
+    paper = spec.profile("paper")
+    assert paper.steering_emotions == 20 and paper.stories_per_label == 27
     assert len(spec.emotions) == 20 and spec.emotions[0].name == "happy"
 
 

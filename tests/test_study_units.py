@@ -259,6 +259,11 @@ def test_only_a_complete_audit_of_the_same_identity_and_judge_counts_as_finished
     }
     path.write_text(json.dumps({**document, "stages": behaviour_judged_apart}))
     assert not is_finished(tmp_path, identity, "j")  # ... and the behaviour stage
+    # norms need only an audit run (every stage reused): other norms, or none, are not this audit's
+    assert not is_finished(tmp_path, identity, "j", "12" * 32)
+    path.write_text(json.dumps({**document, "norms": {"sha256": "12" * 32}}))
+    assert is_finished(tmp_path, identity, "j", "12" * 32)
+    assert not is_finished(tmp_path, identity, "j", "34" * 32) and not is_finished(tmp_path, identity, "j")
     path.write_text(json.dumps(document))
     others = {
         "sha256": dataclasses.replace(identity, model=dataclasses.replace(identity.model, sha256="ef" * 32)),

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from emoaudit.capture.activations import Activations
 from emoaudit.capture.generation_reader import GenerationReader
@@ -19,6 +21,7 @@ from emoaudit.model.generation import generate
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, eos_ids, generated_text, tokenize
 from emoaudit.spec import AuditSpec, Profile
+from emoaudit.storage import write_text
 
 METHODS = ("comprehension", "generation")
 _MIN_GENERATED_TOKENS = 8
@@ -162,3 +165,23 @@ def _passages(table: dict[str, list[str]], labels: list[str], per_label: int | N
         out_labels += [label] * len(chosen)
         texts += chosen
     return out_labels, texts
+
+
+def read_stories(path: Path, emotions: list[str]) -> dict[str, list[str]]:
+    """The extraction's stories by the emotion their prompt asked for (the reference's left out)."""
+    by_label: dict[str, list[str]] = {e: [] for e in emotions}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        story = json.loads(line)
+        if story["label"] in by_label:
+            by_label[story["label"]].append(story["text"])
+    return by_label
+
+
+def write_stories(path: Path, acts: Activations) -> None:
+    """stories.jsonl: one {"label", "prompt", "text"} a line, in the order they were written."""
+    prompts = acts.prompts or [""] * len(acts.texts)
+    lines = [
+        json.dumps({"label": lab, "prompt": p, "text": t}, ensure_ascii=False)
+        for lab, p, t in zip(acts.labels, prompts, acts.texts, strict=True)
+    ]
+    write_text(path, "\n".join(lines) + "\n")

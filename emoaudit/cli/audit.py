@@ -23,7 +23,7 @@ from emoaudit.cli.common import (
     terminal_text,
 )
 from emoaudit.cli.options import with_options
-from emoaudit.options import AUDIT_OPTIONS, MODEL_OPTIONS, PROFILE
+from emoaudit.options import AUDIT_OPTIONS, MODEL_OPTIONS, NORMS, PROFILE
 from emoaudit.results.common import FailLevel
 
 if TYPE_CHECKING:  # the CLI imports the audit's modules only when a command runs, to start fast
@@ -140,7 +140,7 @@ def scan(
     _audit(model, out, options, fail_on=fail_on, junit=junit, sarif=sarif, model_card=model_card, pdf=pdf)
 
 
-@with_options(*MODEL_OPTIONS, PROFILE)
+@with_options(*MODEL_OPTIONS, PROFILE, NORMS)
 def extract(model: ModelArg, out: OutOpt = Path("emoaudit-out"), **options: Any) -> None:
     """Extract emotion vectors by both methods, sweep the layers and compare the methods."""
     _audit(model, out, options, stages=("extraction",), fail_on=FailLevel.never)

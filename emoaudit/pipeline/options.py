@@ -38,6 +38,7 @@ class AuditOptions:
     stages: tuple[str, ...]
     placement: Placement  # one device, or a device map (with budgets and disk offload), or quantised weights
     steer_positions: str  # where steering adds its vector: "all" positions or the "generated" ones
+    norms: Path | None  # a user's valence/arousal lexicon (NRC VAD or Warriner et al.), read before loading
     outputs: Outputs = field(default_factory=Outputs)  # files asked for beyond OUT's own (SARIF, JUnit, ...)
     fail_on: FailLevel = FailLevel.high  # the gate JUnit counts failures at and every output's decision states
 
@@ -80,6 +81,7 @@ def audit_options(
         stages=asked,
         placement=placement,
         steer_positions=v["steer_positions"],
+        norms=v["norms"],
         outputs=outputs or Outputs(),
         fail_on=fail_on,
     )

@@ -14,11 +14,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import transformers
 from rich.console import Console
 
 from emoaudit import __version__
+from emoaudit.analysis.norms import Lexicon, check_coverage, norms_alignment, read_norms
 from emoaudit.pipeline.context import Run
 from emoaudit.pipeline.options import STAGES, AuditOptions
 from emoaudit.pipeline.estimate import estimate
@@ -28,6 +30,7 @@ from emoaudit.results.convert import from_dict, to_dict
 from emoaudit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
 from emoaudit.results.extraction import Extraction
 from emoaudit.results.leakage import Leakage
+from emoaudit.results.norms import Norms
 from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
 from emoaudit.progress import note
@@ -48,6 +51,7 @@ from emoaudit.steering.judge_models import check_judge
 from emoaudit.storage import sha256_file, write_json
 from emoaudit.report.claims import load_claims, paper_claims
 from emoaudit.report.evidence import evidence_of
+from emoaudit.vectors import EmotionVectors
 
 StageResults = TypeVar("StageResults", Extraction, Steering, Leakage, Behaviour)
 
@@ -66,6 +70,9 @@ def audit(options: AuditOptions, console: Console) -> Results:
     check_output(options.out)
     options.outputs.check()
     judge = options.judge or spec.steering.judge
+    lexicon = read_norms(options.norms) if options.norms is not None else None
+    if lexicon is not None:
+        check_coverage(lexicon, spec.emotion_names)
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
         check_judge(judge, spec.emotion_names, spec.judge_prototypes)
         fetch_judge(judge, console)
@@ -97,9 +104,22 @@ def audit(options: AuditOptions, console: Console) -> Results:
     findings = evaluate(document, policy)
     # The claims read the typed stages, reused or not: a resumed audit recomputes no stage for them.
     document = replace(document, findings=findings, claims=paper_claims(claims, evidence_of(document, findings)))
+    if lexicon is not None and document.stages.extraction is not None:
+        document = replace(document, norms=norms_of(run, lexicon, document.stages.extraction))
     record = RunRecord(identity, run.lm.identity.reference)
     write_outputs(run.out, document, spec, policy, policy_sha256, options.outputs, options.fail_on, record)
     return document
+
+
+def norms_of(run: Run, lexicon: Lexicon, extraction: Extraction) -> Norms:
+    """Both methods' vectors at the emotion layer, from the files the extraction wrote, against the
+    lexicon: computed on every run, so norms given to a resumed audit apply without recomputing a stage."""
+    layer = extraction.layer
+    vectors = {
+        method: EmotionVectors.load(run.out / path).vectors[:, layer].numpy().astype(np.float64)
+        for method, path in extraction.vectors.items()
+    }
+    return norms_alignment(lexicon, extraction.emotions, vectors, layer)
 
 
 def load(options: AuditOptions, console: Console, workload: Workload | None = None) -> LoadedModel:

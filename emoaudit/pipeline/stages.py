@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import torch
 from emoaudit.analysis import confounds
@@ -40,7 +39,9 @@ from emoaudit.capture.stimuli import (
     heldout_activations,
     heldout_set_activations,
     heldout_set_rows,
+    read_stories,
     reread_activations,
+    write_stories,
 )
 from emoaudit.leakage.assess import annotate, assess
 from emoaudit.model.architectures import LAYER_CONVENTION
@@ -75,7 +76,7 @@ def extraction_stage(run: Run) -> Extraction:
     held_total = sum(len(spec.heldout[label]) for label in spec.labels)
     held = _activations(run, "heldout", ("reading held-out sentences", held_total, "sentences"),
                         lambda a: heldout_activations(lm, spec, a))  # fmt: skip
-    _write_stories(run.out / "stories.jsonl", acts["generation"])
+    write_stories(run.out / "stories.jsonl", acts["generation"])
     reread = _activations(run, "generation_reread", ("reading the stories again", stories, "stories"),
                           lambda a: reread_activations(lm, spec, acts["generation"], a))  # fmt: skip
     set_names = heldout_set_rows(spec)[0]
@@ -215,6 +216,8 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
         with run.stage("judging", validating + len(trials), "texts") as advance:
             validation = validate(judge, spec.heldout, advance)
             scores = scores_in_parts(judge, [t.text for t in trials], advance)
+        # how often the judge finds the intended emotion in the model's own stories (the generation method's input)
+        on_stories = validate(judge, read_stories(run.out / "stories.jsonl", spec.emotion_names))
     thresholds = config.thresholds
     judged = [label for label in judge.labels if label in spec.emotion_names]
     tokenize = lambda text: token_ids(lm, text)  # noqa: E731
@@ -255,6 +258,7 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
             validation=validation,
             validation_set="held-out sentences (audits), never used for the judge's prototypes",
             noise_floor=noise,
+            stories=on_stories,
         ),
         summary=summarise(trials, emotions, multipliers, judged, null, thresholds),
         samples="samples.jsonl",
@@ -288,12 +292,3 @@ def _activations(
         acts = compute(advance)
     acts.save(path)
     return acts
-
-
-def _write_stories(path: Path, acts: Activations) -> None:
-    prompts = acts.prompts or [""] * len(acts.texts)
-    lines = [
-        json.dumps({"label": lab, "prompt": p, "text": t}, ensure_ascii=False)
-        for lab, p, t in zip(acts.labels, prompts, acts.texts, strict=True)
-    ]
-    write_text(path, "\n".join(lines) + "\n")

@@ -14,6 +14,7 @@ from emoaudit.results.convert import OMITTED_IF_NONE
 from emoaudit.results.extraction import Extraction
 from emoaudit.results.identity import ModelIdentity
 from emoaudit.results.leakage import Leakage
+from emoaudit.results.norms import Norms
 from emoaudit.results.steering import Steering
 
 # 2.0: the steering stage's random-direction controls, statistics and judge validation (issue 14) and
@@ -71,5 +72,7 @@ class Results:
     findings: Annotated[list[Check] | None, OMITTED_IF_NONE] = None
     # The paper's claims tested on this model, with the findings; absent in results written before it.
     claims: Annotated[PaperClaims | None, OMITTED_IF_NONE] = None
+    # The vectors against the human norms of `--norms FILE`; absent when none were given.
+    norms: Annotated[Norms | None, OMITTED_IF_NONE] = None
 
     __pydantic_config__ = ConfigDict(extra="forbid")

@@ -31,6 +31,10 @@ class JudgeInfo:
     validation_set: str
     # How far unsteered continuations move the judge (None in results written before it was measured).
     noise_floor: Annotated[NoiseFloor | None, OMITTED_IF_NONE] = None
+    # The judge on the model's own stories (stories.jsonl), each labelled by the emotion its prompt asked
+    # for: how often the judge finds the intended emotion in what the generation method read (None in
+    # results written before it was measured).
+    stories: Annotated[JudgeValidation | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)

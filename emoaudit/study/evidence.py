@@ -1,5 +1,5 @@
 """Whether a study can reuse a model's earlier audit: the same identity (`pipeline.identity`), every stage,
-and the steering and behaviour stages judged by the same judge."""
+the steering and behaviour stages judged by the same judge, and the same human norms (`--norms`) or none."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from emoaudit.pipeline.options import STAGES
 from emoaudit.results.identity import AuditIdentity
 
 
-def is_finished(folder: Path, identity: AuditIdentity, judge: str) -> bool:
-    """Whether `folder` holds a complete audit, every stage, with this identity and this judge.
+def is_finished(folder: Path, identity: AuditIdentity, judge: str, norms_sha256: str | None = None) -> bool:
+    """Whether `folder` holds a complete audit, every stage, with this identity and this judge, and the
+    norms file of this sha256 correlated (None: no norms). Norms need no model work, but only an audit run
+    computes them: one finished with other norms, or none, runs again (every stage reused).
 
     Anything else (missing, partial, another audit, unreadable) is left to the audit itself, which
     resumes it or refuses it with its own error (or to `changed`, which tells the study to audit again).
@@ -27,6 +29,7 @@ def is_finished(folder: Path, identity: AuditIdentity, judge: str) -> bool:
             and set(document["stages"]) >= set(STAGES)  # an `extract` run is complete without steering
             and document["stages"]["steering"]["judge"]["name"] == judge
             and document["stages"]["behaviour"]["judge"] == judge
+            and (document["norms"]["sha256"] if "norms" in document else None) == norms_sha256
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False

@@ -12,6 +12,7 @@ from rich.console import Console
 from emoaudit.escaping import console_text
 
 from emoaudit import __version__
+from emoaudit.analysis.norms import check_coverage, read_norms
 from emoaudit.pipeline.options import AuditOptions
 from emoaudit.errors import EmoauditError
 from emoaudit.report.policy import DEFAULT_POLICY, Policy, load_policy
@@ -52,7 +53,7 @@ class StudyRequest:
 def run_study(request: StudyRequest, console: Console) -> Study:
     """Audit every model not finished yet, then write OUT/study.json and OUT/study.html.
 
-    Raises EmoauditError for bad input shared by every model (specification, profile, policy, claims,
+    Raises EmoauditError for bad input shared by every model (specification, profile, policy, claims, norms,
     output directory, an unreachable Ray cluster); a model's own failure is recorded in the study instead.
     """
     started = datetime.now(UTC)
@@ -61,6 +62,10 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     profile = spec.profile(options.profile)
     policy = load_policy(options.policy)
     claims = load_claims()
+    lexicon = read_norms(options.norms) if options.norms is not None else None
+    if lexicon is not None:  # a bad norms file is every model's bad input: refused before any audit
+        check_coverage(lexicon, spec.emotion_names)
+    norms_sha256 = lexicon.sha256 if lexicon is not None else None
     if out.exists() and not out.is_dir():
         raise EmoauditError(f"--out {out} is a file, not a directory")
     check_slugs(request.targets, out)
@@ -69,7 +74,7 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     for target in request.targets:
         folder = out / target.slug
         identity = _identity(target, options, spec)
-        if identity is not None and is_finished(folder, identity, judge_name(options, spec)):
+        if identity is not None and is_finished(folder, identity, judge_name(options, spec), norms_sha256):
             console.print(
                 f"study: {console_text(target.reference)} finished in an earlier run, reusing {target.slug}/",
                 soft_wrap=True,
