@@ -4,42 +4,47 @@ the geometry at the emotion layer; the emotion layer and the comparison of the t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
-from emoaudit.results.common import Resources
+from emoaudit.results.common import Count, Curve, Fraction, PositiveCount, Resources, WithKeys
 from emoaudit.results.convert import OMITTED_IF_NONE
+
+Reading = Literal["writing", "reread"]  # the model's stories read while written, or read again alone
+READINGS: tuple[Reading, ...] = ("writing", "reread")
 
 
 @dataclass(frozen=True)
 class Curves:
     """One value per layer (index i = output of block i) of each separation measure and its baselines."""
 
-    cosine_mean: list[float]  # mean pairwise cosine of the (centred) vectors
-    raw_cosine_mean: list[float]  # the same of the raw class means: mostly anisotropy
-    reference_cosine: list[float]  # mean pairwise cosine among neutral texts, the anisotropy baseline
-    similarity_above_reference: list[float]
-    probe_accuracy: list[float]  # cross-validated linear probe
-    probe_accuracy_shuffled: list[float]  # the same probe refitted on shuffled labels
-    centroid_accuracy: list[float]  # nearest vector, cross-validated
-    random_direction_accuracy: list[float]
-    random_direction_cosine: list[float]
-    fisher_ratio: list[float]
-    fisher_null_mean: list[float]  # the Fisher ratio's shuffled-label null mean
-    fisher_p: list[float]  # permutation p-value
-    score: list[float]  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+    cosine_mean: Curve  # mean pairwise cosine of the (centred) vectors
+    raw_cosine_mean: Curve  # the same of the raw class means: mostly anisotropy
+    reference_cosine: Curve  # mean pairwise cosine among neutral texts, the anisotropy baseline
+    similarity_above_reference: Curve
+    probe_accuracy: Curve  # cross-validated linear probe
+    probe_accuracy_shuffled: Curve  # the same probe refitted on shuffled labels
+    centroid_accuracy: Curve  # nearest vector, cross-validated
+    random_direction_accuracy: Curve
+    random_direction_cosine: Curve
+    fisher_ratio: Curve
+    fisher_null_mean: Curve  # the Fisher ratio's shuffled-label null mean
+    fisher_p: Curve  # permutation p-value
+    score: Curve  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
 class HeldoutCurves:
     """The vectors scored per layer on held-out sentences no vector was built from."""
 
-    accuracy: list[float]  # N-way: the closest vector is the sentence's emotion
-    top3: list[float]
-    valence_auc: list[float]
+    accuracy: Curve  # N-way: the closest vector is the sentence's emotion
+    top3: Curve
+    valence_auc: Curve
     n_samples: int
-    chance_accuracy: float
+    chance_accuracy: Annotated[float, Field(gt=0, le=1)]
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class LayerSweep:
     chance_accuracy: float
     curves: Curves
     score: list[float]
-    chosen_layer: int
+    chosen_layer: Count
     chosen_relative_depth: float
     removed_neutral_components: list[int]  # per layer
 
@@ -77,10 +82,12 @@ class EmbeddingBaseline:
     fisher_ratio: float
     fisher_null_mean: float
     score: float  # log(Fisher ratio / its shuffled-label null mean), as the layer score
-    probe_accuracy: float
-    centroid_accuracy: float
-    heldout_accuracy: float  # vectors of the embeddings, scored on the held-out sentences' embeddings
+    probe_accuracy: Fraction
+    centroid_accuracy: Fraction
+    heldout_accuracy: Fraction  # vectors of the embeddings, scored on the held-out sentences' embeddings
     score_above: float  # the method's layer score at the emotion layer minus `score`
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -100,39 +107,39 @@ class VariantScores:
     """One reading of the model's stories: its separation per layer and how its vectors generalise."""
 
     pooling: str
-    score: list[float]  # log(Fisher ratio / null mean) per layer
-    centroid_accuracy: list[float]
-    probe_accuracy: list[float]
-    chosen_layer: int  # where its own score peaks
-    heldout_accuracy: list[float]  # per layer, on the held-out sentences
-    heldout_valence_auc: list[float]
-    at_emotion_layer: dict[str, float]  # held-out accuracy at the emotion layer, by held-out set
+    score: Curve  # log(Fisher ratio / null mean) per layer
+    centroid_accuracy: Curve
+    probe_accuracy: Curve
+    chosen_layer: Count  # where its own score peaks
+    heldout_accuracy: Curve  # per layer, on the held-out sentences
+    heldout_valence_auc: Curve
+    at_emotion_layer: dict[str, Fraction]  # held-out accuracy at the emotion layer, by held-out set
 
 
 @dataclass(frozen=True)
 class GenerationVariants:
     """The stories read while written (attending to the prompt that named the emotion) and read again alone."""
 
-    exported: str  # the variant saved as vectors/generation.safetensors and analysed as "generation"
+    exported: Reading  # the variant saved as vectors/generation.safetensors and analysed as "generation"
     rule: str
-    variants: dict[str, VariantScores]  # "writing", "reread"
+    variants: Annotated[dict[str, VariantScores], WithKeys(READINGS)]
 
 
 @dataclass(frozen=True)
 class StoryKeywords:
     """The keyword confound: how often the model's stories name an emotion outright."""
 
-    n_stories: int
-    own_emotion_share: float  # stories that contain a word of the emotion they were asked for
-    any_emotion_share: float  # stories that contain a word of any emotion
-    per_emotion_own_share: dict[str, float]
+    n_stories: Count
+    own_emotion_share: Fraction  # stories that contain a word of the emotion they were asked for
+    any_emotion_share: Fraction  # stories that contain a word of any emotion
+    per_emotion_own_share: dict[str, Fraction]
     words: str  # which words count
 
 
 @dataclass(frozen=True)
 class EmotionLayer:
-    index: int
-    relative_depth: float  # index / (layers - 1)
+    index: Count
+    relative_depth: Fraction  # index / (layers - 1)
     method: str  # whose score chose it
     score: list[float]
     smoothed_score: list[float]
@@ -151,9 +158,11 @@ class TruncatedTexts:
     """How many read texts were longer than `max_tokens` (the model's context, or the reading limit) and
     were read up to it."""
 
-    comprehension: int
-    heldout: int
-    max_tokens: int
+    comprehension: Count
+    heldout: Count
+    max_tokens: PositiveCount
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -162,9 +171,9 @@ class Extraction:
 
     layer_convention: str
     n_layers: int
-    emotions: list[str]
+    emotions: Annotated[list[str], Field(min_length=2)]
     emotion_layer: EmotionLayer
-    methods: dict[str, MethodResults]  # by method: comprehension, generation
+    methods: Annotated[dict[str, MethodResults], WithKeys(("comprehension", "generation"))]
     comparison: MethodComparison
     vectors: dict[str, str]  # by method: the safetensors file, relative to the output directory
     tokens: ExtractionTokens
@@ -193,7 +202,7 @@ class MethodComparison:
     mean_a: float
     mean_b: float
     mann_whitney_u: float
-    mann_whitney_p: float
+    mann_whitney_p: Fraction
     cohens_d: float  # positive when A separates better
     similarity_spearman: float  # between the two methods' emotion-similarity matrices
     similarity_spearman_p: float
