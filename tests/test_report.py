@@ -17,7 +17,8 @@ import pytest
 from emoaudit.results.common import Check
 from emoaudit.results.convert import from_dict
 from emoaudit.results.document import Results
-from emoaudit.results.reading import read_results, schema
+from emoaudit.results.reading import read_results
+from emoaudit.results.schema import results_schema as schema
 from emoaudit.report.gating import evaluate, exit_status, junit_xml
 from emoaudit.report.policy import Policy, load_policy
 from emoaudit.report.render import render

@@ -13,44 +13,24 @@ import numpy as np
 import pytest
 from pydantic_core import PydanticSerializationError
 
-from emoaudit.results.claims import ClaimOutcome, Measured, PaperClaims
-from emoaudit.results.common import Check, Resources
+from emoaudit.results.common import Resources
 from emoaudit.results.convert import from_dict, to_dict
-from emoaudit.results.document import AuditInfo, Environment, Results, Stages
+from emoaudit.results.document import Results, Stages
 from emoaudit.results.extraction import (
-    AtLayer,
-    Curves,
-    EmbeddingBaseline,
-    EmotionLayer,
     Extraction,
-    GenerationVariants,
-    HeldoutCurves,
-    MethodResults,
-    StoryKeywords,
-    TruncatedTexts,
-    VariantScores,
 )
 from emoaudit.results.leakage import (
     Leakage,
-    LeakageCell,
-    SemanticEntanglement,
-    SemanticLanguage,
     SemanticPair,
 )
-from emoaudit.results.norms import MethodNorms, NormCorrelation, Norms
-from emoaudit.results.reading import read_results, schema
+from emoaudit.results.reading import read_results
+from emoaudit.results.schema import results_schema as schema
 from emoaudit.results.steering import (
-    Controls,
-    JudgeInfo,
     RateEstimate,
     Steering,
-    SteeringStatistics,
-    SteeringSummary,
 )
 from emoaudit.errors import EmoauditError
 from emoaudit.results.identity import ModelIdentity
-from emoaudit.results.steering import JudgeValidation, NoiseFloor
-from emoaudit.results.extraction import MethodComparison
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.trials import Trial
 from emoaudit.storage import write_json
@@ -60,83 +40,39 @@ from tests.conftest import THRESHOLDS
 # and writer must give back these very bytes.
 QUICK = Path(__file__).parent / "data" / "quick-results.json"
 
-# Where each typed object sits in the JSON Schema.
-SCHEMA_OF: list[tuple[tuple[str, ...], type]] = [
-    ((), Results),
-    (("properties", "model"), ModelIdentity),
-    (("properties", "audit"), AuditInfo),
-    (("properties", "stages"), Stages),
-    (("properties", "resources"), Resources),
-    (("properties", "environment"), Environment),
-    (("$defs", "check"), Check),
-    (("$defs", "paper_claims"), PaperClaims),
-    (("$defs", "claim_outcome"), ClaimOutcome),
-    (("$defs", "claim_measured"), Measured),
-    (("$defs", "extraction"), Extraction),
-    (("$defs", "extraction", "properties", "emotion_layer"), EmotionLayer),
-    (("$defs", "extraction", "properties", "comparison"), MethodComparison),
-    (("$defs", "extraction", "properties", "truncated_texts"), TruncatedTexts),
-    (("$defs", "method"), MethodResults),
-    (("$defs", "method", "properties", "curves"), Curves),
-    (("$defs", "method", "properties", "heldout"), HeldoutCurves),
-    (("$defs", "method", "properties", "embedding"), EmbeddingBaseline),
-    (("$defs", "extraction", "properties", "generation_variants"), GenerationVariants),
-    (("$defs", "generation_variant"), VariantScores),
-    (("$defs", "extraction", "properties", "story_keywords"), StoryKeywords),
-    (("$defs", "method", "properties", "at_emotion_layer"), AtLayer),
-    (("$defs", "steering"), Steering),
-    (("$defs", "steering", "properties", "judge"), JudgeInfo),
-    (("$defs", "judge_validation"), JudgeValidation),
-    (("$defs", "steering", "properties", "judge", "properties", "noise_floor"), NoiseFloor),
-    (("$defs", "steering", "properties", "summary"), SteeringSummary),
-    (("$defs", "steering_controls"), Controls),
-    (("$defs", "steering_statistics"), SteeringStatistics),
-    (("$defs", "rate_estimate"), RateEstimate),
-    (("$defs", "leakage"), Leakage),
-    (("$defs", "leakage_cell"), LeakageCell),
-    (("$defs", "semantic_entanglement"), SemanticEntanglement),
-    (("$defs", "semantic_language"), SemanticLanguage),
-    (("$defs", "semantic_pair"), SemanticPair),
-    (("$defs", "norms"), Norms),
-    (("$defs", "norms_method"), MethodNorms),
-    (("$defs", "norm_correlation"), NormCorrelation),
-]
 
-
-def node(path: tuple[str, ...]) -> dict[str, Any]:
-    found: Any = schema()
-    for key in path:
-        found = found[key]
-    return found
-
-
-@pytest.mark.parametrize(("path", "cls"), SCHEMA_OF, ids=[c.__name__ for _, c in SCHEMA_OF])
-def test_schema_requires_exactly_the_fields_without_defaults(path: tuple[str, ...], cls: type) -> None:
-    fields = dataclasses.fields(cls)
-    required = {f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-    described = node(path)
-    assert set(described.get("required", [])) == required
-    assert set(described.get("properties", {})) <= {f.name for f in fields}
-
-
-def test_every_results_object_is_placed_in_the_schema() -> None:
-    """A dataclass nested in Results that no schema entry describes would escape the test above."""
+def results_objects() -> set[type]:
+    """Every dataclass nested in Results, Results included."""
     seen: set[type] = set()
 
     def walk(hint: Any) -> None:
         for arg in typing.get_args(hint) or [hint]:
             if typing.get_args(arg):
                 walk(arg)
-            elif dataclasses.is_dataclass(arg) and arg not in seen:
+            elif dataclasses.is_dataclass(arg) and isinstance(arg, type) and arg not in seen:
                 seen.add(arg)
-                for field_hint in typing.get_type_hints(arg).values():
+                for field_hint in typing.get_type_hints(arg, include_extras=True).values():
                     walk(field_hint)
 
     walk(Results)
-    # Small value objects the schema leaves open need no entry of their own.
-    open_objects = {"AffectAxis", "Example", "SteeringScenario", "SteeringTokens", "ExtractionTokens", "VectorLens"}
-    open_objects |= {"Calibration", "Thresholds", "LeakageThresholds", "LeakageBaseline"}
-    assert {c.__name__ for c in seen - {cls for _, cls in SCHEMA_OF}} == open_objects
+    return seen
+
+
+def test_the_schema_describes_every_results_object_with_its_fields_required_as_the_defaults_say() -> None:
+    """Generated from the types: each dataclass is one definition whose properties are its fields, the fields
+    without a default required (OMITTED_IF_NONE ones optional and never null)."""
+    generated = schema()
+    described = {cls: generated if cls is Results else generated["$defs"][cls.__name__] for cls in results_objects()}
+    assert {Results, ModelIdentity, Extraction, Steering, Leakage, RateEstimate, SemanticPair} <= set(described)
+    for cls, node in described.items():
+        fields = dataclasses.fields(cls)
+        missing = dataclasses.MISSING
+        required = {f.name for f in fields if f.default is missing and f.default_factory is missing}
+        assert set(node.get("required", [])) == required, cls.__name__
+        assert list(node["properties"]) == [f.name for f in fields], cls.__name__
+    for name, node in generated["$defs"]["ModelIdentity"]["properties"].items():
+        if name in {"device_map", "placement", "quantization", "gguf_type"}:
+            assert "null" not in json.dumps(node) and "default" not in node, name
 
 
 def test_a_real_results_file_reads_and_writes_back_byte_for_byte(tmp_path: Path) -> None:

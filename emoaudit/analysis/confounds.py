@@ -13,6 +13,7 @@ from emoaudit.results.extraction import (
     GenerationVariants,
     HeldoutCurves,
     LayerSweep,
+    Reading,
     StoryKeywords,
     VariantScores,
 )
@@ -133,7 +134,7 @@ def choose_reading(
     )
 
 
-def better_variant(heldout_accuracy: dict[str, float]) -> str:
+def better_variant(heldout_accuracy: dict[str, float]) -> Reading:
     """`VARIANT_RULE` on each variant's held-out accuracy at the emotion layer ("writing" wins ties)."""
     return "reread" if heldout_accuracy["reread"] > heldout_accuracy["writing"] else "writing"
 

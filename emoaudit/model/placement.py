@@ -15,15 +15,15 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
 import torch
 
 from emoaudit.errors import EmoauditError
+from emoaudit.results.identity import DeviceMap, Quantization
 
-DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
-QUANTIZATIONS = ("4bit", "8bit")
-Quantization = Literal["4bit", "8bit"]
+DEVICE_MAPS: tuple[DeviceMap, ...] = get_args(DeviceMap)
+QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 # Decimal and binary units, as accelerate's max_memory strings take them.
 _UNITS = {
     "B": 1,
@@ -44,7 +44,7 @@ _DEVICE = re.compile(r"^(cpu|\d+)$")
 class Placement:
     """How to place the weights. No device map and no quantisation: the whole model on one device."""
 
-    device_map: str | None = None
+    device_map: DeviceMap | None = None
     max_memory: Mapping[str, int] = field(default_factory=dict)  # bytes per device: "cpu", "0", "1", ...
     disk_offload: bool = True
     quantize: Quantization | None = None

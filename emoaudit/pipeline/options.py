@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from emoaudit.arguments import check_stages
-from emoaudit.model.placement import Placement, Quantization, parse_max_memory
+from emoaudit.model.placement import Placement, parse_max_memory
 from emoaudit.options import TABLE, check
 from emoaudit.pipeline.outputs import Outputs
 from emoaudit.results.common import FailLevel
+from emoaudit.results.identity import Quantization
+from emoaudit.results.steering import SteerPositions
 from emoaudit.steering.judge import Judge
 
 STAGES = ("extraction", "steering", "leakage", "behaviour")
@@ -37,7 +39,7 @@ class AuditOptions:
     policy: Path | None  # release-gating policy; the built-in one if None
     stages: tuple[str, ...]
     placement: Placement  # one device, or a device map (with budgets and disk offload), or quantised weights
-    steer_positions: str  # where steering adds its vector: "all" positions or the "generated" ones
+    steer_positions: SteerPositions  # where steering adds its vector: "all" positions or the "generated" ones
     norms: Path | None  # a user's valence/arousal lexicon (NRC VAD or Warriner et al.), read before loading
     outputs: Outputs = field(default_factory=Outputs)  # files asked for beyond OUT's own (SARIF, JUnit, ...)
     fail_on: FailLevel = FailLevel.high  # the gate JUnit counts failures at and every output's decision states

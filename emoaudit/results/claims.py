@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ConfigDict
+
+from emoaudit.results.common import Sha256
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -14,6 +18,8 @@ class Measured:
     name: str
     value: float | int | str
     unit: str  # what was measured, on what, and where (layer, method, correction)
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -29,12 +35,16 @@ class ClaimOutcome:
     holds: bool | None
     detail: str  # the measured values in one line
 
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
 
 @dataclass(frozen=True)
 class PaperClaims:
     """The claims file the audit tested (by content hash) and how its p-values are read: one model's
     audit corrects no p-value across models (a study does, Benjamini-Hochberg across its models)."""
 
-    sha256: str
+    sha256: Sha256  # of the claims file
     correction: str
     claims: list[ClaimOutcome]
+
+    __pydantic_config__ = ConfigDict(extra="forbid")

@@ -4,7 +4,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+# Constraints the JSON Schema of results.json is generated from (results/reading.py), checked on reading too.
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]  # hex digest
+Fraction = Annotated[float, Field(ge=0, le=1)]  # a share, rate, accuracy or p-value
+NonNegative = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=0)]
+PositiveCount = Annotated[int, Field(ge=1)]
+Curve = Annotated[list[float], Field(min_length=1)]  # one value per layer
+PartialCurve = Annotated[list[float | None], Field(min_length=1)]  # None at a layer where it is undefined
+DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # ISO 8601
+
+
+@dataclass(frozen=True)
+class WithKeys:
+    """`Annotated[dict[...], WithKeys(...)]`: a mapping that must hold these keys (among others), in the JSON
+    Schema as `required` and on reading as a validation error naming the missing ones."""
+
+    keys: tuple[str, ...]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        def check(value: dict[str, Any]) -> dict[str, Any]:
+            missing = [key for key in self.keys if key not in value]
+            if missing:
+                raise ValueError(f"missing key {', '.join(missing)}")
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        described = handler(schema)
+        described["required"] = list(self.keys)
+        return described
+
 
 Severity = Literal["info", "low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")  # in rising order
@@ -54,6 +91,8 @@ class Resources:
     """High-water marks in bytes: this process's resident memory, the same before the model was loaded
     (interpreter and libraries), and the CUDA allocator's where the model ran on CUDA (None elsewhere)."""
 
-    peak_rss_bytes: int | None
-    runtime_rss_bytes: int | None
-    peak_cuda_bytes: int | None
+    peak_rss_bytes: Count | None
+    runtime_rss_bytes: Count | None
+    peak_cuda_bytes: Count | None
+
+    __pydantic_config__ = ConfigDict(extra="forbid")

@@ -12,9 +12,17 @@ from emoaudit.errors import EmoauditError
 
 T = TypeVar("T")
 
+
+def _absent_not_null(described: dict[str, Any]) -> None:
+    """The JSON Schema of an OMITTED_IF_NONE field: optional, and never null when present."""
+    described.pop("default", None)
+    options = described.pop("anyOf")
+    described.update(next(option for option in options if option != {"type": "null"}))
+
+
 # A field the JSON leaves out, rather than writing null, when it holds None: a stage that was not run,
-# findings before the gate ran. Its absence is what the JSON Schema expects.
-OMITTED_IF_NONE = Field(exclude_if=lambda value: value is None)
+# findings before the gate ran. Its absence is what the JSON Schema expects, and null is refused.
+OMITTED_IF_NONE = Field(exclude_if=lambda value: value is None, json_schema_extra=_absent_not_null)
 
 
 @cache

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Final, Literal
 
 from pydantic import ConfigDict
 
 from emoaudit.results.behaviour import Behaviour
 from emoaudit.results.claims import PaperClaims
-from emoaudit.results.common import Check, Resources
+from emoaudit.results.common import Check, DateTime, NonNegative, Resources, Sha256
 from emoaudit.results.convert import OMITTED_IF_NONE
 from emoaudit.results.extraction import Extraction
 from emoaudit.results.identity import ModelIdentity
@@ -19,7 +19,8 @@ from emoaudit.results.steering import Steering
 
 # 2.0: the steering stage's random-direction controls, statistics and judge validation (issue 14) and
 # the extraction stage's embedding-layer baseline and held-out sets (issue 19).
-RESULTS_SCHEMA_VERSION = "2.0"
+RESULTS_SCHEMA_VERSION: Final = "2.0"
+SchemaVersion = Literal["2.0"]  # RESULTS_SCHEMA_VERSION: mypy refuses a Results that writes another
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class AuditInfo:
 
     name: str
     path: str
-    sha256: str
+    sha256: Sha256
     profile: str
     seed: int
 
@@ -52,6 +53,8 @@ class Stages:
     leakage: Annotated[Leakage | None, OMITTED_IF_NONE] = None
     behaviour: Annotated[Behaviour | None, OMITTED_IF_NONE] = None
 
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Results:
@@ -59,16 +62,16 @@ class Results:
     until the policy and the claims file have been applied. Timestamps are ISO 8601 in UTC, timings in
     seconds by stage and step."""
 
-    schema_version: str
+    schema_version: SchemaVersion
     complete: bool
     model: ModelIdentity
     audit: AuditInfo
     stages: Stages
-    timings: dict[str, float]
+    timings: dict[str, NonNegative]
     resources: Annotated[Resources | None, OMITTED_IF_NONE] = None  # absent in audits from before it was measured
     environment: Environment
-    started: str
-    finished: str
+    started: DateTime
+    finished: DateTime
     findings: Annotated[list[Check] | None, OMITTED_IF_NONE] = None
     # The paper's claims tested on this model, with the findings; absent in results written before it.
     claims: Annotated[PaperClaims | None, OMITTED_IF_NONE] = None

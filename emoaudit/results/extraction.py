@@ -4,45 +4,50 @@ the geometry at the emotion layer; the emotion layer and the comparison of the t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
-from emoaudit.results.common import Resources
+from emoaudit.results.common import Count, Curve, Fraction, PartialCurve, PositiveCount, Resources, WithKeys
 from emoaudit.results.convert import OMITTED_IF_NONE
+
+Reading = Literal["writing", "reread"]  # the model's stories read while written, or read again alone
+READINGS: tuple[Reading, ...] = ("writing", "reread")
 
 
 @dataclass(frozen=True)
 class Curves:
     """One value per layer (index i = output of block i) of each separation measure and its baselines."""
 
-    cosine_mean: list[float]  # mean pairwise cosine of the (centred) vectors
-    raw_cosine_mean: list[float]  # the same of the raw class means: mostly anisotropy
-    reference_cosine: list[float]  # mean pairwise cosine among neutral texts, the anisotropy baseline
-    similarity_above_reference: list[float]
-    probe_accuracy: list[float]  # cross-validated linear probe
-    probe_accuracy_shuffled: list[float]  # the same probe refitted on shuffled labels
-    centroid_accuracy: list[float]  # nearest vector, cross-validated
-    random_direction_accuracy: list[float]
-    random_direction_cosine: list[float]
+    cosine_mean: Curve  # mean pairwise cosine of the (centred) vectors
+    raw_cosine_mean: Curve  # the same of the raw class means: mostly anisotropy
+    reference_cosine: Curve  # mean pairwise cosine among neutral texts, the anisotropy baseline
+    similarity_above_reference: Curve
+    probe_accuracy: Curve  # cross-validated linear probe
+    probe_accuracy_shuffled: Curve  # the same probe refitted on shuffled labels
+    centroid_accuracy: Curve  # nearest vector, cross-validated
+    random_direction_accuracy: Curve
+    random_direction_cosine: Curve
     # None at a layer where the ratio is undefined (no sample varies) or unbounded (every emotion's samples
     # coincide); why, by layer, in `undefined`
-    fisher_ratio: list[float | None]
-    fisher_null_mean: list[float | None]  # the Fisher ratio's shuffled-label null mean
-    fisher_p: list[float]  # permutation p-value (1 where the ratio is undefined)
-    score: list[float | None]  # log(Fisher ratio / null mean), what the emotion layer is chosen on
+    fisher_ratio: PartialCurve
+    fisher_null_mean: PartialCurve  # the Fisher ratio's shuffled-label null mean
+    fisher_p: Curve  # permutation p-value (1 where the ratio is undefined)
+    score: PartialCurve  # log(Fisher ratio / null mean), what the emotion layer is chosen on
     undefined: Annotated[dict[int, str] | None, OMITTED_IF_NONE] = None
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
 class HeldoutCurves:
     """The vectors scored per layer on held-out sentences no vector was built from."""
 
-    accuracy: list[float]  # N-way: the closest vector is the sentence's emotion
-    top3: list[float]
-    valence_auc: list[float]
+    accuracy: Curve  # N-way: the closest vector is the sentence's emotion
+    top3: Curve
+    valence_auc: Curve
     n_samples: int
-    chance_accuracy: float
+    chance_accuracy: Annotated[float, Field(gt=0, le=1)]
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,8 @@ class LayerSweep:
     cosine_floor: float  # -1/(N-1): where the mean cosine of centred vectors sits by construction
     chance_accuracy: float
     curves: Curves
-    score: list[float | None]
-    chosen_layer: int | None  # None when no layer's score is defined
+    score: PartialCurve
+    chosen_layer: Count | None  # None when no layer's score is defined
     chosen_relative_depth: float | None
     removed_neutral_components: list[int]  # per layer
 
@@ -82,11 +87,13 @@ class EmbeddingBaseline:
     fisher_ratio: float | None  # None where undefined or unbounded, as in `Curves`; why in `undefined`
     fisher_null_mean: float | None
     score: float | None  # log(Fisher ratio / its shuffled-label null mean), as the layer score
-    probe_accuracy: float
-    centroid_accuracy: float
-    heldout_accuracy: float  # vectors of the embeddings, scored on the held-out sentences' embeddings
+    probe_accuracy: Fraction
+    centroid_accuracy: Fraction
+    heldout_accuracy: Fraction  # vectors of the embeddings, scored on the held-out sentences' embeddings
     score_above: float | None  # the method's layer score at the emotion layer minus `score`
     undefined: Annotated[str | None, OMITTED_IF_NONE] = None
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -106,39 +113,39 @@ class VariantScores:
     """One reading of the model's stories: its separation per layer and how its vectors generalise."""
 
     pooling: str
-    score: list[float | None]  # log(Fisher ratio / null mean) per layer, None where undefined
-    centroid_accuracy: list[float]
-    probe_accuracy: list[float]
-    chosen_layer: int | None  # where its own score peaks; None when no layer's score is defined
-    heldout_accuracy: list[float]  # per layer, on the held-out sentences
-    heldout_valence_auc: list[float]
-    at_emotion_layer: dict[str, float]  # held-out accuracy at the emotion layer, by held-out set
+    score: PartialCurve  # log(Fisher ratio / null mean) per layer, None where undefined
+    centroid_accuracy: Curve
+    probe_accuracy: Curve
+    chosen_layer: Count | None  # where its own score peaks; None when no layer's score is defined
+    heldout_accuracy: Curve  # per layer, on the held-out sentences
+    heldout_valence_auc: Curve
+    at_emotion_layer: dict[str, Fraction]  # held-out accuracy at the emotion layer, by held-out set
 
 
 @dataclass(frozen=True)
 class GenerationVariants:
     """The stories read while written (attending to the prompt that named the emotion) and read again alone."""
 
-    exported: str  # the variant saved as vectors/generation.safetensors and analysed as "generation"
+    exported: Reading  # the variant saved as vectors/generation.safetensors and analysed as "generation"
     rule: str
-    variants: dict[str, VariantScores]  # "writing", "reread"
+    variants: Annotated[dict[str, VariantScores], WithKeys(READINGS)]
 
 
 @dataclass(frozen=True)
 class StoryKeywords:
     """The keyword confound: how often the model's stories name an emotion outright."""
 
-    n_stories: int
-    own_emotion_share: float  # stories that contain a word of the emotion they were asked for
-    any_emotion_share: float  # stories that contain a word of any emotion
-    per_emotion_own_share: dict[str, float]
+    n_stories: Count
+    own_emotion_share: Fraction  # stories that contain a word of the emotion they were asked for
+    any_emotion_share: Fraction  # stories that contain a word of any emotion
+    per_emotion_own_share: dict[str, Fraction]
     words: str  # which words count
 
 
 @dataclass(frozen=True)
 class EmotionLayer:
-    index: int
-    relative_depth: float  # index / (layers - 1)
+    index: Count
+    relative_depth: Fraction  # index / (layers - 1)
     method: str  # whose score chose it
     score: list[float | None]
     smoothed_score: list[float | None]
@@ -157,9 +164,11 @@ class TruncatedTexts:
     """How many read texts were longer than `max_tokens` (the model's context, or the reading limit) and
     were read up to it."""
 
-    comprehension: int
-    heldout: int
-    max_tokens: int
+    comprehension: Count
+    heldout: Count
+    max_tokens: PositiveCount
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -168,9 +177,9 @@ class Extraction:
 
     layer_convention: str
     n_layers: int
-    emotions: list[str]
+    emotions: Annotated[list[str], Field(min_length=2)]
     emotion_layer: EmotionLayer
-    methods: dict[str, MethodResults]  # by method: comprehension, generation
+    methods: Annotated[dict[str, MethodResults], WithKeys(("comprehension", "generation"))]
     comparison: MethodComparison
     vectors: dict[str, str]  # by method: the safetensors file, relative to the output directory
     tokens: ExtractionTokens
@@ -199,7 +208,7 @@ class MethodComparison:
     mean_a: float
     mean_b: float
     mann_whitney_u: float
-    mann_whitney_p: float
+    mann_whitney_p: Fraction
     cohens_d: float | None  # positive when A separates better; None when unbounded (`cohens_d`)
     # between the two methods' emotion-similarity matrices; None when either matrix is constant (undefined)
     similarity_spearman: float | None

@@ -10,9 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
+from pydantic import Field
+
+from emoaudit.results.common import PositiveCount, Sha256
 from emoaudit.results.convert import OMITTED_IF_NONE
 
 SourceKind = Literal["alias", "gguf", "directory", "hub"]
+DeviceMap = Literal["auto", "balanced", "balanced_low_0", "sequential"]  # accelerate's strategies
+Quantization = Literal["4bit", "8bit"]  # bitsandbytes' schemes
+GgufType = Annotated[str, Field(pattern=r"^[A-Z0-9_]+$")]  # general.file_type's name: Q4_1, Q4_K_M
 
 
 @dataclass(frozen=True)
@@ -23,22 +29,22 @@ class ModelIdentity:
     kind: SourceKind
     path: str | None
     revision: str | None
-    sha256: str | None
+    sha256: Sha256 | None
     architecture: str
     model_type: str
-    parameters: int
-    n_layers: int
-    hidden_size: int
+    parameters: PositiveCount
+    n_layers: PositiveCount
+    hidden_size: PositiveCount
     dtype: str
     device: str  # where inputs enter: the input embedding's device
     # Left out of results.json on one device without quantisation, as in audits from before they existed.
-    device_map: Annotated[str | None, OMITTED_IF_NONE] = None  # accelerate's strategy, None for one device
+    device_map: Annotated[DeviceMap | None, OMITTED_IF_NONE] = None  # accelerate's strategy, None for one device
     # modules per place (cpu, cuda:0, disk) under a device map
     placement: Annotated[dict[str, list[str]] | None, OMITTED_IF_NONE] = None
     # bitsandbytes scheme (4bit, 8bit): the vectors come from a quantised model
-    quantization: Annotated[str | None, OMITTED_IF_NONE] = None
+    quantization: Annotated[Quantization | None, OMITTED_IF_NONE] = None
     # a GGUF's quantisation type from its header (Q4_1, Q4_K_M): the weights were dequantised from it
-    gguf_type: Annotated[str | None, OMITTED_IF_NONE] = None
+    gguf_type: Annotated[GgufType | None, OMITTED_IF_NONE] = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

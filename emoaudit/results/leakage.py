@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 from dataclasses import dataclass, field
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from emoaudit.results.convert import OMITTED_IF_NONE
-from emoaudit.results.common import Resources, Severity
+from emoaudit.results.common import Count, Fraction, Resources, Severity
+
+LogProb = Annotated[float, Field(le=0)]  # nats
+Rank = Annotated[float, Field(ge=1)]  # 1 = the top token
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,12 @@ class SemanticPair:
     log-softmax of the lens logits summed over the words' first tokens (the mass on "the next token
     begins one of the words"); ranks are the median best rank of those tokens (1 = the top token)."""
 
-    logprob_unsteered: float
-    logprob_steered: float  # under the emotion's vector
-    logprob_random: float  # under the random directions of the same norm, mean over directions
-    rank_unsteered: float
-    rank_steered: float
-    rank_random: float
+    logprob_unsteered: LogProb
+    logprob_steered: LogProb  # under the emotion's vector
+    logprob_random: LogProb  # under the random directions of the same norm, mean over directions
+    rank_unsteered: Rank
+    rank_steered: Rank
+    rank_random: Rank
     rise: float  # logprob_steered - logprob_unsteered, nats
     random_rise: float  # logprob_random - logprob_unsteered, nats
     excess: float  # rise - random_rise: what the emotion's vector adds beyond a random direction
@@ -84,9 +87,9 @@ class SemanticLanguage:
     """One language: which first tokens stand for each emotion's words, and the steered emotions' pairs."""
 
     tokens: dict[str, list[str]]  # emotion -> its words' usable first tokens, decoded (empty: none usable)
-    unusable_words: int  # words none of whose first tokens is usable (see SemanticEntanglement.tokens_rule)
+    unusable_words: Count  # words none of whose first tokens is usable (see SemanticEntanglement.tokens_rule)
     mean_excess: float | None  # over the steered emotions with usable tokens; None when there is none
-    specific_share: float | None
+    specific_share: Fraction | None
     emotions: dict[str, SemanticPair]  # steered emotion -> its pair, for emotions with usable tokens
 
 
@@ -103,16 +106,16 @@ class SemanticEntanglement:
     languages: dict[str, SemanticLanguage]
     by_emotion: dict[str, float]  # steered emotion -> its excess, mean over languages
     by_multiplier: dict[str, float]  # str(multiplier) -> mean excess over pairs, every multiplier steered
-    pairs: int  # (emotion, language) pairs scored
+    pairs: Count  # (emotion, language) pairs scored
     mean_rise: float  # over the pairs, nats
     mean_random_rise: float
     mean_excess: float
-    specific_share: float  # share of pairs whose emotion's words rise specifically (see SemanticPair)
-    emotions_higher: int  # steered emotions whose excess (by_emotion) is above 0
-    p_value: float | None  # one-sided Wilcoxon signed-rank test of by_emotion > 0; None without a non-zero excess
+    specific_share: Fraction  # share of pairs whose emotion's words rise specifically (see SemanticPair)
+    emotions_higher: Count  # steered emotions whose excess (by_emotion) is above 0
+    p_value: Fraction | None  # one-sided Wilcoxon signed-rank test of by_emotion > 0; None without a non-zero excess
     by_emotion_selectivity: dict[str, float]  # steered emotion -> its selectivity, mean over languages
     mean_selectivity: float
-    selectivity_p_value: float | None  # the same test of by_emotion_selectivity > 0
+    selectivity_p_value: Fraction | None  # the same test of by_emotion_selectivity > 0
     test: str
 
 

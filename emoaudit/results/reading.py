@@ -1,4 +1,5 @@
-"""Reading a results file: JSON that is strictly JSON, valid against the published JSON Schema, then typed."""
+"""Reading a results file: JSON that is strictly JSON, valid against the JSON Schema generated from its types
+(results/schema.py), then typed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,16 +23,9 @@ from emoaudit.results.extraction import (
     LayerSweep,
     VariantScores,
 )
+from emoaudit.results.schema import results_schema
 from emoaudit.results.steering import RateEstimate, Steering
 from emoaudit.errors import EmoauditError
-
-SCHEMA_FILE = Path(str(files("emoaudit") / "results.schema.json"))
-
-
-def schema() -> dict[str, Any]:
-    """The JSON Schema of results.json, the published contract."""
-    loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    return loaded
 
 
 def read_json(path: Path) -> Any:
@@ -70,7 +63,7 @@ def read_results(path: Path) -> Results:
             "rerun the audit (or report it with the emoaudit that wrote it)"
         )
     try:
-        jsonschema.validate(document, schema())
+        jsonschema.validate(document, results_schema())
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise EmoauditError(f"{path} is not an emoaudit results file ({where}: {exc.message[:160]})") from exc

@@ -4,14 +4,16 @@ trials summarised as success rates and an emotion × strength regime map."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict
 
-from emoaudit.results.common import Resources
+from emoaudit.results.common import Count, Fraction, NonNegative, PositiveCount, Resources, WithKeys
 from emoaudit.results.convert import OMITTED_IF_NONE
 
 RegimeCounts = dict[str, int]  # trials per regime, every regime named (0 when none)
+REGIMES = ("surgical", "no_effect", "repetitive_collapse", "explosive")
+SteerPositions = Literal["all", "generated"]  # where steering adds its vector
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,16 @@ class RateEstimate:
     (per-emotion estimates only, None elsewhere).
     """
 
-    trials: int
-    successes: int
-    rate: float | None
-    ci_low: float | None
-    ci_high: float | None
+    trials: Count
+    successes: Count
+    rate: Fraction | None
+    ci_low: Fraction | None
+    ci_high: Fraction | None
     control_trials: int
     control_successes: int
-    control_rate: float | None
-    p_value: float | None
-    q_value: float | None
+    control_rate: Fraction | None
+    p_value: Fraction | None
+    q_value: Fraction | None
 
     def quote(self) -> str:
         """rate [ci_low, ci_high] of n, the control's rate, and the q-value (or the p-value of a pooled
@@ -107,12 +109,12 @@ class Controls:
     """The random-direction controls: `directions` seeded unit directions (seed `seed`), each steered at
     every scenario and strength, scaled like the emotion vectors."""
 
-    kind: str  # "random"
-    directions: int
+    kind: Literal["random"]
+    directions: PositiveCount
     seed: int
-    trials: int
+    trials: Count
     percentile: float  # a trial's gain must exceed this percentile of the controls' gain for its emotion
-    top_k: int  # ... and rank among the k largest gains of the emotions
+    top_k: PositiveCount  # ... and rank among the k largest gains of the emotions
     thresholds: dict[str, dict[str, float]]  # emotion -> str(multiplier) -> the controls' percentile gain
 
 
@@ -127,7 +129,7 @@ class SteeringSummary:
     judge_moved_rate: float | None
     success_by_emotion: dict[str, float | None]
     success_by_multiplier: dict[str, float | None]
-    regime_totals: RegimeCounts
+    regime_totals: Annotated[dict[str, Count], WithKeys(REGIMES)]  # a RegimeCounts
     regime_map: dict[str, dict[str, RegimeCounts]]
     largest_surgical_strength: dict[str, float | None]  # the largest strength at which most trials are surgical
     examples: dict[str, list[Example]]  # by regime
@@ -154,7 +156,7 @@ class Steering:
     scenarios: list[SteeringScenario]
     calibration: Calibration
     multipliers: list[float]  # of the calibrated unit strength
-    steer_positions: str  # "all": the delta is added at every position; "generated": only after the prompt
+    steer_positions: SteerPositions  # "all": the delta is added at every position; "generated": only after the prompt
     controls: Controls
     strengths: list[float]  # the multipliers times the unit strength
     max_new_tokens: int
@@ -195,12 +197,13 @@ class JudgeValidation:
     n: int
     per_label: dict[str, float]  # top-1 accuracy of each true label
     # None only in results written before they were measured (read back by `report` and `compare`).
-    ci_low: Annotated[float | None, OMITTED_IF_NONE] = None  # of the top-1 accuracy
-    ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
-    top3_ci_low: Annotated[float | None, OMITTED_IF_NONE] = None
-    top3_ci_high: Annotated[float | None, OMITTED_IF_NONE] = None
+    ci_low: Annotated[Fraction | None, OMITTED_IF_NONE] = None  # of the top-1 accuracy
+    ci_high: Annotated[Fraction | None, OMITTED_IF_NONE] = None
+    top3_ci_low: Annotated[Fraction | None, OMITTED_IF_NONE] = None
+    top3_ci_high: Annotated[Fraction | None, OMITTED_IF_NONE] = None
     per_label_top3: Annotated[dict[str, float] | None, OMITTED_IF_NONE] = None
-    confusion: Annotated[dict[str, dict[str, int]] | None, OMITTED_IF_NONE] = None  # true -> top label -> sentences
+    # true label -> top label -> sentences
+    confusion: Annotated[dict[str, dict[str, PositiveCount]] | None, OMITTED_IF_NONE] = None
 
 
 @dataclass(frozen=True)
@@ -211,13 +214,13 @@ class NoiseFloor:
     (variant, label) pairs whose score rose by at least `margin`.
     """
 
-    comparisons: dict[str, int]  # variants compared, by source
-    quantile: float
-    overall: float  # over every label and variant
+    comparisons: dict[str, PositiveCount]  # variants compared, by source
+    quantile: Fraction
+    overall: NonNegative  # over every label and variant
     by_source: dict[str, float]
     per_label: dict[str, float]
     margin: float  # the specification's judge_margin
-    margin_rate: float
+    margin_rate: Fraction
     samples: str  # the variants with their scores, relative to the output directory
 
 
