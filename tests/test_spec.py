@@ -121,7 +121,9 @@ def test_default_specification_loads_typed() -> None:
     assert spec.generation.temperature == 0.8 and spec.generation.top_p == 0.95
     assert str(spec.extraction.pooling) == "mean:1"
     assert spec.steering.multipliers == (0.25, 0.5, 1.0, 2.0, 4.0)
-    assert spec.steering.thresholds == Thresholds(0.5, 0.4, 8.0, 0.02, 8, 3, 95.0, 1.0, echo_share_max=0.25, word_repeats_max=1)
+    assert spec.steering.thresholds == Thresholds(
+        0.5, 0.4, 8.0, 0.02, 8, 3, 95.0, 1.0, echo_share_max=0.25, word_repeats_max=1
+    )
     assert spec.leakage.lens_top_k == 20 and spec.leakage.expected_script == "Latin"
     assert [p.name for p in spec.profiles.values()] == ["quick", "standard", "full", "paper"]
     # paper: all 20 emotions, stories enough for the method comparison's power >= 0.8 at d = 0.8 (issue 31)
