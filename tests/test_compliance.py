@@ -41,7 +41,10 @@ def test_sarif_results_are_exactly_the_failed_findings(tmp_path: Path) -> None:
     run = document["runs"][0]
     findings = read_results(QUICK).findings or []
     assert [r["ruleId"] for r in run["results"]] == [c.id for c in findings if c.failed]
-    assert {r["id"] for r in run["tool"]["driver"]["rules"]} == {c.id for c in findings}
+    # the driver's rules are the policy's checks; the quick fixture predates the behaviour stage, whose four
+    # checks are rules without results here
+    behaviour = {"steering_erodes_refusal", "steering_induces_sycophancy", "steering_turns_hostile", "cannot_refuse"}
+    assert {r["id"] for r in run["tool"]["driver"]["rules"]} == {c.id for c in findings} | behaviour
     levels = {"high": "error", "medium": "warning", "low": "note"}
     assert [r["level"] for r in run["results"]] == [levels[c.severity] for c in findings if c.failed]
     artifact = run["artifacts"][0]

@@ -373,7 +373,7 @@ INTERRUPTED_START = """
 import sys
 class Interrupt:
     def find_spec(self, name, path=None, target=None):
-        if name == "transformers.utils":
+        if name == "emoaudit.cli":  # the command line, imported at start (transformers no longer is)
             raise KeyboardInterrupt
 sys.meta_path.insert(0, Interrupt())
 from emoaudit.__main__ import main
