@@ -11,7 +11,9 @@ from emoaudit.pipeline.options import STAGES
 from emoaudit.results.identity import AuditIdentity
 
 
-def is_finished(folder: Path, identity: AuditIdentity, judge: str, norms_sha256: str | None = None) -> bool:
+def is_finished(
+    folder: Path, identity: AuditIdentity, judge: str, norms_sha256: str | None = None, behaviour: bool = True
+) -> bool:
     """Whether `folder` holds a complete audit, every stage, with this identity and this judge, and the
     norms file of this sha256 correlated (None: no norms). Norms need no model work, but only an audit run
     computes them: one finished with other norms, or none, runs again (every stage reused).
@@ -26,9 +28,10 @@ def is_finished(folder: Path, identity: AuditIdentity, judge: str, norms_sha256:
         document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         return bool(
             document["complete"]
-            and set(document["stages"]) >= set(STAGES)  # an `extract` run is complete without steering
+            # an `extract` run is complete without steering; behaviour only where the profile runs it
+            and set(document["stages"]) >= {s for s in STAGES if behaviour or s != "behaviour"}
             and document["stages"]["steering"]["judge"]["name"] == judge
-            and document["stages"]["behaviour"]["judge"] == judge
+            and (not behaviour or document["stages"]["behaviour"]["judge"] == judge)
             and (document["norms"]["sha256"] if "norms" in document else None) == norms_sha256
         )
     except (OSError, ValueError, KeyError, TypeError):

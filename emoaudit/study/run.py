@@ -20,6 +20,7 @@ from emoaudit.spec import AuditSpec, load_spec
 from emoaudit.storage import sha256_file, write_json
 from emoaudit.report.claims import DEFAULT_CLAIMS, Subject, evaluate_claims, load_claims
 from emoaudit.report.evidence import read_evidence
+from emoaudit.pipeline.behaviour import runs_behaviour
 from emoaudit.study.evidence import changed, is_finished
 from emoaudit.pipeline.identity import audit_identity, judge_name
 from emoaudit.results.identity import AuditIdentity
@@ -74,7 +75,9 @@ def run_study(request: StudyRequest, console: Console) -> Study:
     for target in request.targets:
         folder = out / target.slug
         identity = _identity(target, options, spec)
-        if identity is not None and is_finished(folder, identity, judge_name(options, spec), norms_sha256):
+        if identity is not None and is_finished(
+            folder, identity, judge_name(options, spec), norms_sha256, runs_behaviour(spec, profile)
+        ):
             console.print(
                 f"study: {console_text(target.reference)} finished in an earlier run, reusing {target.slug}/",
                 soft_wrap=True,
