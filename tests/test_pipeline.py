@@ -33,8 +33,11 @@ def test_scan_writes_results_vectors_and_stories(quick_run: tuple[Path, subproce
     assert 0 <= layer.index < n_layers and len(layer.score) == n_layers
     for method in ("comprehension", "generation"):
         analysis = stage.methods[method]
-        for name, curve in vars(analysis.curves).items():
-            assert len(curve) == n_layers, name
+        curves = vars(analysis.curves)
+        # A real model's layers all separate: no layer's ratio is undefined, so no reason is recorded.
+        assert curves.pop("undefined") is None
+        for name, curve in curves.items():
+            assert len(curve) == n_layers and None not in curve, name
         assert analysis.cosine_floor == pytest.approx(-1 / 19)
         assert len(analysis.heldout.accuracy) == n_layers
         with safe_open(str(out / "vectors" / f"{method}.safetensors"), framework="pt") as f:

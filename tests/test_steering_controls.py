@@ -91,7 +91,7 @@ def test_judge_noise_alone_is_no_steerability_finding() -> None:
         ("hostile_steerable", policy.hostile_steerable, set(policy.hostile_steerable.emotions)),
     ):
         check = steerable_check(check_id, rule, statistics, scope)
-        assert not check.failed and check.severity == "info"
+        assert not check.failed and check.severity == rule.severity
         assert "control" in check.detail and "[" in check.detail
     overall = statistics.overall
     assert overall.rate is not None and overall.rate < 0.1  # 3 of 20 ranks × 5% above the control

@@ -19,6 +19,8 @@ PositiveCount = Annotated[int, Field(ge=1)]
 Curve = Annotated[list[float], Field(min_length=1)]  # one value per layer
 PartialCurve = Annotated[list[float | None], Field(min_length=1)]  # None at a layer where it is undefined
 DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # ISO 8601
+# A note per layer index; JSON keys are strings, so the schema names which strings are layer indices
+ByLayer = Annotated[dict[int, str], Field(json_schema_extra={"propertyNames": {"pattern": r"^(0|[1-9][0-9]*)$"}})]
 
 
 @dataclass(frozen=True)

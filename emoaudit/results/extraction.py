@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from emoaudit.results.common import Count, Curve, Fraction, PartialCurve, PositiveCount, Resources, WithKeys
+from emoaudit.results.common import ByLayer, Count, Curve, Fraction, PartialCurve, PositiveCount, Resources, WithKeys
 from emoaudit.results.convert import OMITTED_IF_NONE
 
 Reading = Literal["writing", "reread"]  # the model's stories read while written, or read again alone
@@ -34,7 +34,7 @@ class Curves:
     fisher_null_mean: PartialCurve  # the Fisher ratio's shuffled-label null mean
     fisher_p: Curve  # permutation p-value (1 where the ratio is undefined)
     score: PartialCurve  # log(Fisher ratio / null mean), what the emotion layer is chosen on
-    undefined: Annotated[dict[int, str] | None, OMITTED_IF_NONE] = None
+    undefined: Annotated[ByLayer | None, OMITTED_IF_NONE] = None
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
