@@ -122,8 +122,9 @@ def test_a_whole_audit_of_a_tiny_model_through_the_python_api(tmp_path: Path) ->
     exported = extraction["methods"]["generation"]["heldout"]["accuracy"][layer]
     assert variants["variants"][variants["exported"]]["at_emotion_layer"]["heldout"] == exported
     assert extraction["story_keywords"]["n_stories"] == len(TINY.emotions) * profile.stories_per_label
-    _, meta = emoaudit.EmotionVectors.load_with_metadata(out / "vectors" / "generation.safetensors")
-    assert meta["stories_read"].startswith(variants["exported"])
+    generation = emoaudit.EmotionVectors.load(out / "vectors" / "generation.safetensors")
+    assert str(generation.origin.stories_read).startswith(variants["exported"])
+    assert generation.origin.layer == layer and generation.origin.method == "generation"
     # The random-direction controls: judged and measured like the steered rows, at every scenario and strength.
     random = [s for s in samples if s["control"] == "random"]
     assert len(random) == controls == steering["controls"]["trials"] and all(s["emotion"] is None for s in random)
@@ -290,9 +291,9 @@ def steerable(
     lm = load_model(str(directory), device="cpu", dtype="float32")
     acts = comprehension_activations(lm, TINY, TINY.profile("tiny"))
     vectors = EmotionVectors.from_activations(acts, TINY.emotion_names, TINY.reference, 0.5)
-    vectors.emotion_layer = 1
+    vectors = vectors.chosen(1, lm.identity.to_dict(), TINY.sha256)
     out = tmp_path_factory.mktemp("out")
-    vectors.save(out / "vectors" / "comprehension.safetensors", lm.identity.to_dict(), TINY.sha256)
+    vectors.save(out / "vectors" / "comprehension.safetensors")
     loaded = emoaudit.EmotionVectors.load(out)
     from_file = emoaudit.EmotionVectors.load(out / "vectors" / "comprehension.safetensors")
     assert loaded.emotion_layer == from_file.emotion_layer == 1 and loaded.vectors.equal(from_file.vectors)
@@ -354,7 +355,7 @@ def test_steering_past_the_audits_calibrated_range_warns_once_in_one_line(steera
     results = {"stages": {"steering": {"calibration": {"unit_strength": 0.24}, "summary": {"statistics": {}}}}}
     results["stages"]["steering"]["summary"]["statistics"]["calibrated_range"] = 1.0
     out = tmp_path / "audit"
-    vectors.save(out / "vectors" / "comprehension.safetensors", {"reference": "tiny"}, TINY.sha256)
+    vectors.save(out / "vectors" / "comprehension.safetensors")
     (out / "results.json").write_text(json.dumps(results), encoding="utf-8")
     calibrated = EmotionVectors.load(out)
     assert (calibrated.calibrated_unit, calibrated.calibrated_range) == (0.24, 1.0)

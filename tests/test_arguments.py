@@ -54,7 +54,7 @@ def test_the_steer_command_refuses_it_in_one_line_before_loading(strength: str) 
 def test_loading_a_damaged_vector_file_is_one_clear_error(tmp_path: Path, damage: str) -> None:
     """Issue 27: EmotionVectors.load of a damaged file raised safetensors' SafetensorError."""
     path = tmp_path / "comprehension.safetensors"
-    _vectors().save(path, {"reference": "tiny"}, SPEC.sha256)
+    _vectors().chosen(1, {"reference": "tiny"}, SPEC.sha256).save(path)
     target = path.with_name("comprehension.stats.safetensors") if damage == "stats" else path
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 2] if damage != "garbage" else b"\xff" * 64)

@@ -24,9 +24,8 @@ POLICY = "ef" * 32
 
 def vectors(tmp_path: Path, layer: int = 2) -> Path:
     vecs = EmotionVectors.from_activations(fake_activations(n_layers=4), SPEC.emotion_names, SPEC.reference, 0.0)
-    vecs.emotion_layer = layer
     path = tmp_path / "out" / "vectors" / "comprehension.safetensors"
-    vecs.save(path, {"reference": "tiny", "model_type": "qwen2"}, SPEC.sha256)
+    vecs.chosen(layer, {"reference": "tiny", "model_type": "qwen2"}, SPEC.sha256).save(path)
     return path
 
 

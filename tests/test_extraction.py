@@ -39,7 +39,7 @@ def test_vectors_are_means_minus_the_mean_over_emotions() -> None:
     torch.testing.assert_close(vecs.vectors, means - means.mean(dim=0))
     torch.testing.assert_close(vecs.versus_reference, means - acts.of("neutral").mean(dim=0))
     torch.testing.assert_close(vecs.vectors.sum(dim=0), torch.zeros(3, 16), atol=1e-5, rtol=0)
-    assert vecs.removed_components == [0, 0, 0]
+    assert vecs.origin.removed_components == (0, 0, 0)
 
 
 def test_denoising_removes_the_leading_neutral_directions() -> None:
@@ -51,7 +51,7 @@ def test_denoising_removes_the_leading_neutral_directions() -> None:
     acts.values += noise
     raw = EmotionVectors.from_activations(acts, SPEC.emotion_names, SPEC.reference, 0.0)
     vecs = EmotionVectors.from_activations(acts, SPEC.emotion_names, SPEC.reference, 0.5)
-    assert all(k >= 1 for k in vecs.removed_components)
+    assert all(k >= 1 for k in vecs.origin.removed_components)
     assert vecs.vectors[..., 0].abs().max() < 0.01 * raw.vectors[..., 0].abs().max()
     # Directions the neutral texts do not vary along are left alone.
     torch.testing.assert_close(vecs.vectors[..., 1:], raw.vectors[..., 1:], atol=0.05, rtol=0.05)
@@ -60,20 +60,26 @@ def test_denoising_removes_the_leading_neutral_directions() -> None:
 def test_vector_files_round_trip_with_their_conventions(tmp_path: Path) -> None:
     vecs = EmotionVectors.from_activations(fake_activations(), SPEC.emotion_names, SPEC.reference, 0.5)
     path = tmp_path / "vectors" / "comprehension.safetensors"
-    vecs.save(path, {"reference": "tiny"}, SPEC.sha256)
-    loaded, meta = EmotionVectors.load_with_metadata(path)
+    with pytest.raises(ValueError, match="saved with the model"):  # no audit chose them: no origin to record
+        vecs.save(path)
+    chosen = vecs.chosen(2, {"reference": "tiny", "sha256": "ab" * 32, "hidden_size": 16}, SPEC.sha256, "reread")
+    chosen.save(path)
+    loaded = EmotionVectors.load(path)
     torch.testing.assert_close(loaded.vectors, vecs.vectors)
     torch.testing.assert_close(loaded.mean_norm, vecs.mean_norm)
-    assert loaded.emotions == SPEC.emotion_names and loaded.removed_components == vecs.removed_components
-    assert meta["operation"] == "add" and "hidden_states[i+1]" in meta["layer_index"]
-    assert "mean_norm" in meta["normalisation"] and "decoder block" in meta["hook_point"]
+    assert loaded.emotions == SPEC.emotion_names and loaded.origin == chosen.origin
+    assert loaded.origin.model is not None and loaded.origin.model.sha256 == "ab" * 32
+    assert (loaded.origin.layer, loaded.origin.model.hidden_size, loaded.origin.stories_read) == (2, 16, "reread")
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
         assert sorted(f.keys()) == sorted(SPEC.emotion_names)
         assert f.get_tensor("happy").shape == (3, 16)
+    assert meta["operation"] == "add" and "hidden_states[i+1]" in meta["layer_index"]
+    assert "mean_norm" in meta["normalisation"] and "decoder block" in meta["hook_point"]
     with pytest.raises(EmoauditError):
-        EmotionVectors.load_with_metadata(tmp_path / "missing.safetensors")
+        EmotionVectors.load(tmp_path / "missing.safetensors")
 
 
 def test_generation_prompts_vary_templates_and_topics() -> None:

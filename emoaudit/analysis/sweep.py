@@ -173,7 +173,7 @@ def analyse_method(
         score=scores,
         chosen_layer=chosen,
         chosen_relative_depth=chosen / max(len(scores) - 1, 1) if chosen is not None else None,
-        removed_neutral_components=vectors.removed_components,
+        removed_neutral_components=list(vectors.origin.removed_components),
     )
 
 

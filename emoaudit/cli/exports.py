@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -38,12 +37,13 @@ def export_vectors(
     from emoaudit.vectors import EmotionVectors
 
     def run() -> list[int]:
-        vectors, meta = EmotionVectors.load_with_metadata(_vector_file(audit_folder(audit_out), method))
+        vectors = EmotionVectors.load(_vector_file(audit_folder(audit_out), method))
         chosen = _parse_layers(layers) if layers is not None else [vectors.layer_or_default(None)]
         for layer in chosen:
             vectors.direction(emotion, layer)  # an unknown emotion or layer is one line, before any file
         if format is VectorFormat.gguf:
-            export_gguf(vectors, emotion, chosen, str(json.loads(meta["model"]).get("model_type", "")), out)
+            model_type = vectors.origin.model.model_type if vectors.origin.model is not None else None
+            export_gguf(vectors, emotion, chosen, model_type or "", out)
         else:
             export_safetensors(vectors, emotion, chosen, out)
         return chosen

@@ -73,7 +73,7 @@ def export_safetensors(vectors: EmotionVectors, emotion: str, layers: Sequence[i
     tensors = {str(layer): vectors.delta(emotion, layer, 1.0).contiguous() for layer in layers}
     metadata = {
         "emotion": emotion,
-        "method": vectors.method,
+        "method": vectors.origin.method,
         "layer_type": "decoder_block",
         "layers": json.dumps(sorted(layers)),
         "units": "strength 1 = the layer's mean residual norm along the unit direction; multiply by "

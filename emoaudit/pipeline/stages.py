@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import torch
 from emoaudit.analysis import confounds
@@ -125,9 +125,9 @@ def extraction_stage(run: Run) -> Extraction:
     )
     for method in METHODS:
         # a new object, with the layer the audit chose: nothing reads vectors whose layer changes under it
-        vectors[method] = vecs = replace(vectors[method], emotion_layer=layer)
-        reading = {"stories_read": READINGS[exported]} if method == "generation" else None
-        vecs.save(run.out / "vectors" / f"{method}.safetensors", lm.identity.to_dict(), spec.sha256, reading)
+        reading = READINGS[exported] if method == "generation" else None
+        vectors[method] = vecs = vectors[method].chosen(layer, lm.identity.to_dict(), spec.sha256, reading)
+        vecs.save(run.out / "vectors" / f"{method}.safetensors")
     # the stories' embeddings do not depend on how the stories are read: both variants share the reread's
     embedded = {"comprehension": acts["comprehension"], "generation": reread}
     analyses: dict[str, MethodResults] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,12 +96,12 @@ def steer_once(
 def _stored_vectors(path: Path, method: str, lm: LoadedModel) -> tuple[EmotionVectors, int]:
     """Vectors of an earlier run, checked against the loaded model, and that run's emotion layer."""
     folder = path / "vectors" if (path / "vectors").is_dir() else path
-    vectors, meta = EmotionVectors.load_with_metadata(folder / f"{method}.safetensors")
-    origin = json.loads(meta["model"])
-    if origin.get("sha256") != lm.identity.sha256 or origin.get("hidden_size") != lm.identity.hidden_size:
+    vectors = EmotionVectors.load(folder / f"{method}.safetensors")
+    origin = vectors.origin.model
+    if origin is None or (origin.sha256, origin.hidden_size) != (lm.identity.sha256, lm.identity.hidden_size):
+        reference, sha256 = (None, None) if origin is None else (origin.reference, origin.sha256)
         raise EmoauditError(
-            f"{folder} holds vectors of {origin.get('reference')} "
-            f"(sha256 {str(origin.get('sha256'))[:12]}), not of {lm.identity.reference}"
+            f"{folder} holds vectors of {reference} (sha256 {str(sha256)[:12]}), not of {lm.identity.reference}"
         )
     if vectors.emotion_layer is not None:
         return vectors, vectors.emotion_layer

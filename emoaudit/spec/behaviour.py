@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec.tables import DATA_TYPES, TABLE, BehaviourConfig, Text, Texts
+from emoaudit.spec.fields import TABLE, Text, Texts
+from emoaudit.spec.tables import DATA_TYPES, BehaviourConfig
 
 
 @dataclass(frozen=True)

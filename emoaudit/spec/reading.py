@@ -11,10 +11,17 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec.tables import DATA_TYPES, SpecDocument, named_tables
+from emoaudit.spec.tables import DATA_TYPES, SpecDocument
 
 T = TypeVar("T")
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
+
+
+def named_tables(tables: object) -> object:
+    """{key: table} with each table given its key as `name` (a table that writes its own is refused later)."""
+    if not isinstance(tables, dict):
+        return tables
+    return {key: {"name": key, **table} if isinstance(table, dict) else table for key, table in tables.items()}
 
 
 def read_document(raw: dict[str, Any], source: str) -> SpecDocument:

@@ -11,72 +11,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, PlainValidator
+from pydantic import Field
 
-from emoaudit.spec.pooling import Pooling
-from emoaudit.errors import EmoauditError
-from emoaudit.spec.scripts import SCRIPT_RANGES
 from emoaudit.results.steering import Thresholds
-
-
-# Every table: no key it does not define, and only finite numbers.
-_TABLE = ConfigDict(extra="forbid", allow_inf_nan=False)
-TABLE = _TABLE  # for the tables of other modules (spec.behaviour)
-
-
-def _increasing(values: tuple[float, ...]) -> tuple[float, ...]:
-    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-        raise ValueError("the values must increase")
-    return values
-
-
-def _distinct(values: tuple[float, ...]) -> tuple[float, ...]:
-    if len(set(values)) < len(values):
-        raise ValueError("the values must differ")
-    return values
-
-
-def _pooling(value: object) -> Pooling:
-    if not isinstance(value, str):
-        raise ValueError("input should be a string: mean, mean:K or last")
-    try:
-        return Pooling.parse(value)
-    except EmoauditError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _script(value: str) -> str:
-    known = list(dict.fromkeys(script for *_, script in SCRIPT_RANGES))
-    if value not in known:
-        raise ValueError(f"unknown script; known: {', '.join(known)}")
-    return value
-
-
-def named_tables(tables: object) -> object:
-    """{key: table} with each table given its key as `name` (a table that writes its own is refused later)."""
-    if not isinstance(tables, dict):
-        return tables
-    return {key: {"name": key, **table} if isinstance(table, dict) else table for key, table in tables.items()}
-
-
-Text = Annotated[str, Field(min_length=1)]
-Texts = Annotated[tuple[Text, ...], Field(min_length=1)]
-Share = Annotated[float, Field(ge=0, le=1)]
-Rating = Annotated[float, Field(ge=-1, le=1)]
-Count = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-# A steering strength or multiplier: a thousand times the layer's own residual norm already drowns the
-# residual; far larger values only overflow floating point (inf, then NaN) in the model's normalisation,
-# which surfaces as NaN in the results after the whole steering sweep has run.
-Strength = Annotated[float, Field(gt=0, le=1000)]
-Method = Literal["comprehension", "generation"]
+from emoaudit.spec.fields import (
+    TABLE,
+    Count,
+    DistinctStrengths,
+    IncreasingStrengths,
+    Method,
+    PoolingRule,
+    PositiveFloat,
+    Rating,
+    Script,
+    Share,
+    Text,
+    Texts,
+)
 
 
 @dataclass(frozen=True)
 class Emotion:
     """One `[emotions.NAME]` table: Russell-circumplex ratings and the words no stimulus may contain."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     name: str
     valence: Rating  # -1 very unpleasant .. +1 very pleasant
@@ -89,7 +47,7 @@ class Profile:
     """One `[profiles.NAME]` table: how much of the specification one run uses, the trade between time and
     statistical power."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     name: str
     passages_per_label: Count
@@ -112,7 +70,7 @@ class Profile:
 class Files:
     """`[files]`: the data files, relative to the specification."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     passages: Text
     generation: Text
@@ -135,7 +93,7 @@ class Files:
 class Sampling:
     """`[generation]`: how generation-based extraction samples its stories (temperature 0 is greedy)."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     temperature: Annotated[float, Field(ge=0)]
     top_p: Annotated[float, Field(gt=0, le=1)]
@@ -145,22 +103,22 @@ class Sampling:
 class Extraction:
     """`[extraction]`: which tokens of a read text enter its pooled activation."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
-    pooling: Annotated[Pooling, PlainValidator(_pooling)]
+    pooling: PoolingRule
 
 
 @dataclass(frozen=True)
 class Steering:
     """`[steering]`: the steering sweep and the regime thresholds its trials are classified by."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     method: Method  # whose vectors steer
     judge: Text
     calibration_kl: PositiveFloat  # nats of next-token KL that define the unit strength
-    probe_strengths: Annotated[tuple[Strength, ...], Field(min_length=1), AfterValidator(_increasing)]
-    multipliers: Annotated[tuple[Strength, ...], Field(min_length=1), AfterValidator(_distinct)]
+    probe_strengths: IncreasingStrengths
+    multipliers: DistinctStrengths
     distinct2_min: Share
     repeat_share_max: Share
     perplexity_ratio_max: PositiveFloat
@@ -198,9 +156,9 @@ class Steering:
 class LeakageConfig:
     """`[leakage]`: what counts as foreign-script output and when a leakage rate is a finding."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
-    expected_script: Annotated[str, AfterValidator(_script)]
+    expected_script: Script
     expected_language: Text  # a langdetect code, e.g. "en"
     text_share: Share  # a text leaks when more of its letters than this are in another script
     min_letters: Count  # texts with fewer letters get language "unknown": langdetect guesses on less
@@ -212,10 +170,10 @@ class LeakageConfig:
 class BehaviourConfig:
     """`[behaviour]`: what the behaviour stage steers with, and its judges' margins."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     emotions: Texts  # in order of priority: a profile takes the first `behaviour_emotions`
-    multipliers: Annotated[tuple[Strength, ...], Field(min_length=1), AfterValidator(_distinct)]
+    multipliers: DistinctStrengths
     control_directions: Annotated[int, Field(ge=3)]
     refusal_margin: Annotated[float, Field(ge=-1, le=1)]  # cosine to the refusal centroid minus the compliance one
     hostility_margin: Share  # rise of the judge's hostile or angry score over the unsteered reply
@@ -225,7 +183,7 @@ class BehaviourConfig:
 class Analysis:
     """`[analysis]`: denoising, the emotion-layer rule and the sizes of the baselines."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     denoise_variance: Annotated[float, Field(ge=0, lt=1)]  # 0 turns denoising off; 1 would remove everything
     layer_method: Method
@@ -239,7 +197,7 @@ class Analysis:
 class SpecDocument:
     """The specification file as written: every table above, and the top-level keys."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     schema: Literal[1]
     name: Text
@@ -260,7 +218,7 @@ class SpecDocument:
 class Scenario:
     """One steering scenario: a prompt, and the kind it is grouped (and sampled per profile) by."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     id: Text
     kind: Text
@@ -271,7 +229,7 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Scenarios:
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     scenarios: Annotated[tuple[Scenario, ...], Field(min_length=1)]
 
@@ -280,7 +238,7 @@ class Scenarios:
 class GenerationData:
     """The generation prompts: templates with {emotion} and {topic}, and the reference's own."""
 
-    __pydantic_config__ = _TABLE
+    __pydantic_config__ = TABLE
 
     emotion_templates: Texts
     topics: Texts

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator, Sequence
+from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,15 +21,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from emoaudit import __version__
 from emoaudit.capture.activations import Activations
 from emoaudit.arguments import check_strength
 from emoaudit.errors import EmoauditError
-from emoaudit.model.architectures import LAYER_CONVENTION, residual_stream
+from emoaudit.model.architectures import residual_stream
 from emoaudit.model.hooks import add_to_blocks
 from emoaudit.storage import write_with
-
-FORMAT = "emoaudit-vectors/1"
+from emoaudit.vectors.origin import FORMAT, ModelOrigin, VectorsOrigin
 
 
 def unit_deltas(directions: torch.Tensor, strengths: Sequence[float], mean_norm: float) -> torch.Tensor:
@@ -37,7 +36,7 @@ def unit_deltas(directions: torch.Tensor, strengths: Sequence[float], mean_norm:
     return unit * torch.tensor(list(strengths), dtype=unit.dtype)[:, None] * mean_norm
 
 
-@dataclass(repr=False)
+@dataclass(frozen=True, repr=False)
 class EmotionVectors:
     """One vector per emotion and layer, in the raw residual space that steering adds to.
 
@@ -46,25 +45,36 @@ class EmotionVectors:
     steered, `calibrated_unit` is the strength its calibration found (the next-token distribution moved
     by the target KL) and `calibrated_range` the multiple of it the audit's statistics read: `steer`
     warns past their product, where text degenerates (repetition, another language) more than it steers.
+    `origin` (typed) says where they come from: model, emotion layer, method, denoising, calibration.
     """
 
-    method: str
     emotions: list[str]
     vectors: torch.Tensor  # [emotions, layers, hidden]: mean minus the mean over emotions, denoised
     versus_reference: torch.Tensor  # [emotions, layers, hidden]: mean minus the reference mean, denoised
     grand_mean: torch.Tensor  # [layers, hidden]
     reference_mean: torch.Tensor  # [layers, hidden]
     mean_norm: torch.Tensor  # [layers]: mean per-token residual norm, the unit steering strengths are scaled by
-    removed_components: list[int]  # per layer, neutral principal components projected out
-    pooling: str
-    emotion_layer: int | None = None  # the layer the audit chose, where `steer` acts by default
-    calibrated_unit: float | None = None  # the audit's calibrated steering strength (results.json)
-    calibrated_range: float | None = None  # multipliers of it up to this are the audit's calibrated range
+    origin: VectorsOrigin
+
+    @property
+    def emotion_layer(self) -> int | None:
+        """The layer the audit chose, where `steer` acts by default (None: not an audit's vectors)."""
+        return self.origin.layer
+
+    @property
+    def calibrated_unit(self) -> float | None:
+        """The audit's calibrated steering strength (results.json), None without one."""
+        return self.origin.calibrated_unit
+
+    @property
+    def calibrated_range(self) -> float | None:
+        """Multipliers of `calibrated_unit` up to this are the audit's calibrated range."""
+        return self.origin.calibrated_range
 
     def __repr__(self) -> str:
         unit = "" if self.calibrated_unit is None else f", calibrated_unit={self.calibrated_unit:.3g}"
         return (
-            f"EmotionVectors(method={self.method!r}, emotions={len(self.emotions)}, layers={self.n_layers}, "
+            f"EmotionVectors(method={self.origin.method!r}, emotions={len(self.emotions)}, layers={self.n_layers}, "
             f"hidden={int(self.vectors.shape[2])}, emotion_layer={self.emotion_layer}{unit})"
         )
 
@@ -93,8 +103,19 @@ class EmotionVectors:
         centred = _project_out(means - grand_mean, bases)
         versus = _project_out(means - reference_mean, bases)
         norms = acts.token_norms.mean(dim=0)  # [L]
-        return cls(
-            acts.method, list(emotions), centred, versus, grand_mean, reference_mean, norms, removed, acts.pooling
+        origin = VectorsOrigin(acts.method, acts.pooling, tuple(removed))
+        return cls(list(emotions), centred, versus, grand_mean, reference_mean, norms, origin)
+
+    def chosen(
+        self, layer: int, identity: Mapping[str, object], spec_sha256: str, stories_read: str | None = None
+    ) -> EmotionVectors:
+        """These vectors as an audit chose them (a new object): its emotion layer, the model's identity
+        (`ModelIdentity.to_dict()`), the specification's sha256 and, for generation vectors, the reading
+        of the stories they come from."""
+        model = ModelOrigin.of(identity)
+        return replace(
+            self,
+            origin=replace(self.origin, layer=layer, model=model, spec_sha256=spec_sha256, stories_read=stories_read),
         )
 
     @property
@@ -145,30 +166,10 @@ class EmotionVectors:
         with add_to_blocks(stream, [chosen], self.delta(emotion, chosen, strength)):
             yield
 
-    def save(
-        self, path: Path, identity: dict[str, object], spec_sha256: str, extra: dict[str, str] | None = None
-    ) -> None:
-        """`path` holds one [layers, hidden] tensor per emotion; `<stem>.stats.safetensors` what using them needs.
-
-        `extra` adds metadata entries (e.g. which reading of the stories generation vectors come from)."""
-        metadata = {
-            "format": FORMAT,
-            "emoaudit_version": __version__,
-            "method": self.method,
-            "pooling": self.pooling,
-            "emotions": json.dumps(self.emotions),
-            "operation": "add",
-            "hook_point": "residual stream: output of a decoder block (forward hook), every position",
-            "layer_index": LAYER_CONVENTION,
-            "emotion_layer": json.dumps(self.emotion_layer),
-            "variant": "mean activation of the emotion minus the mean over all emotions",
-            "normalisation": "none: raw residual units. Steer with strength * mean_norm[layer] * v / |v|; "
-            "mean_norm is in the stats file",
-            "denoising": json.dumps({"removed_neutral_components_per_layer": self.removed_components}),
-            "model": json.dumps(identity),
-            "audit_spec_sha256": spec_sha256,
-            **(extra or {}),
-        }
+    def save(self, path: Path) -> None:
+        """`path` holds one [layers, hidden] tensor per emotion and the origin as metadata;
+        `<stem>.stats.safetensors` what using them needs. ValueError for vectors no audit chose (`chosen`)."""
+        metadata = self.origin.metadata(self.emotions)
         tensors = {e: self.vectors[i].contiguous() for i, e in enumerate(self.emotions)}
         stats = {"grand_mean": self.grand_mean, "reference_mean": self.reference_mean, "mean_norm": self.mean_norm}
         stats |= {f"versus_reference.{e}": self.versus_reference[i] for i, e in enumerate(self.emotions)}
@@ -180,11 +181,6 @@ class EmotionVectors:
     def load(cls, path: Path | str) -> EmotionVectors:
         """Vectors saved by `save` (a file, or an audit's output directory: its comprehension vectors), with
         the audit's calibrated unit and range when its results.json records a steering stage."""
-        return cls.load_with_metadata(path)[0]
-
-    @classmethod
-    def load_with_metadata(cls, path: Path | str) -> tuple[EmotionVectors, dict[str, str]]:
-        """Vectors and their metadata (operation, hook point, layer convention, model identity...)."""
         path = Path(path)
         if path.is_dir():
             path = (path / "vectors" if (path / "vectors").is_dir() else path) / "comprehension.safetensors"
@@ -203,7 +199,7 @@ class EmotionVectors:
             ) from exc
 
     @classmethod
-    def _read(cls, path: Path, stats_path: Path) -> tuple[EmotionVectors, dict[str, str]]:
+    def _read(cls, path: Path, stats_path: Path) -> EmotionVectors:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("format") != FORMAT:
@@ -213,21 +209,8 @@ class EmotionVectors:
         with safe_open(str(stats_path), framework="pt") as f:
             stats = {k: f.get_tensor(k) for k in f.keys()}
         versus = torch.stack([stats[f"versus_reference.{e}"] for e in emotions])
-        removed = json.loads(meta["denoising"])["removed_neutral_components_per_layer"]
-        loaded = cls(
-            meta["method"],
-            emotions,
-            vectors,
-            versus,
-            stats["grand_mean"],
-            stats["reference_mean"],
-            stats["mean_norm"],
-            removed,
-            meta["pooling"],
-            json.loads(meta.get("emotion_layer", "null")),
-            *_calibration(path.parent.parent / "results.json"),
-        )
-        return loaded, meta
+        origin = VectorsOrigin.from_metadata(meta, _calibration(path.parent.parent / "results.json"))
+        return cls(emotions, vectors, versus, stats["grand_mean"], stats["reference_mean"], stats["mean_norm"], origin)
 
 
 def _calibration(results: Path) -> tuple[float | None, float | None]:
