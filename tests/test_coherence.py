@@ -1,6 +1,7 @@
 """The coherence rule against a reader (docs/coherence.md): the labelled set, its fixed halves, and the
 figures the documentation quotes, recomputed from the set."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from bench.coherence import Labelled, coherent, load, score, split_of
@@ -16,16 +17,57 @@ BROKEN = [
     "the dull, grey horizon was a dull, grey horizon",
     'a "furious" of winds that were "furious" and "furious"',
 ]
+# The same loops as the standard scan the issue read wrote them (/work/runs/base-std, smollm2-135m at 2fc78e0),
+# whole, with the measures it recorded: (text, regime it gave, tokens, distinct-2, repeat share, perplexity ratio).
+SCANNED = [
+    (
+        "The amazing (gross!) weather (gross!) at the top of the (gross!) merry-gross! The whole town (gross!) got "
+        "the whole (gross!)",
+        "no_effect, x2.0, happy",
+        40,
+        0.6666666666666666,
+        0.0,
+        3.7497590276588624,
+    ),
+    (
+        "My loving memory, I was still a small little piece of my mother, where I was left to take a small piece of "
+        "my mother, where I was left to take a small piece of my mother",
+        "surgical, x4.0, sad",
+        40,
+        0.5384615384615384,
+        0.0,
+        7.536487028927058,
+    ),
+    (
+        'The weather today was described as a "furious" by the team, with a "furious" of winds that were "furious" '
+        'and "furious" were "furious" and',
+        "surgical, x0.5, angry",
+        40,
+        0.6153846153846154,
+        0.0,
+        1.1391749077381068,
+    ),
+    (
+        "A dull, grey horizon stretched out in the greyness of the overall of the world. The grey of the world was a "
+        "dull, grey horizon, with the grey of the grey of the grey of",
+        "surgical, x2.0, gloomy",
+        40,
+        0.6410256410256411,
+        0.225,
+        4.367781234609901,
+    ),
+]
 
 
 def test_the_set_is_large_labelled_and_split_by_its_seeded_hash() -> None:
     items = load()
-    assert len(items) >= 138 and len({i.text for i in items}) == len(items)  # docs/coherence.md: 150+ is next
+    assert len(items) >= 150 and len({i.text for i in items}) == len(items)  # the issue asks for 150+
     assert {i.label for i in items} == {"coherent", "broken"}
     assert all(i.split == split_of(i.text) for i in items)  # never moved by hand
     halves = {h: sum(i.split == h for i in items) for h in ("dev", "test")}
     assert min(halves.values()) >= 60
-    assert sum(i.source.split(": ")[1].startswith("surgical") for i in items) >= 13  # where the rule leaked
+    assert sum(i.source.split(": ")[1].startswith("surgical") for i in items) >= 50  # where the rule leaked
+    assert {i.source.split(": ")[0] for i in items} >= {"behaviour-quick2", "firsthour-quick", "base-std"}
 
 
 def test_the_documented_figures_are_those_of_the_untouched_half() -> None:
@@ -50,6 +92,15 @@ def test_the_issues_broken_sentences_are_not_surgical() -> None:
             Labelled(text, "issue: surgical", "broken", "test", len(tokens), shape.distinct2, shape.repeat_share, 1.0),
             t,
         )
+
+
+def test_the_scans_own_loops_were_coherent_before_and_are_not_now() -> None:
+    t = load_spec().steering.thresholds
+    before = replace(t, echo_share_max=None, word_repeats_max=None)
+    for text, source, tokens, distinct2, share, ratio in SCANNED:
+        item = Labelled(text, f"base-std: {source}", "broken", split_of(text), tokens, distinct2, share, ratio)
+        assert coherent(item, before), text  # the scan let it through: the test is of the new measures
+        assert not coherent(item, t), text
 
 
 def test_plain_prose_stays_coherent() -> None:
