@@ -423,3 +423,22 @@ def pack_of(directory: Path, files: dict[str, str]) -> bytes:
     archive = pack(directory)
     assert archive is not None
     return archive
+
+
+def test_the_summary_never_cuts_a_slug_on_a_narrow_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two checkpoints of one family differ late in their slugs ("qwen2.5-coder-0.5b", "-1.5b"): an 80-column
+    terminal once showed both as "qwen2.5-…"."""
+    from types import SimpleNamespace
+
+    from emoaudit.cli.study import _print_summary
+
+    monkeypatch.setenv("COLUMNS", "80")
+    slugs = ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "gemma3-270m-with-a-long-checkpoint-name-step-1000"]
+    models = [SimpleNamespace(slug=s, evidence=None, error_kind="load") for s in slugs]
+    _print_summary(SimpleNamespace(models=models, claims=[]))  # type: ignore[arg-type]
+    rows = capsys.readouterr().out.splitlines()
+    # The model column's cells, each slug's pieces joined back in reading order.
+    cells = "".join(line.split("│")[1].strip() for line in rows if line.startswith("│"))
+    assert all(s in cells for s in slugs) and "…" not in cells

@@ -106,7 +106,7 @@ def compare(
     console = Console()
     table = Table(title=terminal_text(f"{before} → {after}"))
     for column in ("what", "before", "after", "regression"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a narrow terminal folds a finding id, never cuts it
     for change in comparison.changes:
         table.add_row(
             terminal_text(change.what),  # finding ids and conditions come from the files, as written

@@ -103,7 +103,10 @@ def study(
 def _print_summary(result: Study) -> None:
     console = Console()
     table = Table(title="models")
-    for column in ("model", "family", "emotion layer", "d gen-comp", "p (BH)", "held-out comp/gen", "audit"):
+    # Two checkpoints of one family differ late in their slugs: a narrow terminal folds a slug, never cuts it.
+    table.add_column("model", overflow="fold")
+    table.add_column("family", overflow="fold")
+    for column in ("emotion layer", "d gen-comp", "p (BH)", "held-out comp/gen", "audit"):
         table.add_column(column)
     for m in result.models:
         e = m.evidence
