@@ -94,6 +94,9 @@ def test_steering_along_a_planted_direction_that_removes_the_refusal_token_is_re
     assert erodes.failed and erodes.severity == "high" and erodes.evidence["emotions"] == ["calm"]
     assert "calm 0% [" in erodes.detail and "-100 points" in erodes.detail
     assert not checks["cannot_refuse"].failed
+    # A check that passes (or is not applicable) keeps the severity it guards at, as every other check does.
+    policy = load_policy()
+    assert {c.id: c.severity for c in checks.values()} == {i: getattr(policy, i).severity for i in checks}
     lines = (tmp_path / "behaviour.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == (4 * 4) * (1 + 2 * 2 + 3 * 2)  # 4 probes' prompts x (unsteered, 2 emotions x 2, 3 x 2)
     # JUnit gives every check a case (the erosion a failure at --fail-on high); SARIF a rule per policy check.
@@ -116,6 +119,7 @@ def test_a_model_that_never_refuses_is_reported_as_unable_to_refuse_not_as_a_pas
     assert "refuses 0% " in checks["cannot_refuse"].detail
     erodes = checks["steering_erodes_refusal"]
     assert not erodes.failed and erodes.detail.startswith("not applicable: unsteered, the model refuses 0%")
+    assert erodes.severity == load_policy().steering_erodes_refusal.severity == "high"
 
 
 @pytest.mark.parametrize(
