@@ -17,6 +17,7 @@ from emoaudit.behaviour.stage import run_behaviour
 from emoaudit.model.load import load_model
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.behaviour_checks import behaviour_checks
+from emoaudit.report.decision import decide
 from emoaudit.report.gating import junit_xml
 from emoaudit.report.policy import load_policy
 from emoaudit.spec import load_spec
@@ -119,7 +120,8 @@ def test_a_model_that_never_refuses_is_reported_as_unable_to_refuse_not_as_a_pas
     assert "refuses 0% " in checks["cannot_refuse"].detail
     erodes = checks["steering_erodes_refusal"]
     assert not erodes.failed and erodes.detail.startswith("not applicable: unsteered, the model refuses 0%")
-    assert erodes.severity == load_policy().steering_erodes_refusal.severity == "high"
+    assert erodes.severity == load_policy().steering_erodes_refusal.severity == "high" and not erodes.measured
+    assert decide(list(checks.values()), "high").unmeasured == ("steering_erodes_refusal",)
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,13 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from emoaudit.report.decision import decide
-from emoaudit.report.gating import evaluate, exit_status, junit_xml
+from emoaudit.report.gating import evaluate, exit_status, junit_xml, semantic_check
 from emoaudit.report.identity import reproduce_command
 from emoaudit.report.policy import load_policy
-from emoaudit.report.power import rate_min_n, signed_rank_min_n
+from emoaudit.report.power import rate_min_n, result_words, signed_rank_min_n
 from emoaudit.report.render import render
 from emoaudit.report.steering_view import check_examples
-from emoaudit.results.common import Check
+from emoaudit.results.common import NOT_MEASURED, Check
 from emoaudit.results.reading import read_results
 from emoaudit.spec import load_spec
 from emoaudit.steering.statistics import wilson
@@ -55,6 +55,24 @@ def test_an_underpowered_finding_is_marked_and_cannot_fail_a_gate_alone() -> Non
     suite = ET.fromstring(junit_xml([thin], "low", "m"))
     assert suite.get("failures") == "0"
     assert suite.findall("system-out")[-1].text == decision.sentence  # the decision, in JUnit too
+
+
+def test_a_check_that_measured_nothing_is_named_apart_from_the_passes_everywhere() -> None:
+    """qwen2.5-coder-0.5b refuses 40% unsteered: cannot_refuse is the finding, and steering_erodes_refusal,
+    which had nothing to erode, once read "passes (high)" in the decision."""
+    why = "not applicable: unsteered, the model refuses 40%"
+    nothing = Check("steering_erodes_refusal", "erodes", "high", False, why, {NOT_MEASURED: True})
+    checks = [nothing, check("cannot_refuse", "low", True, 30), check("steerable", "medium", False, 18)]
+    decision = decide(checks, "high")
+    assert decision.passed == ("steerable",) and decision.unmeasured == ("steering_erodes_refusal",)
+    assert decision.sentence.endswith(
+        "1 check pass: steerable (medium). Not measured, so no pass: steering_erodes_refusal (high: " + why + ")."
+    )
+    suite = ET.fromstring(junit_xml(checks, "high", "m"))
+    case = next(c for c in suite.iter("testcase") if c.get("name") == "steering_erodes_refusal")
+    assert case.find("skipped") is not None and suite.get("skipped") == "1" and suite.get("tests") == "3"
+    assert result_words(nothing) == "not measured" and result_words(checks[2]) == "pass"
+    assert semantic_check(load_policy().semantic_entanglement, None).measured is False
 
 
 def test_min_n_is_where_the_threshold_can_be_reached_both_ways() -> None:

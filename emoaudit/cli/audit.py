@@ -93,7 +93,7 @@ def _print_summary(results: Results, out: Path, seconds: float) -> None:
     console.print(f"emotion layer: {at} of {model.n_layers} (relative depth {stage.emotion_layer.relative_depth:.2f})")
     table = Table()
     for column in ("method", "best layer", "probe acc", "shuffled", "held-out acc", "valence AUC"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "method")  # "comprehension" was cut at 80 columns
     for method, analysis in stage.methods.items():
         curves, held = analysis.curves, analysis.heldout
         table.add_row(

@@ -1,5 +1,6 @@
 """The gate's decision in one sentence: the level applied, pass or fail, and why (the findings that
-reached it, those below it, those too thin to gate, and the checks that passed).
+reached it, those below it, those too thin to gate, the checks that passed, and those whose stage ran but
+could measure nothing, which are not passes).
 
 Every output that shows a verdict (the HTML report's top, the terminal's last lines, the model card,
 JUnit and SARIF) says this same sentence, so a release engineer reads one decision everywhere.
@@ -7,6 +8,7 @@ JUnit and SARIF) says this same sentence, so a release engineer reads one decisi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from emoaudit.results.common import SEVERITIES, Check, FailLevel
@@ -24,16 +26,18 @@ class Decision:
     below: tuple[str, ...]  # ids of findings below the gate level (reported, not gating)
     thin: tuple[str, ...]  # ids of findings too underpowered to gate on their own
     passed: tuple[str, ...]  # ids of the checks that passed
+    unmeasured: tuple[str, ...]  # ids of the checks that measured nothing (why in each check's detail)
 
 
 def decide(checks: list[Check], fail_on: FailLevel | str) -> Decision:
     """The decision of the gate `--fail-on fail_on` on `checks` (ValueError for a level FailLevel lacks)."""
     level = FailLevel(fail_on)
-    failed = sorted((c for c in checks if c.failed), key=lambda c: (-SEVERITIES.index(c.severity), c.id))
+    failed = sorted((c for c in checks if c.failed), key=_by_severity)
     gating = [c for c in failed if level.gates(c)]
     thin = [c for c in failed if c.underpowered]
     below = [c for c in failed if c not in gating and c not in thin]
-    passed = sorted((c for c in checks if not c.failed), key=lambda c: (-SEVERITIES.index(c.severity), c.id))
+    passed = sorted((c for c in checks if not c.failed and c.measured), key=_by_severity)
+    unmeasured = sorted((c for c in checks if not c.failed and not c.measured), key=_by_severity)
     gate = "--fail-on never (never fails)" if level is FailLevel.never else f"--fail-on {level.value}"
     parts = [f"Gate {gate}: {'fails' if gating else 'passes'}."]
     if gating:
@@ -47,6 +51,8 @@ def decide(checks: list[Check], fail_on: FailLevel | str) -> Decision:
     if passed:
         guarded = ", ".join(f"{c.id} ({c.severity}{', underpowered' if c.underpowered else ''})" for c in passed)
         parts.append(f"{_count(len(passed), 'check')} pass: {guarded}.")
+    if unmeasured:
+        parts.append(f"Not measured, so no pass: {_list(unmeasured, lambda c: c.detail)}.")
     return Decision(
         level,
         not gating,
@@ -55,6 +61,7 @@ def decide(checks: list[Check], fail_on: FailLevel | str) -> Decision:
         tuple(c.id for c in below),
         tuple(c.id for c in thin),
         tuple(c.id for c in passed),
+        tuple(c.id for c in unmeasured),
     )
 
 
@@ -62,5 +69,9 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _list(checks: list[Check]) -> str:
-    return "; ".join(f"{c.id} ({c.severity}: {c.title})" for c in checks)
+def _by_severity(check: Check) -> tuple[int, str]:
+    return -SEVERITIES.index(check.severity), check.id
+
+
+def _list(checks: list[Check], words: Callable[[Check], str] = lambda c: c.title) -> str:
+    return "; ".join(f"{c.id} ({c.severity}: {words(c)})" for c in checks)

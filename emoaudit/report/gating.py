@@ -7,7 +7,7 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from emoaudit.escaping import xml
-from emoaudit.results.common import SEVERITIES, Check, FailLevel
+from emoaudit.results.common import NOT_MEASURED, SEVERITIES, Check, FailLevel
 from emoaudit.results.document import Results
 from emoaudit.results.extraction import Extraction
 from emoaudit.results.leakage import Leakage, SemanticEntanglement
@@ -66,13 +66,18 @@ def junit_xml(checks: list[Check], fail_on: str | FailLevel, model: str) -> str:
     """
     level = fail_level(fail_on)
     failing = [c for c in checks if level.gates(c)]
-    suite = ET.Element("testsuite", name=xml(f"emoaudit {model}"), tests=str(len(checks)), failures=str(len(failing)))
+    skipped = str(sum(not c.measured for c in checks))
+    suite = ET.Element(
+        "testsuite", name=xml(f"emoaudit {model}"), tests=str(len(checks)), failures=str(len(failing)), skipped=skipped
+    )
     for check in checks:
         case = ET.SubElement(suite, "testcase", classname="emoaudit", name=xml(check.id))
         if check in failing:
             message = xml(f"[{check.severity}] {check.title}")
             failure = ET.SubElement(case, "failure", message=message, type=check.severity)
             failure.text = xml(check.detail)
+        elif not check.measured:  # JUnit's own word for a case that did not run: CI shows it apart from a pass
+            ET.SubElement(case, "skipped", message=xml(check.detail))
         else:
             status = f"{check.severity} finding, not gating" if check.failed else f"{check.severity} check, pass"
             ET.SubElement(case, "system-out").text = xml(f"[{status}] {check.detail}")
@@ -205,7 +210,8 @@ def semantic_check(rule: SemanticRule, semantic: SemanticEntanglement | None) ->
             if semantic is None
             else "no steered emotion's words have a usable first token where another emotion's have one too"
         )
-        return Check("semantic_entanglement", rule.title, rule.severity, False, f"not measured: {why}", {"pairs": 0})
+        nothing = {"pairs": 0, NOT_MEASURED: True}
+        return Check("semantic_entanglement", rule.title, rule.severity, False, f"not measured: {why}", nothing)
     p, q = semantic.p_value, semantic.selectivity_p_value
     failed = semantic.mean_excess >= rule.min_excess and all(x is not None and x < rule.alpha for x in (p, q))
     min_n = rule.min_n or signed_rank_min_n(rule.alpha)

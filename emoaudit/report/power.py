@@ -53,7 +53,10 @@ def power_note(n: int, min_n: int, unit: str) -> str:
 
 
 def result_words(check: Check) -> str:
-    """A check's result, apart from its policy severity: finding or pass, and whether it is underpowered."""
+    """A check's result, apart from its policy severity: finding, pass or not measured, and whether it is
+    underpowered."""
+    if not check.measured:
+        return "not measured"
     if check.failed:
         return "finding (underpowered: cannot fail a gate alone)" if check.underpowered else "finding"
     return "pass (underpowered: cannot rule the threshold out)" if check.underpowered else "pass"

@@ -76,6 +76,7 @@ def sarif_document(
                         "fail_on": decision.fail_on.value,
                         "passes": decision.passes,
                         "findings": list(decision.gating),
+                        "not_measured": list(decision.unmeasured),
                     },
                     "model": {"reference": model.reference, "sha256": model.sha256, **_weights(results)},
                     "specification_sha256": results.audit.sha256,

@@ -48,6 +48,9 @@ class WithKeys:
 Severity = Literal["info", "low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")  # in rising order
 UNDERPOWERED = "underpowered"  # the evidence key of a check resting on fewer samples than its min_n
+# The evidence key of a check whose stage ran but that could not measure (no translations in the
+# specification, a model that refuses nothing for steering to erode): neither a finding nor a pass.
+NOT_MEASURED = "not_measured"
 
 
 class FailLevel(str, Enum):
@@ -86,6 +89,12 @@ class Check:
         """Whether the check rests on fewer samples than its policy's min_n (`report.power`): a finding then
         cannot fail a gate on its own, and a pass cannot rule the threshold out."""
         return bool(self.evidence.get(UNDERPOWERED, False)) if isinstance(self.evidence, dict) else False
+
+    @property
+    def measured(self) -> bool:
+        """False where the check's stage ran but gave it nothing to measure (`NOT_MEASURED`, the reason in
+        `detail`): a release engineer must not read it as a pass."""
+        return not (isinstance(self.evidence, dict) and self.evidence.get(NOT_MEASURED, False))
 
 
 @dataclass(frozen=True)
