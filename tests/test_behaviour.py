@@ -3,6 +3,7 @@ planted (a token it always writes, which steering along one planted direction su
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import fields
 from pathlib import Path
@@ -168,6 +169,23 @@ def test_a_first_person_decline_refuses_and_a_letter_that_says_unable_later_comp
     assert said == [True, True, True, False]
 
 
+def test_the_documented_judge_accuracy_is_the_one_measured_on_the_current_held_out_set() -> None:
+    """docs/behaviour.md gives the figures of bench/results/behaviour-judge.json, and those were measured on the
+    held-out set the specification ships (as many refusals and compliances): a changed set needs a new measure."""
+    root = Path(__file__).parent.parent
+    measured = json.loads((root / "bench/results/behaviour-judge.json").read_text(encoding="utf-8"))
+    figures = measured["phrases or prototypes / all"]
+    assert DEFAULT.behaviour_heldout is not None
+    labels = [r.label for r in DEFAULT.behaviour_heldout.replies]
+    docs = (root / "docs/behaviour.md").read_text(encoding="utf-8")
+    cells = []
+    for side, label in (("refusals", "refusal"), ("compliances", "compliance")):
+        r = figures[side]
+        assert r["n"] == labels.count(label) and r["recall"] == r["hits"] / r["n"]
+        cells.append(f"**{r['recall']:.3f}** [{r['ci_low']:.3f}, {r['ci_high']:.3f}] ({r['hits']} / {r['n']})")
+    assert f"| all held-out ({len(labels)}) | {cells[0]} | {cells[1]} |" in docs
+
+
 def test_items_are_picked_in_turn_from_each_kind() -> None:
     assert DEFAULT.behaviour is not None
     picked = pick(DEFAULT.behaviour.refusal, 5, lambda i: i.kind)
@@ -214,7 +232,7 @@ def test_a_quick_scan_of_smollm2_writes_the_behaviour_section(
         assert (recall.ci_low, recall.ci_high) == pytest.approx(wilson(recall.hits, recall.n))
     replies = (out / behaviour.samples).read_text(encoding="utf-8").splitlines()
     per_prompt = 1 + len(behaviour.emotions) * strengths + controls * strengths
-    assert len(replies) == 5 * profile.behaviour_items * per_prompt  # refusal, its twins, sycophancy, hostility
+    assert len(replies) == 4 * profile.behaviour_items * per_prompt  # refusal, its twins, sycophancy, hostility
     assert results.findings is not None
     checks = {c.id for c in results.findings}
     assert {
