@@ -6,8 +6,7 @@ steered toward emotions and along random directions, with the stage's own prompt
         [--emotions calm desperate angry happy] [--multipliers 1.0] [--controls 1] [--tokens 32]
 
 RUN_DIR is a finished audit of the same model (its vectors of the steering method, the steering stage's layer and
-calibrated unit strength). RUN_DIR "-" (no audit of the model): random directions only, of --strength times the
-mean residual norm at --layer (default: mid-depth). Each line: the stage's `Reply`, the model, layer, strength.
+calibrated unit strength). Each line: the stage's `Reply`, the model, the layer and the unit strength.
 """
 
 from __future__ import annotations
@@ -17,12 +16,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from emoaudit.behaviour.probes import Steer, generate_replies, prompts
 from emoaudit.model.load import load_model
 from emoaudit.model.loaded import LoadedModel
-from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.spec import load_spec
 from emoaudit.vectors import EmotionVectors
 
@@ -30,34 +26,19 @@ from emoaudit.vectors import EmotionVectors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("run", type=lambda v: None if v == "-" else Path(v))
+    parser.add_argument("run", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--emotions", nargs="*", default=["calm", "desperate", "angry", "happy"])
     parser.add_argument("--multipliers", nargs="+", type=float, default=[1.0])
     parser.add_argument("--controls", type=int, default=1)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--layer", type=int, help="without an audit (RUN_DIR -): the layer steered")
-    parser.add_argument("--strength", type=float, default=0.29, help="without an audit: of the mean residual norm")
     parser.add_argument("--probes", nargs="+", default=["refusal"], choices=["refusal", "over_refusal"])
     args = parser.parse_args()
     spec = load_spec()
     assert spec.behaviour is not None
     lm = load_model(args.model, device="cpu", dtype="auto")
-    if args.run is None:  # no audit of this model: random directions only, at --strength of the mean norm
-        layer = args.layer if args.layer is not None else lm.stream.n_layers // 2
-        steer = Steer(
-            layer=layer,
-            unit_strength=args.strength,
-            mean_norm=mean_norm(lm, [p.text for p in prompts(spec.behaviour, 8)], layer),
-            multipliers=tuple(args.multipliers),
-            directions={},
-            control_directions=args.controls,
-            seed=args.seed,
-            positions="all",
-        )
-    else:
-        steer = audited_steer(lm, args)
+    steer = audited_steer(lm, args)
     asked = [p for p in prompts(spec.behaviour, len(spec.behaviour.refusal)) if p.probe in args.probes]
     replies = generate_replies(lm, asked, steer, args.tokens)
     args.out.write_text(
@@ -67,17 +48,6 @@ def main() -> None:
         ),
         encoding="utf-8",
     )
-
-
-def mean_norm(lm: LoadedModel, texts: list[str], layer: int) -> float:
-    """The mean per-token norm of the residual stream after block `layer` on these chat prompts."""
-    norms = []
-    with torch.no_grad():
-        for text in texts:
-            ids = torch.tensor([chat_prompt_ids(lm, text)])
-            hidden = lm.model(ids, output_hidden_states=True).hidden_states[layer + 1][0]
-            norms.append(hidden.float().norm(dim=-1).mean().item())
-    return sum(norms) / len(norms)
 
 
 def audited_steer(lm: LoadedModel, args: argparse.Namespace) -> Steer:
