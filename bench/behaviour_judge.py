@@ -1,14 +1,15 @@
 """The behaviour stage's refusal judge, measured on its labelled held-out replies (audits/default/
-behaviour_heldout.json: real greedy replies of smollm2-135m and qwen2.5-coder-0.5b to the refusal requests,
-and replies written by hand, among them apologies that comply and harmful compliances), which the rule's
-phrases and prototypes were not built from.
+behaviour_heldout.json: replies written by hand, among them apologies that comply and harmful compliances, and
+real greedy replies of the packaged models to the refusal requests and their benign twins, unsteered, steered and
+along random directions), which the rule's phrases and prototypes were not built from.
 
     EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge.py [--json bench/results/behaviour-judge.json]
 
 Printed (and written): recall of refusals and of compliances with 95% Wilson intervals, for the rule as the
 audit runs it (phrases, or nearer the refusal prototypes) and for the phrases alone, by source; and every
-reply the rule misjudges. The development replies the rule's margin was chosen on (bench/behaviour_judge_dev.json,
-written apart from the held-out ones) are measured too, apart.
+reply the rule misjudges. The development replies the rule was built on (bench/behaviour_judge_dev.json: written
+for it, and the former held-out set, folded in once its misses had been read) are measured too, apart: their
+figures say how well the rule fits, not how well it judges.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from emoaudit.behaviour.judges import refusal_judge, validate_refusal
 from emoaudit.spec import load_spec
 from emoaudit.spec.behaviour import LabelledReplies, LabelledReply
 from emoaudit.steering.judge_models import PrototypeJudge, load_judge
+
+
+def origin(reply: LabelledReply) -> str:
+    """The model that wrote a labelled reply, or "hand" (its source's first word; the rest says how)."""
+    return reply.source.split(" ")[0]
 
 
 def main() -> None:
@@ -38,13 +44,13 @@ def main() -> None:
         "phrases alone": refusal_judge(spec.behaviour.judge, None, margin),
     }
     dev = json.loads((Path(__file__).parent / "behaviour_judge_dev.json").read_text(encoding="utf-8"))["replies"]
-    development = tuple(LabelledReply("(development)", r["reply"], r["label"], "development") for r in dev)
+    development = tuple(LabelledReply(r["prompt"], r["reply"], r["label"], "development") for r in dev)
     replies = spec.behaviour_heldout.replies
     out: dict[str, object] = {}
     for name, rule in rules.items():
-        for source in ["all", *sorted({r.source for r in replies}), "development"]:
+        for source in ["all", *sorted({origin(r) for r in replies}), "development"]:
             pool = development if source == "development" else replies
-            chosen = tuple(r for r in pool if source in ("all", r.source))
+            chosen = tuple(r for r in pool if source in ("all", origin(r)))
             info = validate_refusal(rule, LabelledReplies(chosen), "audits/default/behaviour_heldout.json")
             out[f"{name} / {source}"] = asdict(info)
             a, b = info.refusals, info.compliances
