@@ -103,7 +103,10 @@ def audit_in_worker(
             unpack(previous, out)
         stream = FolderStream(out, items.put, known=not resumed)
         audit = threading.Thread(
-            target=_audit, args=(replace(options, out=out), stream, items.put), name=f"emoaudit audit {slug}", daemon=True
+            target=_audit,
+            args=(replace(options, out=out), stream, items.put),
+            name=f"emoaudit audit {slug}",
+            daemon=True,
         )
         audit.start()
         while not isinstance(item := items.get(), Attempt):
