@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from emoaudit.pipeline.options import audit_options
+from emoaudit.pipeline.options import AuditOptions, audit_options
 from emoaudit.study import executors
 from emoaudit.study.executors import RayResources, run_ray
 from emoaudit.study.targets import Target
@@ -56,32 +56,47 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         ray.shutdown()
 
 
-def test_a_finished_stage_is_streamed_into_out_before_the_driver_is_interrupted(
-    cluster: tuple[str, Path],
+@pytest.fixture
+def tiny_study(
     tiny_dir: Callable[[str], Path],
     judge_dir: Path,  # noqa: F811
     tmp_path: Path,
+) -> tuple[AuditOptions, Path, Target]:
+    """A quick audit's options of the tiny specification, the study's OUT, and the tiny Llama as its model."""
+    values = {"profile": "quick", "spec_path": SPEC, "judge": str(judge_dir), "device": "cpu", "dtype": "float32"}
+    return audit_options("m", tmp_path, values), tmp_path / "study", Target(str(tiny_dir("llama")), "llama")
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, list[str]]]:
+    """Each archive the driver receives from a worker, with the names it wrote of it."""
+    seen: list[tuple[bytes, list[str]]] = []
+    original = executors.unpack
+
+    def unpack(data: bytes, directory: Path) -> list[str]:
+        seen.append((data, original(data, directory)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(executors, "unpack", unpack)
+    return seen
+
+
+def test_a_finished_stage_is_streamed_into_out_before_the_driver_is_interrupted(
+    cluster: tuple[str, Path],
+    tiny_study: tuple[AuditOptions, Path, Target],
+    received: list[tuple[bytes, list[str]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The driver is interrupted as it reports the extraction stage kept, the worker still at work: OUT holds
     the stage and the files its reuse reads, byte for byte what the worker streamed, without the driver
     reading the worker's folder (on its node, in a temporary directory that is not the driver's)."""
     address, node_tmp = cluster
-    streamed: list[bytes] = []
-    original_unpack = executors.unpack
-
-    def unpack(data: bytes, directory: Path) -> list[str]:
-        streamed.append(data)
-        return original_unpack(data, directory)
+    template, out, target = tiny_study
 
     def salvage(folder: Path, out: Path) -> None:
         raise AssertionError(f"the driver read a worker's folder {folder}")
 
-    monkeypatch.setattr(executors, "unpack", unpack)
     monkeypatch.setattr(executors, "salvage", salvage)
-    values = {"profile": "quick", "spec_path": SPEC, "judge": str(judge_dir), "device": "cpu", "dtype": "float32"}
-    template = audit_options("m", tmp_path, values)
-    out, target = tmp_path / "study", Target(str(tiny_dir("llama")), "llama")
     console = Console(file=InterruptAt("extraction done, kept in llama/"), width=400)
     with pytest.raises(KeyboardInterrupt):
         run_ray([target], template, out, console, RayResources(address, 1, 0))
@@ -92,7 +107,7 @@ def test_a_finished_stage_is_streamed_into_out_before_the_driver_is_interrupted(
         assert (folder / needed).is_file(), needed
     assert not list(folder.rglob("*.tmp"))
     last_streamed = {}
-    for data in streamed:
+    for data, _ in received:
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             for member in archive.getmembers():
                 contents = archive.extractfile(member)
@@ -188,28 +203,15 @@ def workers(title: str) -> list[int]:
 
 def test_a_killed_worker_is_retried_from_the_stages_it_streamed_without_writing_them_again(
     cluster: tuple[str, Path],
-    tiny_dir: Callable[[str], Path],
-    judge_dir: Path,  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    tiny_study: tuple[AuditOptions, Path, Target],
+    received: list[tuple[bytes, list[str]]],
 ) -> None:
     """Ray's own retry of a streaming task keeps only what the retry yields past the killed attempt's last
     yield, which would drop the resumed audit's stages: the study retries the task itself, and the retry
     resumes from the extraction stage kept (streamed again from the killed attempt's folder, but not written
     again)."""
     address, _ = cluster
-    written: list[str] = []
-    original_unpack = executors.unpack
-
-    def unpack(data: bytes, directory: Path) -> list[str]:
-        names = original_unpack(data, directory)
-        written.extend(names)
-        return names
-
-    monkeypatch.setattr(executors, "unpack", unpack)
-    values = {"profile": "quick", "spec_path": SPEC, "judge": str(judge_dir), "device": "cpu", "dtype": "float32"}
-    template = audit_options("m", tmp_path, values)
-    out, target = tmp_path / "study", Target(str(tiny_dir("llama")), "llama")
+    template, out, target = tiny_study
     log = KillWorkerAt("extraction done, kept in llama/")
     attempts = run_ray([target], template, out, Console(file=log, width=400), RayResources(address, 1, 0))
     said = log.getvalue()
@@ -218,5 +220,6 @@ def test_a_killed_worker_is_retried_from_the_stages_it_streamed_without_writing_
     after_retry = said[said.index("(1 of 3)") :]
     assert "resuming llama/ (extraction done in an earlier run, reusing)" in after_retry
     assert "extraction done, kept" not in after_retry and "leakage done, kept" in after_retry
+    written = [name for _, names in received for name in names]
     assert written.count("stages/extraction.json") == 1 and written.count("stages/leakage.json") == 1
     assert (out / "llama" / "results.json").is_file()
