@@ -4,6 +4,7 @@ Ctrl-C keeps them and a rerun resumes from them."""
 
 import io
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from emoaudit.pipeline.options import AuditOptions, audit_options
-from emoaudit.study import executors
+from emoaudit.study import executors, ray_worker
 from emoaudit.study.executors import RayResources, run_ray
 from emoaudit.study.targets import Target
 from tests.conftest import REPO
@@ -223,3 +224,25 @@ def test_a_killed_worker_is_retried_from_the_stages_it_streamed_without_writing_
     written = [name for _, names in received for name in names]
     assert written.count("stages/extraction.json") == 1 and written.count("stages/leakage.json") == 1
     assert (out / "llama" / "results.json").is_file()
+
+
+def test_a_cancelled_task_stops_waiting_for_its_audit_and_cleans_up(cluster: tuple[str, Path], tmp_path: Path) -> None:
+    """The study cancels its unfinished tasks when it stops; Ray cancels by raising KeyboardInterrupt in the task's
+    thread, which a wait without a timeout never sees: the task would run on, and its folder stay."""
+
+    def waits_for_an_audit(marker: str) -> Iterator[str]:  # defined here: Ray ships it by value
+        """A task waiting, as `audit_in_worker` does, for its audit's next item, that never comes."""
+        try:
+            yield "waiting"
+            ray_worker._next(queue.SimpleQueue())
+        finally:
+            Path(marker).write_text("the task's own clean-up ran")
+
+    marker = tmp_path / "cleaned"
+    task = ray.remote(max_retries=0, num_returns="streaming")(waits_for_an_audit).remote(str(marker))
+    assert ray.get(next(task)) == "waiting"
+    ray.cancel(task)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.read_text() == "the task's own clean-up ran"

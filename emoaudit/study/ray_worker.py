@@ -109,7 +109,7 @@ def audit_in_worker(
             daemon=True,
         )
         audit.start()
-        while not isinstance(item := items.get(), Attempt):
+        while not isinstance(item := _next(items), Attempt):
             yield item
         yield WorkerReport(item, stream.changes())
     finally:
@@ -127,6 +127,14 @@ def _audit(options: AuditOptions, stream: FolderStream, put: Callable[[Attempt],
         attempt = attempt_audit(options, Console(quiet=True), stream)
     finally:
         put(attempt)
+
+
+def _next(items: queue.SimpleQueue[Kept | Attempt]) -> Kept | Attempt:
+    """The audit's next item. Waited for a second at a time: Ray cancels a task by raising KeyboardInterrupt in
+    its thread, which a thread blocked in one wait without a timeout never sees."""
+    while True:
+        with contextlib.suppress(queue.Empty):
+            return items.get(timeout=1.0)
 
 
 def _signatures(folder: Path) -> dict[str, tuple[int, int, int]]:
