@@ -30,6 +30,10 @@ class Progress(Protocol):
 
     def stage(self, description: str, total: float, unit: str = "") -> AbstractContextManager[Advance]: ...
 
+    def kept(self, work: str) -> None:
+        """Told, once written under the audit's OUT, each piece of work a rerun resumes from: a finished stage
+        (`extraction`, ...) or one reading's activations (`generation activations`)."""
+
 
 def _ignore(_: float) -> None:
     pass
@@ -41,6 +45,9 @@ class QuietProgress:
     @contextmanager
     def stage(self, description: str, total: float, unit: str = "") -> Iterator[Advance]:
         yield _ignore
+
+    def kept(self, work: str) -> None:
+        pass
 
 
 class ConsoleProgress:
@@ -75,6 +82,9 @@ class ConsoleProgress:
                 line.update(task, completed=max(float(total), 1e-9))
         finally:
             self._open = False
+
+    def kept(self, work: str) -> None:
+        pass  # the stage's own line has said it finished
 
 
 def note(console: Console, text: str) -> None:

@@ -5,6 +5,9 @@ import dataclasses
 import json
 import re
 import tarfile
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +21,11 @@ from emoaudit.results.evidence import Comparison, MethodEvidence, ModelEvidence
 from emoaudit.results.convert import to_dict
 from emoaudit.results.identity import AuditIdentity, ModelContent, RunRecord
 from emoaudit.study.evidence import changed, is_finished
-from emoaudit.study.executors import RayResources, pack, unpack
+from emoaudit.progress import Progress
+from emoaudit.study import archive as archive_module
+from emoaudit.study.archive import pack, salvage, unpack
+from emoaudit.study.attempt import Attempt
+from emoaudit.study.executors import RayResources
 from emoaudit.study.study import corrected_p_values, schema
 from emoaudit.study.targets import slug_for, study_targets
 from tests.conftest import run_cli
@@ -199,10 +206,11 @@ def test_archives_round_trip_and_write_results_last(tmp_path: Path, monkeypatch:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_bytes(data)
     written: list[str] = []
-    original = executors.write_with
-    monkeypatch.setattr(executors, "write_with", lambda p, w: (written.append(p.name), original(p, w)))
+    original = archive_module.write_with
+    monkeypatch.setattr(archive_module, "write_with", lambda p, w: (written.append(p.name), original(p, w)))
     unpack(pack(source) or b"", tmp_path / "copy")
-    assert written[-1] == "results.json" and len(written) == 3
+    # the stage after the files its reuse reads, results.json last
+    assert written == ["v.safetensors", "extraction.json", "results.json"]
     for path in source.rglob("*"):
         if path.is_file():
             assert (tmp_path / "copy" / path.relative_to(source)).read_bytes() == path.read_bytes()
@@ -376,33 +384,54 @@ def test_a_worker_folder_is_resumed_by_a_retry_and_removed_however_the_task_ends
 ) -> None:
     """Issue 27, class 5: a killed worker was retried from scratch and leaked its temporary folder."""
     from emoaudit.pipeline.options import AuditOptions, audit_options
+    from emoaudit.study import ray_worker
+    from emoaudit.study.ray_workspace import study_root, worker_folder
 
-    root = tmp_path / "emoaudit-study-x"
-    folder = root / "m"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node"))  # the node's temporary directory
+    folder = worker_folder("x", "m")
     (folder / "stages").mkdir(parents=True)
     (folder / "stages" / "extraction.json").write_text("{}")  # what the killed attempt finished
     seen: list[list[str]] = []
 
-    def audit(options: AuditOptions, console: object) -> executors.Attempt:
+    def audit(options: AuditOptions, console: object, progress: Progress) -> Attempt:
         seen.append(sorted(p.relative_to(options.out).as_posix() for p in options.out.rglob("*") if p.is_file()))
         (options.out / "stages" / "steering.json").write_text("{}")
-        return executors.Attempt(1.0)
+        progress.kept("steering")
+        (options.out / "report.html").write_text("<p>")
+        return Attempt(1.0)
 
-    monkeypatch.setattr(executors, "attempt_audit", audit)
+    monkeypatch.setattr(ray_worker, "attempt_audit", audit)
     earlier = pack_of(tmp_path / "earlier", {"results.json": "{}"})
-    report = executors.audit_in_worker(audit_options("m", tmp_path, {}), earlier, str(folder))
+    *kept, report = ray_worker.audit_in_worker(audit_options("m", tmp_path, {}), earlier, "x", "m")
     assert seen == [["stages/extraction.json"]]  # the retry resumed the killed attempt, not OUT's older copy
-    assert report.archive is not None and not root.exists()  # its folder and the study's, removed
-    unpack(report.archive, tmp_path / "back")
-    assert sorted(p.name for p in (tmp_path / "back" / "stages").iterdir()) == ["extraction.json", "steering.json"]
+    assert not study_root("x").exists()  # its folder and the study's, removed
+    # the killed attempt's stage may never have reached the driver: streamed with the first stage kept now
+    assert [k.work for k in kept] == ["steering"] and names_in(kept[0].archive) == [
+        "stages/extraction.json",
+        "stages/steering.json",
+    ]
+    assert isinstance(report, ray_worker.WorkerReport) and names_in(report.archive) == ["report.html"]
 
-    def fails(options: AuditOptions, console: object) -> executors.Attempt:
-        raise KeyboardInterrupt  # the worker stopped mid-audit
+    def endless(options: AuditOptions, console: object, progress: Progress) -> Attempt:
+        (options.out / "stages").mkdir()
+        (options.out / "stages" / "steering.json").write_text("{}")
+        progress.kept("steering")
+        try:
+            with progress.stage("steering", 1) as advance:
+                while True:  # a stage at work, its loop advancing its progress line, until stopped there
+                    (options.out / "noise.jsonl").write_text("")
+                    advance(0)
+                    time.sleep(0.01)
+        except Exception as exc:  # as attempt_audit does
+            return Attempt(0.0, str(exc), "internal")
 
-    monkeypatch.setattr(executors, "attempt_audit", fails)
+    monkeypatch.setattr(ray_worker, "attempt_audit", endless)
+    task = ray_worker.audit_in_worker(audit_options("m", tmp_path, {}), earlier, "x", "m")
+    assert next(task).work == "steering"  # type: ignore[union-attr]
     with pytest.raises(KeyboardInterrupt):
-        executors.audit_in_worker(audit_options("m", tmp_path, {}), earlier, str(folder))
-    assert not root.exists()
+        task.throw(KeyboardInterrupt)  # how Ray cancels a task; a worker told to exit raises SystemExit there
+    assert not study_root("x").exists()  # the audit stopped writing before its folder was removed
+    assert not [t for t in threading.enumerate() if t.name == "emoaudit audit m"]  # it stopped, not only its folder
 
 
 def test_an_interrupted_tasks_finished_stages_are_salvaged_into_out(tmp_path: Path) -> None:
@@ -410,10 +439,16 @@ def test_an_interrupted_tasks_finished_stages_are_salvaged_into_out(tmp_path: Pa
     (folder / "stages").mkdir(parents=True)
     (folder / "stages" / "extraction.json").write_text('{"done": true}')
     (folder / "stages" / ".steering.json.abc.tmp").write_text("half")  # being written: left out
-    executors.salvage(folder, tmp_path / "out" / "m")
+    salvage(folder, tmp_path / "out" / "m")
     assert [p.name for p in (tmp_path / "out" / "m" / "stages").iterdir()] == ["extraction.json"]
-    executors.salvage(tmp_path / "gone", tmp_path / "out" / "n")  # a task that never started
+    salvage(tmp_path / "gone", tmp_path / "out" / "n")  # a task that never started
     assert not (tmp_path / "out" / "n").exists()
+
+
+def names_in(archive: bytes | None) -> list[str]:
+    assert archive is not None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as opened:
+        return sorted(opened.getnames())
 
 
 def pack_of(directory: Path, files: dict[str, str]) -> bytes:

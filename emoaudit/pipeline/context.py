@@ -54,3 +54,8 @@ class Run:
         """A progress line for work of `total` units; the context gives the callback its loops advance."""
         assert self.progress is not None
         return self.progress.stage(description, total, unit)
+
+    def kept(self, work: str) -> None:
+        """Say that `work` (a stage, or a reading's activations) is written under OUT, for whoever streams it on."""
+        assert self.progress is not None
+        self.progress.kept(work)

@@ -33,7 +33,7 @@ from emoaudit.results.leakage import Leakage
 from emoaudit.results.norms import Norms
 from emoaudit.results.reading import read_json
 from emoaudit.results.steering import Steering
-from emoaudit.progress import note
+from emoaudit.progress import Progress, note
 from emoaudit.pipeline.stages import extraction_stage, leakage_stage, steering_stage
 from emoaudit.pipeline.behaviour import behaviour_stage, runs_behaviour
 from emoaudit.results.behaviour import Behaviour
@@ -56,10 +56,12 @@ from emoaudit.vectors import EmotionVectors
 StageResults = TypeVar("StageResults", Extraction, Steering, Leakage, Behaviour)
 
 
-def audit(options: AuditOptions, console: Console) -> Results:
+def audit(options: AuditOptions, console: Console, progress: Progress | None = None) -> Results:
     """Run the stages in order, each reusing what an earlier run finished; write results, findings and report.
 
-    Raises EmoauditError for bad input (model, specification, policy, output directory).
+    `progress` shows each stage's work (a line on `console` if None) and is told each stage finished now
+    (`Progress.kept`), once its files and the partial results.json are written. Raises EmoauditError for
+    bad input (model, specification, policy, output directory).
     """
     started = datetime.now(UTC)
     spec = load_spec(options.spec_path)
@@ -77,7 +79,8 @@ def audit(options: AuditOptions, console: Console) -> Results:
         check_judge(judge, spec.emotion_names, spec.judge_prototypes)
         fetch_judge(judge, console)
     runtime_rss = rss_high_water()
-    run = Run(options, load(options, console, workload(spec, profile)), spec, profile, console, runtime_rss)
+    lm = load(options, console, workload(spec, profile))
+    run = Run(options, lm, spec, profile, console, runtime_rss, progress=progress)
     check_lengths(run.lm, spec, profile, options.stages)
     # Only a person at a terminal reads the estimate; a resumed audit near its end needs none.
     if console.is_terminal and not (options.out / "stages" / "steering.json").is_file():
@@ -100,6 +103,8 @@ def audit(options: AuditOptions, console: Console) -> Results:
             fresh = fresh or not reused
             partial = results_document(run, Stages(**done), started, complete=False)
             write_json(run.out / "results.json", to_dict(partial))
+            if not reused:
+                run.kept(name)
     document = results_document(run, Stages(**done), started, complete=True)
     findings = evaluate(document, policy)
     # The claims read the typed stages, reused or not: a resumed audit recomputes no stage for them.

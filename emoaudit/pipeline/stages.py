@@ -291,4 +291,5 @@ def _activations(
     with run.timed(f"{name}_activations"), run.stage(*line) as advance:
         acts = compute(advance)
     acts.save(path)
+    run.kept(f"{name} activations")
     return acts

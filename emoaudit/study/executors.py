@@ -3,44 +3,39 @@
 Either way each model gets one ordinary audit (`emoaudit.pipeline.run.audit`) whose outputs end up in
 OUT/<slug>/, and a model whose audit fails is reported while the others finish. Ray workers need not
 share OUT's file system: a worker audits into a temporary directory of its own (seeded with what an
-earlier run left in OUT/<slug>/, so that it resumes) and returns the directory as a tar archive, which
-the driver writes under OUT/<slug>/ file by file, atomically, results.json last.
+earlier run left in OUT/<slug>/, so that it resumes) and streams each stage to the driver as it finishes
+(`study.ray_worker`), which writes it under OUT/<slug>/ file by file, atomically, the stage's own file
+after those its reuse reads and results.json last.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import io
-import tarfile
 import shutil
 import time
-from functools import partial
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from rich.console import Console
 from emoaudit.escaping import console_text
 
 from emoaudit.pipeline.options import AuditOptions
-from emoaudit.errors import EmoauditError, input_error_line
+from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
-from emoaudit.storage import write_with
-from emoaudit.study.ray_workspace import CONNECT_TIMEOUT_S, check_reachable, study_root, worker_folder
+from emoaudit.study.archive import pack, salvage, unpack
+from emoaudit.study.attempt import Attempt, attempt_audit
+from emoaudit.study.ray_worker import Kept, WorkerReport, audit_in_worker
+from emoaudit.study.ray_workspace import CONNECT_TIMEOUT_S, check_reachable, new_study_id, study_root, worker_folder
 from emoaudit.study.targets import Target
 
-ErrorKind = Literal["input", "internal"]
 _HEARTBEAT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """How one audit went: its wall time, and its error line if it failed."""
-
-    seconds: float
-    error: str | None = None
-    error_kind: ErrorKind | None = None  # input: bad input (exit status 2 alone); internal: anything else
+# Ray would retry a task whose worker died itself, but it keeps only what a retry yields past the killed
+# attempt's last yield (it takes a generator to be deterministic), and a resumed audit yields other stages:
+# the driver retries instead, from what OUT/<slug>/ then holds.
+_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -51,29 +46,6 @@ class RayResources:
     cpus_per_model: float
     gpus_per_model: float
     connect_timeout_s: float = CONNECT_TIMEOUT_S  # how long a cluster's address may take to answer
-
-
-@dataclass(frozen=True)
-class WorkerReport:
-    """What a Ray task sends back: the audit's output directory as a tar archive, and how it went."""
-
-    attempt: Attempt
-    archive: bytes | None
-
-
-def attempt_audit(options: AuditOptions, console: Console) -> Attempt:
-    """Run one audit; its failure becomes an error line instead of ending the study."""
-    from emoaudit.pipeline.run import audit
-
-    start = time.perf_counter()
-    try:
-        audit(options, console)
-    except (EmoauditError, OSError) as exc:
-        return Attempt(time.perf_counter() - start, input_error_line(exc), "input")
-    except Exception as exc:  # a defect, or the machine (memory, a driver): the other models still run
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return Attempt(time.perf_counter() - start, f"{type(exc).__name__}: {first}".rstrip(": "), "internal")
-    return Attempt(time.perf_counter() - start)
 
 
 def run_local(targets: list[Target], template: AuditOptions, out: Path, console: Console) -> dict[str, Attempt]:
@@ -94,13 +66,12 @@ def run_local(targets: list[Target], template: AuditOptions, out: Path, console:
 def run_ray(
     targets: list[Target], template: AuditOptions, out: Path, console: Console, resources: RayResources
 ) -> dict[str, Attempt]:
-    """Each model as a Ray task with the resources it asks for; results are written under OUT as they come.
+    """Each model as a Ray task with the resources it asks for; each stage is written under OUT as it finishes.
 
     Raises EmoauditError when ray is not installed or the cluster cannot be reached.
     """
     try:
         import ray
-        from ray.exceptions import RayError
     except ImportError as exc:
         raise EmoauditError("--executor ray needs ray: pip install 'emoaudit[study]'") from exc
     started_here = not ray.is_initialized()
@@ -108,111 +79,122 @@ def run_ray(
         if resources.address is not None:
             check_reachable(resources.address, resources.connect_timeout_s)
         _connect(ray, resources.address)
-    root = study_root()
+    study = new_study_id()
     # max_calls=1: a fresh worker process per model, so that no model's memory outlives its audit and
     # each audit's recorded peak memory is its own.
-    task = ray.remote(num_cpus=resources.cpus_per_model, num_gpus=resources.gpus_per_model, max_calls=1)(
-        audit_in_worker
-    )
+    task = ray.remote(
+        num_cpus=resources.cpus_per_model,
+        num_gpus=resources.gpus_per_model,
+        max_calls=1,
+        max_retries=0,
+        num_returns="streaming",
+    )(audit_in_worker)
+
+    def submit(target: Target) -> Any:
+        kept = sorted(p.stem for p in (out / target.slug / "stages").glob("*.json"))
+        if kept:  # the worker's own "done in an earlier run, reusing" lines reach only its log
+            console.print(
+                f"study: {console_text(target.reference)}: resuming {target.slug}/ ({', '.join(kept)} done in an "
+                "earlier run, reusing)",
+                soft_wrap=True,
+            )
+        return task.remote(replace(template, model=target.reference), pack(out / target.slug), study, target.slug)
+
     attempts: dict[str, Attempt] = {}
-    pending: dict[object, Target] = {}
+    streams: dict[Any, Target] = {}
     try:
         _check_fits(ray.cluster_resources(), resources, console)
-        pending = {
-            task.remote(replace(template, model=t.reference), pack(out / t.slug), str(worker_folder(root, t.slug))): t
-            for t in targets
-        }
-        console.print(f"study: {len(pending)} audit(s) submitted to Ray ({_where(resources)})")
-        start = time.monotonic()
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=_HEARTBEAT_S)
+        streams = {submit(t): t for t in targets}
+        console.print(f"study: {len(streams)} audit(s) submitted to Ray ({_where(resources)})")
+        start, retries = time.monotonic(), Counter[str]()
+        while streams:
+            ready, _ = ray.wait(list(streams), num_returns=1, timeout=_HEARTBEAT_S)
             if not ready:  # workers' progress stays in their logs: say now and then that they still run
-                names = ", ".join(t.reference for t in pending.values())
+                names = ", ".join(t.reference for t in streams.values())
                 minutes = (time.monotonic() - start) / 60
                 console.print(f"study: still auditing {console_text(names)} ({minutes:.0f} min)", soft_wrap=True)
                 continue
-            done = ready[0]
-            target = pending.pop(done)
-            try:
-                report: WorkerReport = ray.get(done)
-            except RayError as exc:  # the worker died (memory, a lost node): the task's own errors are caught in it
-                first = (str(exc).strip().splitlines() or [""])[0]
-                attempts[target.slug] = Attempt(0.0, f"Ray task failed: {type(exc).__name__}: {first}", "internal")
-            else:
-                if report.archive is not None:
-                    unpack(report.archive, out / target.slug)
-                attempts[target.slug] = report.attempt
+            stream = ready[0]
+            target = streams[stream]
+            item = _receive(ray, stream, out / target.slug, console, target)
+            if isinstance(item, Kept):
+                continue
+            del streams[stream]
+            if isinstance(item, _Lost) and retries[target.slug] < _RETRIES:  # again, from the stages kept
+                retries[target.slug] += 1
+                console.print(
+                    f"study: {console_text(target.reference)}: {console_text(item.error)}; retrying from the "
+                    f"stages kept in {target.slug}/ ({retries[target.slug]} of {_RETRIES})",
+                    soft_wrap=True,
+                )
+                streams[submit(target)] = target
+                continue
+            attempts[target.slug] = item.attempt if isinstance(item, WorkerReport | _Lost) else item
             _report(console, target, attempts[target.slug])
     finally:
-        # Interrupted (Ctrl-C) or failed: the stages the unfinished tasks completed, kept in OUT. Their folders
-        # are on this machine's disk with a local instance; a cluster's other nodes keep theirs (each task
-        # removes its own when it ends).
-        if resources.address is None:
-            for target in pending.values():
-                salvage(worker_folder(root, target.slug), out / target.slug)
+        # Interrupted (Ctrl-C) or failed: what the unfinished tasks streamed and this loop has not read yet.
+        for stream, target in streams.items():
+            _drain(ray, stream, out / target.slug)
+            # A task left running (an instance this study did not start stays up) would write on into a
+            # folder this study removes: cancelled, it stops its audit and removes the folder itself.
+            with contextlib.suppress(Exception):
+                ray.cancel(stream)
         if started_here:
             ray.shutdown()
-        shutil.rmtree(root, ignore_errors=True)
+        if resources.address is None:
+            # This machine's own workers, stopped now: what they wrote after their last yield (written files
+            # only; those streamed already are not written again), then their folders.
+            for target in streams.values():
+                salvage(worker_folder(study, target.slug), out / target.slug)
+        shutil.rmtree(study_root(study), ignore_errors=True)
     return attempts
 
 
-def audit_in_worker(options: AuditOptions, previous: bytes | None, folder: str) -> WorkerReport:
-    """A Ray task: the audit in `folder` on this worker's node, returned as a tar archive. A retried task
-    (its worker killed) finds the killed attempt's folder and resumes it; otherwise the folder starts from
-    what OUT/<slug>/ held. The folder is removed however the task ends."""
-    out = Path(folder)
+@dataclass(frozen=True)
+class _Lost:
+    """A task whose worker or node was lost (killed, out of memory, a node gone), not its code failing."""
+
+    error: str
+
+    @property
+    def attempt(self) -> Attempt:
+        return Attempt(0.0, self.error, "internal")
+
+
+def _receive(
+    ray: Any, stream: Any, out: Path, console: Console, target: Target
+) -> Kept | WorkerReport | _Lost | Attempt:
+    """The next item of a task's stream, its files written under `out` as it comes; a failed Attempt where
+    the task itself failed, _Lost where its worker or node was lost."""
+    from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+
     try:
-        if not out.is_dir() and previous is not None:
-            unpack(previous, out)
-        # Progress bars would only reach the worker's log file; the driver reports each model.
-        attempt = attempt_audit(replace(options, out=out), Console(quiet=True))
-        return WorkerReport(attempt, pack(out))
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            out.parent.rmdir()  # the study's folder on this node, once its last task is done
+        item = ray.get(next(stream))
+    except StopIteration:  # every task yields a WorkerReport last; the stream ended without one
+        return Attempt(0.0, "Ray task ended without a report", "internal")
+    except RayError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        error = f"{type(exc).__name__}: {first}".rstrip(": ")
+        if isinstance(exc, RayTaskError | TaskCancelledError):
+            return Attempt(0.0, f"Ray task failed: {error}", "internal")
+        return _Lost(f"Ray task lost: {error}")
+    if item.archive is not None:
+        unpack(item.archive, out)
+    if isinstance(item, Kept):
+        console.print(
+            f"study: {console_text(target.reference)}: {console_text(item.work)} done, kept in {target.slug}/",
+            soft_wrap=True,
+        )
+    return item  # type: ignore[no-any-return]
 
 
-def salvage(folder: Path, out: Path) -> None:
-    """Copy what an unfinished task's folder holds (its completed stages; files being written are left out)
-    into OUT/<slug>/, so that the next run resumes from it. Nothing when the folder is gone."""
-    with contextlib.suppress(EmoauditError, OSError, tarfile.TarError):  # a file replaced while it is read
-        archive = pack(folder) if folder.is_dir() else None
-        if archive is not None:
-            unpack(archive, out)
-
-
-def pack(directory: Path) -> bytes | None:
-    """Every file under `directory` as an uncompressed tar archive (safetensors do not compress); None if absent."""
-    if not directory.is_dir():
-        return None
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.endswith(".tmp")):
-            archive.add(path, arcname=path.relative_to(directory).as_posix())
-    return buffer.getvalue()
-
-
-def unpack(data: bytes, directory: Path) -> None:
-    """Write an archive's regular files under `directory`, each atomically and results.json last, so
-    that an interrupted write never leaves an audit that looks finished.
-
-    Raises EmoauditError for a member that is not a plain file inside `directory`.
-    """
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
-        members = archive.getmembers()
-        for member in sorted(members, key=lambda m: m.name == "results.json"):
-            try:
-                safe = tarfile.data_filter(member, str(directory))
-            except tarfile.FilterError as exc:
-                raise EmoauditError(f"refused an audit archive member {member.name!r}: {exc}") from exc
-            # pack() writes relative names of regular files only; anything else did not come from it.
-            if not safe.isfile() or safe.name != member.name:
-                raise EmoauditError(f"refused an audit archive member {member.name!r}: not a relative regular file")
-            source = archive.extractfile(member)
-            assert source is not None  # a regular file always has contents
-            payload = source.read()
-            write_with(directory / safe.name, partial(_write_bytes, data=payload))
+def _drain(ray: Any, stream: Any, out: Path) -> None:
+    """Write what a task streamed and this process has received but not read yet; nothing else is waited for."""
+    with contextlib.suppress(Exception):  # ending anyway: a failed task or a refused archive keeps the rest
+        while ray.wait([stream], timeout=0)[0]:
+            item = ray.get(next(stream))
+            if item.archive is not None:
+                unpack(item.archive, out)
 
 
 def _connect(ray: object, address: str | None) -> None:
@@ -253,7 +235,3 @@ def _report(console: Console, target: Target, attempt: Attempt) -> None:
     else:
         # One line, unwrapped, as the CLI's other errors.
         console.print(f"study: {console_text(target.reference)} failed: {console_text(attempt.error)}", soft_wrap=True)
-
-
-def _write_bytes(path: Path, *, data: bytes) -> None:
-    path.write_bytes(data)

@@ -1,7 +1,8 @@
 """What a study needs around Ray: a cluster address checked within a bounded time before `ray.init` (which has
 no overall timeout of its own and retries an unreachable address for minutes), and each worker's audit folder,
 named per study and model so that a retried task resumes its killed attempt's folder and every exit path can
-remove them."""
+remove them. The folder is in the temporary directory of the node the task runs on (resolved there: a
+driver's own, such as macOS's /var/folders/..., need not exist on a cluster's nodes)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,16 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from exc
 
 
-def study_root() -> str:
-    """A folder name for this study's worker folders, unique per study run; each node creates it as needed."""
-    return str(Path(tempfile.gettempdir()) / f"emoaudit-study-{uuid.uuid4().hex[:12]}")
+def new_study_id() -> str:
+    """A name for one run of a study, unique enough that two studies on a node never share folders."""
+    return uuid.uuid4().hex[:12]
 
 
-def worker_folder(root: str, slug: str) -> Path:
-    """Where a model's task audits on its node: the same for every attempt of the task."""
-    return Path(root) / slug
+def study_root(study: str) -> Path:
+    """This node's folder for the study run `study`'s worker folders; each node creates its own as needed."""
+    return Path(tempfile.gettempdir()) / f"emoaudit-study-{study}"
+
+
+def worker_folder(study: str, slug: str) -> Path:
+    """Where a model's task audits on this node: the same for every attempt of the task."""
+    return study_root(study) / slug

@@ -24,7 +24,8 @@ from emoaudit.pipeline.behaviour import runs_behaviour
 from emoaudit.study.evidence import changed, is_finished
 from emoaudit.pipeline.identity import audit_identity, judge_name
 from emoaudit.results.identity import AuditIdentity
-from emoaudit.study.executors import Attempt, RayResources, run_local, run_ray
+from emoaudit.study.attempt import Attempt
+from emoaudit.study.executors import RayResources, run_local, run_ray
 from emoaudit.study.render import write_study_report
 from emoaudit.study.study import (
     CORRECTION,
