@@ -44,5 +44,6 @@ def study_schema() -> dict[str, Any]:
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "results"
     if which not in DOCUMENTS:
-        sys.exit(f"usage: python -m emoaudit.results.schema [{'|'.join(DOCUMENTS)}]")
+        print(f"usage: python -m emoaudit.results.schema [{'|'.join(DOCUMENTS)}]", file=sys.stderr)
+        sys.exit(2)
     print(json.dumps(copy.deepcopy(_generated(which)), indent=2))
