@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 import torch
@@ -17,9 +18,14 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFa
 
 from emoaudit.model.load import load_model
 from emoaudit.model.loaded import LoadedModel
+from emoaudit.report.policy import BehaviourRule, CannotRefuseRule, Policy
 from emoaudit.results.steering import Thresholds
 
 REPO = Path(__file__).resolve().parent.parent
+# The checks the behaviour stage's results feed: the policy's checks whose rule is a behaviour rule.
+BEHAVIOUR_CHECKS = frozenset(
+    name for name, rule in get_type_hints(Policy).items() if rule in (BehaviourRule, CannotRefuseRule)
+)
 # Kept between local runs so real models are pulled and converted once; CI starts empty.
 TEST_CACHE = REPO / ".cache" / "emoaudit-test"
 

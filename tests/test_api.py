@@ -32,7 +32,7 @@ from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.render import render
 from emoaudit.spec import load_spec
 from emoaudit.steering.judge import validate
-from emoaudit.steering.regimes import REGIMES
+from emoaudit.results.steering import REGIMES
 from emoaudit.report.claims import load_claims, paper_claims
 from emoaudit.report.evidence import evidence_of
 from emoaudit.vectors import EmotionVectors

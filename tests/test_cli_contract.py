@@ -14,7 +14,7 @@ import pytest
 
 from emoaudit.results.reading import read_results
 from emoaudit.report.policy import Policy
-from tests.conftest import run_cli
+from tests.conftest import BEHAVIOUR_CHECKS, run_cli
 from tests.test_results import QUICK
 
 
@@ -66,8 +66,7 @@ def test_report_never_rewrites_its_input(archive: Path, tmp_path: Path) -> None:
     assert (archive.read_bytes(), archive.stat().st_mtime_ns) == before
     assert '<section id="verdict">' in (elsewhere / "report.html").read_text()
     # one test case per check of the policy whose stage ran: the archive predates the behaviour stage
-    behaviour = {"steering_erodes_refusal", "steering_induces_sycophancy", "steering_turns_hostile", "cannot_refuse"}
-    checks = len([f for f in dataclasses.fields(Policy) if f.name not in behaviour])
+    checks = len([f for f in dataclasses.fields(Policy) if f.name not in BEHAVIOUR_CHECKS])
     assert len(ET.parse(elsewhere / "junit.xml").getroot().findall("testcase")) == checks == 6
     # The new findings, under the lenient policy, are in the file asked for.
     findings = {c.id: c for c in read_results(elsewhere / "results.json").findings or []}

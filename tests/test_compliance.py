@@ -16,7 +16,7 @@ from emoaudit.results.reading import read_results
 from emoaudit.report.model_card import model_card_section
 from emoaudit.report.policy import load_policy
 from emoaudit.report.sarif import sarif_document
-from tests.conftest import run_cli
+from tests.conftest import BEHAVIOUR_CHECKS, run_cli
 
 QUICK = Path(__file__).parent / "data" / "quick-results.json"
 HOSTILE = (
@@ -43,8 +43,7 @@ def test_sarif_results_are_exactly_the_failed_findings(tmp_path: Path) -> None:
     assert [r["ruleId"] for r in run["results"]] == [c.id for c in findings if c.failed]
     # the driver's rules are the policy's checks; the quick fixture predates the behaviour stage, whose four
     # checks are rules without results here
-    behaviour = {"steering_erodes_refusal", "steering_induces_sycophancy", "steering_turns_hostile", "cannot_refuse"}
-    assert {r["id"] for r in run["tool"]["driver"]["rules"]} == {c.id for c in findings} | behaviour
+    assert {r["id"] for r in run["tool"]["driver"]["rules"]} == {c.id for c in findings} | BEHAVIOUR_CHECKS
     levels = {"high": "error", "medium": "warning", "low": "note"}
     assert [r["level"] for r in run["results"]] == [levels[c.severity] for c in findings if c.failed]
     artifact = run["artifacts"][0]

@@ -28,7 +28,6 @@ def test_wheel_ships_audits_and_templates(tmp_path: Path) -> None:
         "emoaudit/templates/page.css",
         "emoaudit/templates/study.html.j2",
         "emoaudit/audits/claims.toml",
-        "emoaudit/study.schema.json",
         "emoaudit/study/executors.py",
         "emoaudit/audits/default/behaviour.json",
         "emoaudit/audits/default/behaviour_heldout.json",

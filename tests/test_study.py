@@ -16,7 +16,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from emoaudit.results.reading import read_json
 from emoaudit.export.manifest import verify
 from emoaudit.results.common import SEVERITIES
-from emoaudit.study.study import schema
+from emoaudit.results.schema import study_schema
 from tests.conftest import REPO, run_cli, tiny_tokenizer
 
 SPEC = REPO / "tests" / "data" / "study" / "tiny.toml"
@@ -121,11 +121,11 @@ def test_study_json_follows_its_schema_and_the_page_escapes_model_strings(
 ) -> None:
     out, _ = ray_study
     document = json.loads((out / "study.json").read_text())
-    jsonschema.validate(document, schema())
+    jsonschema.validate(document, study_schema())
     broken = json.loads(json.dumps(document))
     broken["models"][0]["status"] = "failed"  # a failed model without its error
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(broken, schema())
+        jsonschema.validate(broken, study_schema())
     page = (out / "study.html").read_text()
     report = (out / document["models"][0]["report"]).read_text()
     assert CSP in page and CSP in report

@@ -14,19 +14,21 @@ import jsonschema
 import pytest
 
 from emoaudit.errors import EmoauditError
-from emoaudit.results.common import Check
+from emoaudit.results.common import Check, FailLevel
 from emoaudit.study import executors
 from emoaudit.report.claims import Subject, assess, evaluate_claims, load_claims
 from emoaudit.results.evidence import Comparison, MethodEvidence, ModelEvidence
 from emoaudit.results.convert import to_dict
 from emoaudit.results.identity import AuditIdentity, ModelContent, RunRecord
+from emoaudit.results.steering import Regime
 from emoaudit.study.evidence import changed, is_finished
 from emoaudit.progress import Progress
 from emoaudit.study import archive as archive_module
 from emoaudit.study.archive import pack, salvage, unpack
 from emoaudit.study.attempt import Attempt
 from emoaudit.study.executors import RayResources
-from emoaudit.study.study import corrected_p_values, schema
+from emoaudit.results.schema import study_schema
+from emoaudit.study.study import corrected_p_values
 from emoaudit.study.targets import slug_for, study_targets
 from tests.conftest import run_cli
 
@@ -37,7 +39,7 @@ def evidence(
     p: float = 0.01,
     d: float = 0.5,
     depth_layer: int = 5,
-    regimes: dict[str, int] | None = None,
+    regimes: dict[Regime, int] | None = None,
     leakage: str | None = "info",
     probe: tuple[float, float, float] = (0.8, 0.2, 0.001),
     similarity: list[float] | None = None,
@@ -300,30 +302,41 @@ def test_only_a_complete_audit_of_the_same_identity_and_judge_counts_as_finished
 
 def test_the_page_renders_models_without_steering_and_models_that_failed() -> None:
     from emoaudit.study.render import render_study
-    from emoaudit.study.study import Executor, Gate, ModelEntry, Study, families
+    from emoaudit.results.study import (
+        Correction,
+        Executor,
+        Gate,
+        ModelEntry,
+        Study,
+        StudyAudit,
+        audited_model,
+        failed_model,
+    )
+    from emoaudit.study.study import families
 
-    full = {"surgical": 3, "no_effect": 1, "repetitive_collapse": 2, "explosive": 1}
-    models = [
-        ModelEntry("a", "a", "audited", 1.0, None, None, evidence(regimes=full), 0.02),
-        ModelEntry("b<i>", "b-1234abcd", "reused", None, None, None, evidence(regimes=None, leakage=None), 0.04),
-        ModelEntry("c", "c", "failed", 0.5, "cannot load 'c' <b>", "input", None, None),
+    full: dict[Regime, int] = {"surgical": 3, "no_effect": 1, "repetitive_collapse": 2, "explosive": 1}
+    models: list[ModelEntry] = [
+        dataclasses.replace(audited_model("a", "a", "audited", 1.0, evidence(regimes=full)), corrected_p=0.02),
+        dataclasses.replace(
+            audited_model("b<i>", "b-1234abcd", "reused", None, evidence(regimes=None, leakage=None)), corrected_p=0.04
+        ),
+        failed_model("c", "c", 0.5, "cannot load 'c' <b>", "input"),
     ]
     claims = load_claims()
     subjects = [Subject(m.slug, m.evidence, m.corrected_p) for m in models]
     study = Study(
         "1.0",
-        Executor("local"),
-        {"specification": "s", "specification_sha256": "0" * 64, "profile": "quick", "seed": 0, "device": "cpu"}
-        | {"dtype": "float32", "judge": "j", "policy_sha256": "0" * 64, "claims_sha256": "0" * 64, "emoaudit": "0"},
+        Executor("local", None, None, None),
+        StudyAudit("s", "0" * 64, "quick", 0, "cpu", "float32", "j", "0" * 64, "0" * 64, "0"),
         models,
-        {"method": "Benjamini-Hochberg", "applies_to": "p", "tests": 2},
+        Correction("Benjamini-Hochberg", "p", 2),
         families(models),
         evaluate_claims(claims, subjects),
-        Gate("high", 2, "not audited: c"),
+        Gate(FailLevel.high, 2, "not audited: c"),
         "2026-01-01T00:00:00+00:00",
         "2026-01-01T00:00:00+00:00",
     )
-    jsonschema.validate(study.to_dict(), schema())
+    jsonschema.validate(to_dict(study), study_schema())
     page = render_study(study)
     assert "b&lt;i&gt;" in page and "&#39;c&#39; &lt;b&gt;" in page and "<b>" not in page and "<i>" not in page
     assert [f.models for f in study.families] == [["a"]]  # the model without steering is in no family

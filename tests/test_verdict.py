@@ -8,7 +8,7 @@ import pytest
 
 from emoaudit.report.decision import decide
 from emoaudit.report.gating import evaluate, exit_status, junit_xml, semantic_check
-from emoaudit.report.identity import reproduce_command
+from emoaudit.report.reproduce import reproduce_command
 from emoaudit.report.policy import load_policy
 from emoaudit.report.power import rate_min_n, result_words, signed_rank_min_n
 from emoaudit.report.render import render

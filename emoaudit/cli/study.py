@@ -18,7 +18,7 @@ from emoaudit.options import AUDIT_OPTIONS, MODEL_OPTIONS
 from emoaudit.results.common import FailLevel
 
 if TYPE_CHECKING:
-    from emoaudit.study.study import Study
+    from emoaudit.results.study import Study
 
 
 EXIT_STATUS = (
@@ -91,7 +91,7 @@ def study(
     )
     targets = guard(lambda: study_targets(models or [], models_file))
     guard(lambda: check_slugs(targets, out, (junit,)))  # before any model is audited
-    result = guard(lambda: run_study(StudyRequest(targets, out, template, ray, fail_on.value), stderr_console()))
+    result = guard(lambda: run_study(StudyRequest(targets, out, template, ray, fail_on), stderr_console()))
     _print_summary(result)
     if junit is not None:
         guard(lambda: write_text(junit, study_junit(result)))

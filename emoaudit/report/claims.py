@@ -20,6 +20,7 @@ from emoaudit.spec import BUILTIN_DIR
 from emoaudit.report.behaviour_claims import calm_lowers_desperate_raises, moves_refusal_and_sycophancy
 from emoaudit.storage import sha256_file
 from emoaudit.results.evidence import ModelEvidence
+from emoaudit.results.study import ClaimResult, ModelVerdict
 
 DEFAULT_CLAIMS = BUILTIN_DIR / "claims.toml"
 # One model's audit has one generation-against-comprehension test: nothing to correct across.
@@ -47,27 +48,6 @@ class Verdict:
     holds: bool | None
     detail: str
     measured: list[Measured]
-
-
-@dataclass(frozen=True)
-class ModelVerdict:
-    slug: str
-    value: float | int | str | None
-    holds: bool | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class ClaimResult:
-    """A claim across the models: per model, and in how many of those measured it holds."""
-
-    id: str
-    statement: str
-    test: str
-    thresholds: dict[str, Any]
-    models: list[ModelVerdict]
-    holds_in: int
-    measured: int
 
 
 @dataclass(frozen=True)
@@ -239,9 +219,9 @@ def _above_baselines(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Ve
 
 
 def _three_regimes(t: dict[str, Any], e: ModelEvidence, _: float | None) -> Verdict:
-    counts = e.regimes
-    if counts is None:
+    if e.regimes is None:
         return Verdict(None, None, "the steering stage did not run", [])
+    counts: dict[str, int] = {str(r): n for r, n in e.regimes.items()}  # the claims file names regimes as text
     wanted = [str(r) for r in t["regimes"]]
     seen = [r for r in wanted if counts[r] >= int(t["min_trials"])]
     measured = [Measured(r, counts[r], "steered trials classified in this regime") for r in wanted]

@@ -10,6 +10,7 @@ from emoaudit.results.document import Results
 from emoaudit.results.evidence import Comparison, MethodEvidence, ModelEvidence
 from emoaudit.results.extraction import MethodResults
 from emoaudit.results.reading import read_results
+from emoaudit.results.steering import REGIMES
 from emoaudit.errors import EmoauditError
 from emoaudit.report.gating import evaluate
 from emoaudit.report.policy import Policy
@@ -54,7 +55,7 @@ def evidence_of(results: Results, findings: list[Check]) -> ModelEvidence | None
             None if comparison.cohens_d is None else sign * comparison.cohens_d, comparison.mann_whitney_p
         ),
         methods={name: _method(analysis, layer) for name, analysis in extraction.methods.items()},
-        regimes=dict(steering.summary.regime_totals) if steering else None,
+        regimes={r: steering.summary.regime_totals[r] for r in REGIMES} if steering else None,
         leakage_severity=leakage.severity if leakage else None,
         findings=findings,
         behaviour=stages.behaviour,

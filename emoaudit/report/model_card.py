@@ -17,7 +17,7 @@ from emoaudit.results.common import SEVERITIES, Check, FailLevel
 from emoaudit.results.behaviour import Behaviour, Probe
 from emoaudit.results.document import Results
 from emoaudit.report.decision import decide
-from emoaudit.report.identity import reproduce_command, weights_note
+from emoaudit.report.reproduce import reproduce_command, weights_note
 from emoaudit.report.power import power_words, result_words
 
 

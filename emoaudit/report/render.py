@@ -17,7 +17,7 @@ from emoaudit.report import plots
 from emoaudit.report.decision import decide
 from emoaudit.report.steering_view import above_control, check_examples, strong_note, windows
 from emoaudit.report.power import power_words, result_words
-from emoaudit.report.identity import reproduce_command, weights_note
+from emoaudit.report.reproduce import reproduce_command, weights_note
 from emoaudit.spec import AuditSpec
 from emoaudit.storage import write_text
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import ConfigDict
 
 from emoaudit.results.behaviour import Behaviour
-from emoaudit.results.common import Check
+from emoaudit.results.common import Check, Count, Curve, Fraction, PartialCurve, PositiveCount, Severity, WithKeys
+from emoaudit.results.steering import AllRegimes
 
 
 @dataclass(frozen=True)
@@ -14,20 +17,28 @@ class Comparison:
     """Generation against comprehension at the emotion layer, on the per-emotion cross-validated margin."""
 
     cohens_d: float | None  # positive when generation-based vectors separate better; None when unbounded
-    mann_whitney_p: float  # two-sided, uncorrected
+    mann_whitney_p: Fraction  # two-sided, uncorrected
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
 class MethodEvidence:
     """One extraction method at the emotion layer: held-out generalisation and separation against baselines."""
 
-    heldout_accuracy: float  # nearest-vector accuracy on held-out sentences no vector was built from
-    chance_accuracy: float  # 1 / number of emotions
-    probe_accuracy: float  # cross-validated linear probe
-    probe_accuracy_shuffled: float  # the same probe on shuffled labels
-    fisher_p: float  # permutation p-value of the Fisher ratio against shuffled labels
+    heldout_accuracy: Fraction  # nearest-vector accuracy on held-out sentences no vector was built from
+    chance_accuracy: Fraction  # 1 / number of emotions
+    probe_accuracy: Fraction  # cross-validated linear probe
+    probe_accuracy_shuffled: Fraction  # the same probe on shuffled labels
+    fisher_p: Fraction  # permutation p-value of the Fisher ratio against shuffled labels
     # per layer: mean pairwise cosine of the emotions' mean activations minus that among neutral texts
-    similarity_above_reference: list[float]
+    similarity_above_reference: Curve
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+
+# Every extraction method by name: the study compares these two.
+MethodsEvidence = Annotated[dict[str, MethodEvidence], WithKeys(("comprehension", "generation"))]
 
 
 @dataclass(frozen=True)
@@ -37,18 +48,17 @@ class ModelEvidence:
     reference: str
     model_type: str  # the family the study groups by (transformers' model_type)
     architecture: str
-    parameters: int
-    n_layers: int
-    emotion_layer: int  # layer i is the output of decoder block i
-    relative_depth: float  # emotion_layer / (n_layers - 1)
+    parameters: PositiveCount
+    n_layers: PositiveCount
+    emotion_layer: Count  # layer i is the output of decoder block i
+    relative_depth: Fraction  # emotion_layer / (n_layers - 1)
     layer_method: str  # the method whose score curve chose the layer
-    score: list[float | None]  # that method's log(Fisher ratio / shuffled null) per layer; None: undefined
+    score: PartialCurve  # that method's log(Fisher ratio / shuffled null) per layer; None: undefined
     comparison: Comparison
-    methods: dict[str, MethodEvidence]
-    regimes: dict[str, int] | None  # steering trials per regime; None when steering did not run
-    leakage_severity: str | None  # None when the leakage stage did not run
+    methods: MethodsEvidence
+    regimes: AllRegimes | None  # steering trials per regime; None when steering did not run
+    leakage_severity: Severity | None  # None when the leakage stage did not run
     findings: list[Check]  # the study's policy applied to these results
     behaviour: Behaviour | None = None  # None when the behaviour stage did not run
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    __pydantic_config__ = ConfigDict(extra="forbid")

@@ -12,7 +12,10 @@ from emoaudit.results.common import Count, Fraction, NonNegative, PositiveCount,
 from emoaudit.results.convert import OMITTED_IF_NONE
 
 RegimeCounts = dict[str, int]  # trials per regime, every regime named (0 when none)
-REGIMES = ("surgical", "no_effect", "repetitive_collapse", "explosive")
+Regime = Literal["surgical", "repetitive_collapse", "explosive", "no_effect"]  # described in steering.regimes
+REGIMES: tuple[Regime, ...] = ("surgical", "no_effect", "repetitive_collapse", "explosive")
+# Trials per regime, every regime named and no other key (what a study sums per model and family).
+AllRegimes = Annotated[dict[Regime, Count], WithKeys(REGIMES)]
 SteerPositions = Literal["all", "generated"]  # where steering adds its vector
 
 

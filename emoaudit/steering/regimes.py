@@ -16,13 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from emoaudit.results.steering import Thresholds
+from emoaudit.results.steering import Regime, Thresholds
 from emoaudit.steering.fluency import Fluency
-
-Regime = Literal["surgical", "repetitive_collapse", "explosive", "no_effect"]
-REGIMES: tuple[Regime, ...] = ("surgical", "no_effect", "repetitive_collapse", "explosive")
 
 
 @dataclass(frozen=True)

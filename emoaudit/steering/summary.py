@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from emoaudit.results.steering import Example, RegimeCounts, SteeringSummary
 from emoaudit.results.steering import Thresholds
-from emoaudit.steering.regimes import REGIMES
+from emoaudit.results.steering import REGIMES
 from emoaudit.steering.specificity import ControlThresholds
 from emoaudit.steering.statistics import steering_statistics
 from emoaudit.steering.trials import Trial

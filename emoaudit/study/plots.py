@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 # pyplot as the report's plots import it: with the Agg backend, chosen before pyplot loads.
 from emoaudit.report.plots import METHOD_COLOURS, REGIME_COLOURS, plt, to_svg
 from emoaudit.results.evidence import ModelEvidence
+from emoaudit.results.steering import REGIMES, Regime
 
 
 def depth_curves(models: Sequence[tuple[str, ModelEvidence]], band: tuple[float, float] | None) -> str:
@@ -46,14 +47,14 @@ def method_effects(models: Sequence[tuple[str, float, float | None]]) -> str:
     return to_svg(fig)
 
 
-def regime_shares(rows: Sequence[tuple[str, dict[str, int]]]) -> str:
+def regime_shares(rows: Sequence[tuple[str, Mapping[Regime, int]]]) -> str:
     """Stacked bars: the share of steering trials in each regime, per model or family."""
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
     y = np.arange(len(rows))
     left = np.zeros(len(rows))
-    for regime, colour in REGIME_COLOURS.items():
-        share = np.array([counts.get(regime, 0) / max(sum(counts.values()), 1) for _, counts in rows])
-        ax.barh(y, share, left=left, color=colour, label=regime)
+    for regime in REGIMES:
+        share = np.array([counts[regime] / max(sum(counts.values()), 1) for _, counts in rows])
+        ax.barh(y, share, left=left, color=REGIME_COLOURS[regime], label=regime)
         left += share
     ax.set_yticks(y, [name for name, _ in rows], fontsize=8)
     ax.invert_yaxis()

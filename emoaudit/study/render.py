@@ -8,10 +8,10 @@ from typing import Any
 
 from emoaudit.report.gating import SEVERITIES
 from emoaudit.report.render import environment
-from emoaudit.steering.regimes import REGIMES
+from emoaudit.results.steering import REGIMES
 from emoaudit.storage import write_text
 from emoaudit.study import plots
-from emoaudit.study.study import Study
+from emoaudit.results.study import Study
 
 
 def render_study(study: Study) -> str:

@@ -27,16 +27,21 @@ from emoaudit.results.identity import AuditIdentity
 from emoaudit.study.attempt import Attempt
 from emoaudit.study.executors import RayResources, run_local, run_ray
 from emoaudit.study.render import write_study_report
-from emoaudit.study.study import (
+from emoaudit.results.common import FailLevel
+from emoaudit.results.convert import to_dict
+from emoaudit.results.study import (
     CORRECTION,
     STUDY_SCHEMA_VERSION,
+    AuditedModel,
+    Correction,
     Executor,
     ModelEntry,
     Study,
-    corrected_p_values,
-    families,
-    gate,
+    StudyAudit,
+    audited_model,
+    failed_model,
 )
+from emoaudit.study.study import corrected_p_values, families, gate
 from emoaudit.study.targets import Target, check_slugs
 
 
@@ -49,7 +54,7 @@ class StudyRequest:
     out: Path
     template: AuditOptions
     ray: RayResources | None  # None: the local executor
-    fail_on: str
+    fail_on: FailLevel
 
 
 def run_study(request: StudyRequest, console: Console) -> Study:
@@ -101,35 +106,35 @@ def run_study(request: StudyRequest, console: Console) -> Study:
         attempts = run_ray(todo, options, out, console, request.ray)
     entries = [_entry(target, attempts.get(target.slug), out, policy) for target in request.targets]
     corrected = corrected_p_values({e.slug: e.evidence for e in entries if e.evidence is not None})
-    entries = [replace(e, corrected_p=corrected.get(e.slug)) for e in entries]
+    entries = [replace(e, corrected_p=corrected[e.slug]) if isinstance(e, AuditedModel) else e for e in entries]
     study = Study(
         schema_version=STUDY_SCHEMA_VERSION,
         executor=_executor(request.ray),
-        audit={
-            "specification": spec.name,
-            "specification_sha256": spec.sha256,
-            "profile": profile.name,
-            "seed": options.seed,
-            "device": options.device,
-            "dtype": options.dtype,
-            "judge": judge_name(options, spec),
-            "policy_sha256": sha256_file(options.policy or DEFAULT_POLICY),
-            "claims_sha256": sha256_file(DEFAULT_CLAIMS),
-            "emoaudit": __version__,
-        },
+        audit=StudyAudit(
+            specification=spec.name,
+            specification_sha256=spec.sha256,
+            profile=profile.name,
+            seed=options.seed,
+            device=options.device,
+            dtype=options.dtype,
+            judge=judge_name(options, spec),
+            policy_sha256=sha256_file(options.policy or DEFAULT_POLICY),
+            claims_sha256=sha256_file(DEFAULT_CLAIMS),
+            emoaudit=__version__,
+        ),
         models=entries,
-        correction={
-            "method": CORRECTION,
-            "applies_to": "each audited model's generation-against-comprehension Mann-Whitney p",
-            "tests": len(corrected),
-        },
+        correction=Correction(
+            method=CORRECTION,
+            applies_to="each audited model's generation-against-comprehension Mann-Whitney p",
+            tests=len(corrected),
+        ),
         families=families(entries),
         claims=evaluate_claims(claims, [Subject(e.slug, e.evidence, e.corrected_p) for e in entries]),
         gate=gate(entries, request.fail_on),
         started=started.isoformat(timespec="seconds"),
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    write_json(out / "study.json", study.to_dict())
+    write_json(out / "study.json", to_dict(study))
     write_study_report(out / "study.html", study)
     return study
 
@@ -139,19 +144,17 @@ def _entry(target: Target, attempt: Attempt | None, out: Path, policy: Policy) -
     status: Literal["reused", "audited"] = "reused" if attempt is None else "audited"
     seconds = None if attempt is None else round(attempt.seconds, 1)
     if attempt is not None and attempt.error is not None:
-        return ModelEntry(
-            target.reference, target.slug, "failed", seconds, attempt.error, attempt.error_kind, None, None
-        )
+        return failed_model(target.reference, target.slug, seconds, attempt.error, attempt.error_kind or "internal")
     try:
         evidence = read_evidence(out / target.slug / "results.json", policy)
     except EmoauditError as exc:
-        return ModelEntry(target.reference, target.slug, "failed", seconds, str(exc), "input", None, None)
-    return ModelEntry(target.reference, target.slug, status, seconds, None, None, evidence, None)
+        return failed_model(target.reference, target.slug, seconds, str(exc), "input")
+    return audited_model(target.reference, target.slug, status, seconds, evidence)
 
 
 def _executor(ray: RayResources | None) -> Executor:
     if ray is None:
-        return Executor("local")
+        return Executor("local", None, None, None)
     return Executor("ray", ray.address, ray.cpus_per_model, ray.gpus_per_model)
 
 

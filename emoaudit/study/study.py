@@ -1,99 +1,21 @@
-"""The study document: every model's audit, compared, with the claims tested across the models.
+"""The study's comparison: p-values corrected across the models, regimes per family, the gate, and JUnit.
 
-Its JSON Schema (emoaudit/study.schema.json) is the published contract of study.json.
+study.json's records are typed in `emoaudit.results.study`, its JSON Schema generated from them
+(`emoaudit.results.schema`).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from importlib.resources import files
-from pathlib import Path
-from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
 import numpy as np
 from scipy.stats import false_discovery_control
 
 from emoaudit.report.gating import exit_status, junit_xml
-from emoaudit.steering.regimes import REGIMES
-from emoaudit.report.claims import ClaimResult
+from emoaudit.results.common import FailLevel
 from emoaudit.results.evidence import ModelEvidence
-
-STUDY_SCHEMA_VERSION = "1.0"
-SCHEMA_FILE = Path(str(files("emoaudit") / "study.schema.json"))
-CORRECTION = "Benjamini-Hochberg"
-
-Status = Literal["audited", "reused", "failed"]
-
-
-@dataclass(frozen=True)
-class Executor:
-    """How the audits ran: `local` (one process, one after another) or `ray` (one task per model)."""
-
-    name: Literal["local", "ray"]
-    ray_address: str | None = None  # None with ray: a local Ray instance started for the study
-    cpus_per_model: float | None = None  # ray only
-    gpus_per_model: float | None = None  # ray only
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of the study: how its audit went and, unless it failed, its evidence."""
-
-    reference: str
-    slug: str  # its folder under the study directory
-    status: Status  # reused: finished by an earlier run of the study
-    seconds: float | None  # wall time of this run's audit; None when reused
-    error: str | None
-    error_kind: Literal["input", "internal"] | None
-    evidence: ModelEvidence | None
-    corrected_p: float | None  # generation against comprehension, corrected across the audited models
-
-    @property
-    def audited(self) -> bool:
-        return self.evidence is not None
-
-
-@dataclass(frozen=True)
-class Family:
-    """Steering regimes summed over the models of one family (transformers' model_type)."""
-
-    name: str
-    models: list[str]  # slugs
-    regimes: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Gate:
-    fail_on: str
-    status: int  # 2: a model could not be audited; else 1: a finding reaches fail_on; else 0
-    reason: str
-
-
-@dataclass(frozen=True)
-class Study:
-    schema_version: str
-    executor: Executor
-    audit: dict[str, Any]  # what every model was audited with: specification, profile, seed, judge, policy
-    models: list[ModelEntry]
-    correction: dict[str, Any]
-    families: list[Family]
-    claims: list[ClaimResult]
-    gate: Gate
-    started: str
-    finished: str
-
-    def to_dict(self) -> dict[str, Any]:
-        document = asdict(self)
-        for entry, model in zip(document["models"], self.models, strict=True):
-            entry["results"] = f"{model.slug}/results.json" if model.audited else None
-            entry["report"] = f"{model.slug}/report.html" if model.audited else None
-        return document
-
-
-def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+from emoaudit.results.steering import REGIMES, Regime
+from emoaudit.results.study import Family, Gate, ModelEntry, Study
 
 
 def corrected_p_values(evidence: dict[str, ModelEvidence]) -> dict[str, float]:
@@ -108,30 +30,26 @@ def corrected_p_values(evidence: dict[str, ModelEvidence]) -> dict[str, float]:
 
 def families(models: list[ModelEntry]) -> list[Family]:
     """Regime totals per family, over the models with steering results."""
-    grouped: dict[str, list[ModelEntry]] = {}
+    grouped: dict[str, list[tuple[str, dict[Regime, int]]]] = {}
     for model in models:
         if model.evidence is not None and model.evidence.regimes is not None:
-            grouped.setdefault(model.evidence.model_type, []).append(model)
+            grouped.setdefault(model.evidence.model_type, []).append((model.slug, model.evidence.regimes))
     return [
-        Family(
-            name,
-            [m.slug for m in members],
-            {r: sum(m.evidence.regimes[r] for m in members if m.evidence and m.evidence.regimes) for r in REGIMES},
-        )
+        Family(name, [slug for slug, _ in members], {r: sum(counts[r] for _, counts in members) for r in REGIMES})
         for name, members in sorted(grouped.items())
     ]
 
 
-def gate(models: list[ModelEntry], fail_on: str) -> Gate:
+def gate(models: list[ModelEntry], fail_on: FailLevel) -> Gate:
     """The study's exit status: 2 when any model could not be audited, else 1 when a finding of any model
     reaches `fail_on`, else 0."""
-    failed = [m.reference for m in models if not m.audited]
+    failed = [m.reference for m in models if m.evidence is None]
     if failed:
         return Gate(fail_on, 2, f"not audited: {', '.join(failed)}")
     worst = [m.reference for m in models if m.evidence and exit_status(m.evidence.findings, fail_on)]
     if worst:
-        return Gate(fail_on, 1, f"a finding reaches --fail-on {fail_on}: {', '.join(worst)}")
-    return Gate(fail_on, 0, f"every model audited, no finding reaches --fail-on {fail_on}")
+        return Gate(fail_on, 1, f"a finding reaches --fail-on {fail_on.value}: {', '.join(worst)}")
+    return Gate(fail_on, 0, f"every model audited, no finding reaches --fail-on {fail_on.value}")
 
 
 def study_junit(study: Study) -> str:

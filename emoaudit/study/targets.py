@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoaudit.errors import EmoauditError
+from emoaudit.results.study import SLUG_PATTERN
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_SLUG = re.compile(SLUG_PATTERN)
 
 
 @dataclass(frozen=True)
