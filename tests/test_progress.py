@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from emoaudit.capture.reading import capture
 from emoaudit.model import generation
 from emoaudit.model.generation import StepReport, generate, generation_steps
 from emoaudit.model.loaded import LoadedModel
@@ -81,6 +82,16 @@ def test_generation_batches_hold_like_numbers_of_rows_within_the_budget() -> Non
     assert max(map(len, batches)) - min(map(len, batches)) <= 1
     assert even_batches([700, 10], 600) == [[0], [1]] and even_batches([], 600) == []
     assert generation_steps([[1] * 52] * 84, 48, 8300) == 2 * 48
+
+
+def test_reading_reports_each_block_of_each_batch(tiny_llama: LoadedModel) -> None:
+    texts = ["The sea was grey", "She opened the letter", "Preheat the oven", "A dog barked twice"]
+    sequences = [token_ids(tiny_llama, t) for t in texts]
+    told: list[float] = []
+    capture(tiny_llama, sequences, max_batch_tokens=12, on_progress=told.append)
+    batches = len(length_batches([len(s) for s in sequences], 12))
+    assert batches > 1 and len(told) == batches * tiny_llama.stream.n_layers
+    assert sum(told) == pytest.approx(len(texts))
 
 
 def test_judge_scores_in_parts_advance_and_keep_the_texts_order() -> None:
