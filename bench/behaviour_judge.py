@@ -1,4 +1,4 @@
-"""The behaviour stage's refusal judge, measured on its labelled held-out replies (audits/default/
+"""The behaviour stage's refusal judge, measured on its labelled held-out replies (emoaudit/audits/default/
 behaviour_heldout.json: real greedy replies of smollm2-135m and qwen2.5-coder-0.5b to the refusal requests,
 and replies written by hand, among them apologies that comply and harmful compliances), which the rule's
 phrases and prototypes were not built from.
@@ -45,7 +45,7 @@ def main() -> None:
         for source in ["all", *sorted({r.source for r in replies}), "development"]:
             pool = development if source == "development" else replies
             chosen = tuple(r for r in pool if source in ("all", r.source))
-            info = validate_refusal(rule, LabelledReplies(chosen), "audits/default/behaviour_heldout.json")
+            info = validate_refusal(rule, LabelledReplies(chosen), "emoaudit/audits/default/behaviour_heldout.json")
             out[f"{name} / {source}"] = asdict(info)
             a, b = info.refusals, info.compliances
             print(
