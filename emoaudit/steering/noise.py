@@ -4,7 +4,7 @@ chance, so that a steered trial's gain can be read against what no steering prod
 A trial's judge gain is the target's score minus that of its scenario's unsteered greedy continuation.
 Here the same difference is taken for unsteered variants of that continuation: sampled draws of the same
 prompt (the specification's `[generation]` temperature and top-p), and greedy continuations of the
-scenario's paraphrased prompts (kept with the scenarios in `audits/`). The spread of |change| over
+scenario's paraphrased prompts (kept with the scenarios in `emoaudit/audits/`). The spread of |change| over
 scenarios and variants is the noise floor, per label and over all labels; the share of changes at or
 above the specification's `judge_margin` is how often an unsteered text would pass the trials' criterion.
 """
