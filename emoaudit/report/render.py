@@ -21,7 +21,7 @@ from emoaudit.report.identity import reproduce_command, weights_note
 from emoaudit.spec import AuditSpec
 from emoaudit.storage import write_text
 
-TEMPLATES = Path(str(files("emoaudit.templates")))
+TEMPLATES = Path(str(files("emoaudit") / "templates"))
 
 
 def environment() -> Environment:
