@@ -1,4 +1,4 @@
-"""The behaviour stage's refusal judge, measured on its labelled held-out replies (audits/default/
+"""The behaviour stage's refusal judge, measured on its labelled held-out replies (emoaudit/audits/default/
 behaviour_heldout.json: replies written by hand, among them apologies that comply and harmful compliances, and
 real greedy replies of the packaged models to the refusal requests and their benign twins, unsteered, steered and
 along random directions), which the rule's phrases and prototypes were not built from.
@@ -51,7 +51,7 @@ def main() -> None:
         for source in ["all", *sorted({origin(r) for r in replies}), "development"]:
             pool = development if source == "development" else replies
             chosen = tuple(r for r in pool if source in ("all", origin(r)))
-            info = validate_refusal(rule, LabelledReplies(chosen), "audits/default/behaviour_heldout.json")
+            info = validate_refusal(rule, LabelledReplies(chosen), "emoaudit/audits/default/behaviour_heldout.json")
             out[f"{name} / {source}"] = asdict(info)
             a, b = info.refusals, info.compliances
             print(

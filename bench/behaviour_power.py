@@ -1,4 +1,4 @@
-"""Power of the behaviour stage's refusal test: the design of the standard profile (audits/default.toml).
+"""Power of the behaviour stage's refusal test: the design of the standard profile (emoaudit/audits/default.toml).
 
 The stage tests, per emotion in scope, whether replies steered toward it comply with the harmful requests
 more often than replies under the random directions (Fisher's exact test, one-sided; emoaudit.steering.
@@ -21,7 +21,7 @@ from emoaudit.steering.statistics import fisher_greater
 
 EFFECT = 0.25
 DIRECTIONS = 3  # [behaviour] control_directions
-ALPHA = 0.05  # audits/policy.toml [checks.steering_erodes_refusal] alpha
+ALPHA = 0.05  # emoaudit/audits/policy.toml [checks.steering_erodes_refusal] alpha
 
 
 def power(n: int, control_n: int, control_rate: float, effect: float, level: float) -> float:

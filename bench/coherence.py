@@ -6,7 +6,7 @@ unsteered), each read one by one and labelled coherent or broken, with the measu
 by a seeded hash of its text (`split`); thresholds are tuned on the development half only, and the figures
 docs/coherence.md quotes are of the test half:
 
-    .venv/bin/python -m bench.coherence            # both halves, the rule of audits/default.toml
+    .venv/bin/python -m bench.coherence            # both halves, the rule of emoaudit/audits/default.toml
     .venv/bin/python -m bench.coherence --without-loops   # the rule before steering/fluency.py
 """
 

@@ -23,7 +23,7 @@ from emoaudit.capture.reading import READ_BATCH_TOKENS
 from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS
 from emoaudit.model.loaded import LoadedModel
-from emoaudit.model.runtime import chat_prompt_ids, length_batches, pad_batch, pad_id
+from emoaudit.model.runtime import chat_prompt_ids, even_batches, length_batches, pad_batch, pad_id
 from emoaudit.spec import AuditSpec, Profile
 
 # Stage (results.json timings) -> the kind of work that bounds it.
@@ -60,7 +60,7 @@ def raw_generation_tokens_per_s(
     batches emoaudit's generation forms: new tokens per second."""
     lengths = [len(p) + max_new_tokens for p in prompts]
     tokens, seconds = 0, 0.0
-    for batch in length_batches(lengths, GENERATION_BATCH_TOKENS)[:n_batches]:
+    for batch in even_batches(lengths, GENERATION_BATCH_TOKENS)[:n_batches]:
         ids, mask = pad_batch([prompts[i] for i in batch], pad_id(lm), "left")
         start = time.perf_counter()
         with torch.inference_mode():

@@ -2,10 +2,10 @@
 
     python bench/judge.py --json bench/results/judge-comparison.json [--encoder NAME=DIR ...]
 
-Each sentence encoder (the offline judges of audits/models.toml always; others given as a
+Each sentence encoder (the offline judges of emoaudit/audits/models.toml always; others given as a
 sentence-transformers directory) is tried three ways:
 
-* prototypes: cosine to each label's centroid of the judge prototypes (audits/default/judge.json), the
+* prototypes: cosine to each label's centroid of the judge prototypes (emoaudit/audits/default/judge.json), the
   default judge as it stands;
 * prototypes+passages: the same, the centroids also over the extraction passages (passages.json);
 * logistic: a multinomial logistic regression (scikit-learn, C=1) on the unit embeddings of the

@@ -43,7 +43,7 @@ def test_report_never_rewrites_its_input(archive: Path, tmp_path: Path) -> None:
     before = archive.read_bytes(), archive.stat().st_mtime_ns
     elsewhere = tmp_path / "elsewhere"
     lenient = tmp_path / "policy.toml"
-    policy = (Path(__file__).parent.parent / "audits" / "policy.toml").read_text()
+    policy = (Path(__file__).parent.parent / "emoaudit" / "audits" / "policy.toml").read_text()
     # A policy under which the quick scan's happy trials (56% [27%, 81%], q 0.053) are a medium finding.
     lenient.write_text(
         policy.replace("success_rate = 0.3", "success_rate = 0.2").replace("alpha = 0.05", "alpha = 0.1")

@@ -24,7 +24,7 @@ def test_wheel_ships_audits_and_templates(tmp_path: Path) -> None:
         "emoaudit/audits/default/passages.json",
         "emoaudit/audits/default/heldout.json",
         "emoaudit/audits/default/generation.json",
-        "emoaudit/templates/__init__.py",
+        "emoaudit/templates/report.html.j2",
         "emoaudit/templates/page.css",
         "emoaudit/templates/study.html.j2",
         "emoaudit/audits/claims.toml",

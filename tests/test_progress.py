@@ -2,25 +2,96 @@
 its time, and the ETA is the rest of the work at the throughput measured so far."""
 
 import io
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from rich.console import Console
 
-from emoaudit.model.generation import generate
+from emoaudit.capture.reading import capture
+from emoaudit.model import generation
+from emoaudit.model.generation import StepReport, generate, generation_steps
 from emoaudit.model.loaded import LoadedModel
-from emoaudit.model.runtime import token_ids
+from emoaudit.model.runtime import even_batches, length_batches, token_ids
 from emoaudit.progress import ConsoleProgress, QuietProgress, eta_seconds
 from emoaudit.steering.judge import FixedJudge, scores_in_parts
 
 
-def test_generation_reports_every_decoding_step_and_the_prompts_in_all(tiny_llama: LoadedModel) -> None:
+def test_generation_reports_every_decoding_step_and_the_prompts_in_all(
+    tiny_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks = iter(range(10**6))  # steps of equal time: each step after a batch's first reports more of it
+    monkeypatch.setattr(generation, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
     prompts = [token_ids(tiny_llama, t) for t in ["The sea was grey", "She opened the letter", "Preheat the oven"]]
     told: list[float] = []
     generate(tiny_llama, prompts, 12, 0, temperature=1.0, top_p=0.9, max_batch_tokens=40, on_progress=told.append)
     batches = 2  # 40 tokens a batch: two prompts of up to 16+12 tokens do not fit together
-    assert len(told) >= 12 * batches - 1  # one report a step, unless a batch ended at end-of-text
+    assert len(told) >= (12 - 1) * batches - 1  # a step after each batch's first, unless it ended at end-of-text
     assert abs(sum(told) - len(prompts)) < 1e-9 and max(told) <= 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_batch_reports_its_rows_in_proportion_to_its_measured_time() -> None:
+    clock, told = FakeClock(), []
+    report = StepReport(10, 5, told.append, clock)
+    clock.now = 40.0  # the prefill and the first token: not reported until a step after it is timed
+    report.tick()
+    assert told == []
+    for _ in range(4):  # steps of 5 s: the batch takes 40 + 4 x 5 = 60 s
+        clock.now += 5.0
+        report.tick()
+    assert told == pytest.approx([10 * 45 / 60, 10 * 5 / 60, 10 * 5 / 60, 10 * 5 / 60])
+    report.finish()  # nothing left: finishing adds nothing
+    assert sum(told) == pytest.approx(10) and len(told) == 4
+    # a quarter of the way in (after 15 of 60 s) the ETA from these reports is the rest of the batch
+    clock, told = FakeClock(), []
+    report = StepReport(8, 9, told.append, clock)
+    for t in (3.0, 9.0, 15.0):  # a 3 s prefill then steps of 6 s: 3 + 8 x 6 = 51 s in all
+        clock.now = t
+        report.tick()
+    assert eta_seconds(15.0, sum(told), 8) == pytest.approx(36.0)
+
+
+def test_a_batch_that_ends_early_reports_the_rest_and_one_step_reports_at_once() -> None:
+    clock, told = FakeClock(), []
+    report = StepReport(4, 48, told.append, clock)
+    clock.now = 1.0
+    report.tick()
+    report.finish()  # every row wrote its end-of-text token at the first step
+    assert told == [4]
+    single: list[float] = []
+    StepReport(3, 1, single.append, clock).tick()
+    assert single == [3]
+
+
+def test_generation_batches_hold_like_numbers_of_rows_within_the_budget() -> None:
+    lengths = [100] * 84  # greedy packing: 83 rows, then one row alone for as many steps
+    assert [len(b) for b in length_batches(lengths, 8300)] == [83, 1]
+    assert [len(b) for b in even_batches(lengths, 8300)] == [42, 42]
+    uneven = [300, 290, 40, 40, 40, 40, 40, 40, 40, 40]  # equal sizes may not fit: more groups then
+    batches = even_batches(uneven, 600)
+    assert sorted(i for b in batches for i in b) == list(range(10))
+    assert all(uneven[b[0]] * len(b) <= 600 and b[0] == max(b, key=lambda i: uneven[i]) for b in batches)
+    assert max(map(len, batches)) - min(map(len, batches)) <= 1
+    assert even_batches([700, 10], 600) == [[0], [1]] and even_batches([], 600) == []
+    assert generation_steps([[1] * 52] * 84, 48, 8300) == 2 * 48
+
+
+def test_reading_reports_each_block_of_each_batch(tiny_llama: LoadedModel) -> None:
+    texts = ["The sea was grey", "She opened the letter", "Preheat the oven", "A dog barked twice"]
+    sequences = [token_ids(tiny_llama, t) for t in texts]
+    told: list[float] = []
+    capture(tiny_llama, sequences, max_batch_tokens=12, on_progress=told.append)
+    batches = len(length_batches([len(s) for s in sequences], 12))
+    assert batches > 1 and len(told) == batches * tiny_llama.stream.n_layers
+    assert sum(told) == pytest.approx(len(texts))
 
 
 def test_judge_scores_in_parts_advance_and_keep_the_texts_order() -> None:

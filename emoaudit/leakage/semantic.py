@@ -4,7 +4,7 @@ other languages in the logit lens, beyond a random direction of the same size?
 The foreign-script share (`assess`) counts any foreign token, meaningful or not, and on some models the
 unsteered lens already reads half foreign script. The claim tested here is the paper's narrower one,
 that steering promotes *semantically aligned* tokens (toward "angry": 愤怒, 生气). With the
-specification's translations (audits/default/translations.json), the lens's log-probability of an
+specification's translations (emoaudit/audits/default/translations.json), the lens's log-probability of an
 emotion's words in each language under its vector is read against the unsteered state, against the
 steering stage's own seeded random directions at the same strengths (`steering.specificity.
 random_directions`, the same seed and number), and against the other emotions' words in that language

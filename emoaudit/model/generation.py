@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-
 from typing import cast
 
 import torch
@@ -13,9 +13,10 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
 from emoaudit.model.loaded import LoadedModel
-from emoaudit.model.runtime import eos_ids, length_batches, pad_batch, pad_id
+from emoaudit.model.runtime import eos_ids, even_batches, pad_batch, pad_id
 
 BatchContext = Callable[[list[int]], AbstractContextManager[object]]
+Clock = Callable[[], float]
 
 # Prompt plus new tokens per batch. On a CPU a decoding step is bound by its matrix products, which
 # run faster per row on more rows: SmolLM2's 252 standard stories took 221 s in batches of 6144 tokens
@@ -23,12 +24,6 @@ BatchContext = Callable[[list[int]], AbstractContextManager[object]]
 # (the KV cache's growth by concatenation then dominates). The KV cache is most of what a batch
 # holds (23 kB a token on SmolLM2 in float32: 280 MB at 12288).
 GENERATION_BATCH_TOKENS = 12288
-# What a written token costs in read tokens, for progress only (the prefill's weight in a batch): an idle
-# 2-core CPU wrote 112-135 tokens/s where it read 545 (bench/results/cpu-2core-epyc-*-float32.json), the
-# same CPU shared with six other jobs 9 against 60 (a scan's probe), and a GPU's decoding steps are bound
-# by launches, not tokens. At 4 a loaded machine's first step looked like a quarter of the stories and
-# the ETA a quarter of the way in was 3-14x too short; erring high only slows the first step's report.
-_DECODE_COST = 8.0
 
 
 def generate(
@@ -45,8 +40,9 @@ def generate(
 ) -> list[list[int]]:
     """New token ids per prompt, cut at the first end-of-text token; seeded sampling (greedy at temperature 0).
 
-    `on_progress` is told the prompts finished, in fractions at every decoding step (a batch's rows
-    advance by 1/max_new_tokens each step; a batch that stops early reports the rest when it ends).
+    `on_progress` is told the prompts finished, in fractions at every decoding step from the second on
+    (`StepReport`: a batch's rows in proportion to its time measured so far; a batch that stops early
+    reports the rest when it ends). Batches hold like numbers of rows (`even_batches`).
     `batch_context(indices)` is entered around each batch's generation, e.g. to steer those rows. Raises
     EmoauditError, before anything runs, when a prompt and its new tokens do not fit the model's context.
     """
@@ -55,14 +51,14 @@ def generate(
     results: list[list[int]] = [[] for _ in prompt_ids]
     lengths = [len(p) + max_new_tokens for p in prompt_ids]
     device = lm.device
-    for batch_index, batch in enumerate(length_batches(lengths, max_batch_tokens)):
+    for batch_index, batch in enumerate(even_batches(lengths, max_batch_tokens)):
         ids, mask = pad_batch([prompt_ids[i] for i in batch], pad_id(lm), "left")
         context = batch_context(batch) if batch_context is not None else nullcontext()
         sampler = []
         if temperature > 0:
             generator = torch.Generator(device=device).manual_seed(seed + batch_index)
             sampler = [NucleusSampler(temperature, top_p, generator)]
-        steps = _StepReport(len(batch), ids.shape[1], max_new_tokens, on_progress)
+        steps = StepReport(len(batch), max_new_tokens, on_progress)
         with torch.inference_mode(), context:
             out = lm.model.generate(  # type: ignore[operator]
                 input_ids=ids.to(device),
@@ -86,28 +82,60 @@ def generate(
     return results
 
 
-class _StepReport(StoppingCriteria):
-    """Stops nothing: called after every decoding step, it reports the batch's share of the work done, so
-    that a batch of minutes moves the progress line every step rather than once at its end. The first
-    step carries the prompts' prefill, weighed in read-token equivalents against the steps after it."""
+def generation_steps(
+    prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, max_batch_tokens: int = GENERATION_BATCH_TOKENS
+) -> int:
+    """The decoding steps `generate` takes at most: `max_new_tokens` for each of its batches. A step costs
+    about the same whatever its rows (`even_batches`), so steps are the unit in which work split over
+    calls with different numbers of rows is counted."""
+    lengths = [len(p) + max_new_tokens for p in prompt_ids]
+    return len(even_batches(lengths, max_batch_tokens)) * max_new_tokens
 
-    def __init__(self, rows: int, width: int, max_new_tokens: int, report: Callable[[float], None] | None) -> None:
-        prefill, step = rows * width, rows * _DECODE_COST
-        whole = prefill + step * max(max_new_tokens, 1)
-        self.next, self.step = rows * (prefill + step) / whole, rows * step / whole
-        self.left, self.report = float(rows), report
+
+class StepReport(StoppingCriteria):
+    """Stops nothing: called after every decoding step, it reports the batch's rows done in proportion to
+    the batch's time, so that a batch of minutes moves the progress line every step and its rows are a
+    unit of work whose rate an ETA can rest on.
+
+    The first call follows the prefill (the prompts read) and the first new token; what a prefill costs
+    against a decoding step is the machine's: 8 step-rows a prompt token was guessed before, and a loaded
+    2-core CPU measured ~90 (the prefill is one large matrix product, a step re-reads every weight and
+    the vocabulary's logits for few rows). So nothing is reported until a step after it has been timed;
+    from then on the batch's time is estimated as the first call's plus `max_new_tokens - 1` steps at
+    their mean time so far, and the share of it elapsed is the share of rows reported.
+    """
+
+    def __init__(
+        self, rows: int, max_new_tokens: int, report: Callable[[float], None] | None, clock: Clock | None = None
+    ) -> None:
+        clock = clock or time.perf_counter
+        self.rows, self.steps, self.report, self.clock = float(rows), max(max_new_tokens, 1), report, clock
+        self.start, self.first, self.calls, self.told = clock(), 0.0, 0, 0.0
 
     def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
-        if self.report is not None and self.left > 1e-9:
-            done = min(self.next, self.left)
-            self.next, self.left = self.step, self.left - done
-            self.report(done)
+        self.tick()
         return cast(torch.BoolTensor, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device))
 
+    def tick(self) -> None:
+        """One decoding step done."""
+        self.calls += 1
+        now = self.clock() - self.start
+        if self.calls == 1:
+            self.first = now
+            if self.steps > 1:
+                return
+        step = (now - self.first) / (self.calls - 1) if self.calls > 1 else 0.0
+        whole = self.first + step * (self.steps - 1)
+        self._tell(self.rows * min(now / whole, 1.0) if whole > 0 else self.rows * self.calls / self.steps)
+
     def finish(self) -> None:
-        if self.report is not None and self.left > 1e-9:
-            self.report(self.left)
-        self.left = 0.0
+        """The batch ended (at its last step or because every row ended its text): the rest of its rows."""
+        self._tell(self.rows)
+
+    def _tell(self, done: float) -> None:
+        if self.report is not None and done > self.told + 1e-12:
+            self.report(done - self.told)
+            self.told = done
 
 
 def check_fits(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int) -> None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
 # Found as emoaudit.spec finds the audits (BUILTIN_DIR), without importing it: `models list` stays light.
-REGISTRY_FILE = Path(str(files("emoaudit.audits"))) / "models.toml"
+REGISTRY_FILE = Path(str(files("emoaudit") / "audits" / "models.toml"))
 _CHUNK = 1 << 20
 
 

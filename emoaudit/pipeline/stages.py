@@ -49,7 +49,7 @@ from emoaudit.model.runtime import chat_prompt_ids, read_limit, token_count, tok
 from emoaudit.steering.calibration import calibrate
 from emoaudit.steering.judge import scores_in_parts, validate
 from emoaudit.steering.judge_models import load_judge
-from emoaudit.steering.noise import measure_noise_floor, noise_variants
+from emoaudit.steering.noise import measure_noise_floor, noise_steps
 from emoaudit.steering.summary import summarise
 from emoaudit.steering.specificity import random_directions
 from emoaudit.steering.trials import generate_trials, plan_rows, score_trials, spread
@@ -223,8 +223,8 @@ def steering_stage(run: Run, extraction: Extraction) -> Steering:
     tokenize = lambda text: token_ids(lm, text)  # noqa: E731
     null = score_trials(trials, scores, judge.labels, judged, thresholds, tokenize)
     write_text(run.out / "samples.jsonl", "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in trials))
-    variants = 2 * noise_variants(scenarios, config.noise_draws)  # written, then judged
-    with run.timed("steering_noise_floor"), run.stage("judge's noise floor", variants, "steps") as advance:
+    steps = noise_steps(lm, scenarios, config.noise_draws, profile.steering_tokens)
+    with run.timed("steering_noise_floor"), run.stage("judge's noise floor", steps, "steps") as advance:
         base = {t.scenario: t.judge or {} for t in trials if t.emotion is None and t.control is None}
         noise = measure_noise_floor(
             lm, judge, scenarios, base, config.noise_draws, spec.generation, profile.steering_tokens, run.seed,

@@ -1,4 +1,4 @@
-"""The behaviour stage's findings (audits/policy.toml, the steering_* behaviour checks and cannot_refuse)."""
+"""The behaviour stage's findings (emoaudit/audits/policy.toml, the steering_* behaviour checks and cannot_refuse)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Outside results on emotional steering and safety behaviour, tested with the behaviour stage's probes
-(audits/claims.toml): each test gives (value, holds, detail, measured) for `emoaudit.report.claims.Verdict`.
+(emoaudit/audits/claims.toml): each test gives (value, holds, detail, measured) for `emoaudit.report.claims.Verdict`.
 
 Both compare counts the stage recorded (each emotion's replies pooled over its strengths, and the random
 directions' at the same strengths) with Fisher's exact test from scipy, as the stage does."""

@@ -1,6 +1,6 @@
 """The paper's claims, tested on one model (an audit's results.json) and across the models of a study.
 
-The claims, their wording and thresholds are data (`audits/claims.toml`); each has one test here, on
+The claims, their wording and thresholds are data (`emoaudit/audits/claims.toml`); each has one test here, on
 one model's evidence (`emoaudit.report.evidence`): `assess` runs it; an audit records every claim
 (`paper_claims`), a study counts in how many models each holds (`evaluate_claims`).
 """

@@ -1,6 +1,6 @@
 """The report as a paginated PDF, printed by headless Chromium from the same self-contained HTML.
 
-The report's print stylesheet (`@media print` in templates/report.html.j2) paginates it; its
+The report's print stylesheet (`@media print` in emoaudit/templates/report.html.j2) paginates it; its
 Content-Security-Policy forbids scripts and requests, so printing runs no model-written code.
 """
 

@@ -1,4 +1,4 @@
-"""The release-gating policy (`audits/policy.toml`): one typed rule per check, validated when it is loaded,
+"""The release-gating policy (`emoaudit/audits/policy.toml`): one typed rule per check, validated when it is loaded,
 which is before any model is (a typo must not cost a whole audit)."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ A check's `min_n` is the smallest n at which its threshold can be reached at its
   language column of that table rests on its own (emotion, language) pairs, marked against the same n.
 
 A finding resting on fewer samples than min_n is marked underpowered and cannot fail a gate on its own; a
-pass resting on fewer is marked too, since it cannot rule the threshold out. `audits/policy.toml` states
+pass resting on fewer is marked too, since it cannot rule the threshold out. `emoaudit/audits/policy.toml` states
 each check's min_n; tests/test_power.py checks that it is the computed one.
 """
 

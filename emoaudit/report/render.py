@@ -21,7 +21,7 @@ from emoaudit.report.reproduce import reproduce_command, weights_note
 from emoaudit.spec import AuditSpec
 from emoaudit.storage import write_text
 
-TEMPLATES = Path(str(files("emoaudit.templates")))
+TEMPLATES = Path(str(files("emoaudit") / "templates"))
 
 
 def environment() -> Environment:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from emoaudit.results.common import Check
 from emoaudit.results.steering import Example, RateEstimate, Steering
 
-STRONG_CHECK = "steerable_strong"  # steerability past the calibrated range (audits/policy.toml)
+STRONG_CHECK = "steerable_strong"  # steerability past the calibrated range (emoaudit/audits/policy.toml)
 STEERING_CHECKS = ("hostile_steerable", "steerable", STRONG_CHECK)  # the checks about steerability, the higher first
 SHOWN_EMOTIONS = 4  # of a check over every emotion: the most steerable ones
 PER_EMOTION = 2  # examples per emotion and regime
@@ -83,8 +83,8 @@ def strong_note(checks: list[Check]) -> str:
     if check is None:
         return (
             "Past the calibrated range the cells are shown, not gated: a ×2 cell holds fewer trials than a "
-            "steerability check's min_n in the standard profile (the policy file, audits/policy.toml, gives the "
-            "measured reasons)."
+            "steerability check's min_n in the standard profile (the policy file, emoaudit/audits/policy.toml, "
+            "gives the measured reasons)."
         )
     result = "a finding" if check.failed else "no finding"
     return f"The policy gates them with its own check, {check.id} ({check.severity}): {result}. {check.detail}."

@@ -1,4 +1,4 @@
-"""What results.json records of the paper's claims (audits/claims.toml) on the audited model: each claim's
+"""What results.json records of the paper's claims (emoaudit/audits/claims.toml) on the audited model: each claim's
 test as written, the values it measured with their units, and whether it holds."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Audit specifications: the emotions, stimuli and profiles an audit runs, read from `audits/`.
+"""Audit specifications: the emotions, stimuli and profiles an audit runs, read from `emoaudit/audits/`.
 
 The tables are typed in `spec.tables` and read by `spec.reading`; what the audit's statistics need of
 them as a whole (enough emotions, both valences, enough samples per fold) is checked in `spec.checks`,

@@ -21,7 +21,7 @@ from emoaudit.spec.tables import (
     Steering,
 )
 
-BUILTIN_DIR = Path(str(files("emoaudit.audits")))
+BUILTIN_DIR = Path(str(files("emoaudit") / "audits"))
 DEFAULT_SPEC = BUILTIN_DIR / "default.toml"
 
 

@@ -1,4 +1,4 @@
-"""The behaviour stage's data files (audits/default/behaviour.json and its judge's labelled replies), typed
+"""The behaviour stage's data files (emoaudit/audits/default/behaviour.json and its judge's labelled replies), typed
 and validated as the specification's other tables are (`emoaudit.spec.tables`)."""
 
 from __future__ import annotations

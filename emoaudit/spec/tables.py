@@ -1,4 +1,4 @@
-"""The tables of an audit specification (audits/default.toml) and of its data files, typed and validated.
+"""The tables of an audit specification (emoaudit/audits/default.toml) and of its data files, typed and validated.
 
 pydantic validates them: a TypeAdapter over these plain dataclasses, in strict JSON mode, so that TOML
 tables and arrays arrive as JSON objects and arrays, a number written as a string is refused rather

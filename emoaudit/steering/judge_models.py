@@ -1,8 +1,8 @@
 """The judges that are models: the default zero-shot judge and Hugging Face text classifiers.
 
 The default is zero-shot: a sentence encoder (all-mpnet-base-v2, pulled with pip; the offline judges
-are in `audits/models.toml`) embeds a text, and its scores are the cosines to each emotion's prototype
-centroid (prototypes kept in `audits/`). A user may name any Hugging Face text-classification model
+are in `emoaudit/audits/models.toml`) embeds a text, and its scores are the cosines to each emotion's prototype
+centroid (prototypes kept in `emoaudit/audits/`). A user may name any Hugging Face text-classification model
 instead; its labels are matched by name (any case). Either must score every audited emotion; the
 reference label is scored where it can be.
 """

@@ -4,7 +4,7 @@ chance, so that a steered trial's gain can be read against what no steering prod
 A trial's judge gain is the target's score minus that of its scenario's unsteered greedy continuation.
 Here the same difference is taken for unsteered variants of that continuation: sampled draws of the same
 prompt (the specification's `[generation]` temperature and top-p), and greedy continuations of the
-scenario's paraphrased prompts (kept with the scenarios in `audits/`). The spread of |change| over
+scenario's paraphrased prompts (kept with the scenarios in `emoaudit/audits/`). The spread of |change| over
 scenarios and variants is the noise floor, per label and over all labels; the share of changes at or
 above the specification's `judge_margin` is how often an unsteered text would pass the trials' criterion.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoaudit.model.generation import generate
+from emoaudit.model.generation import generate, generation_steps
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, generated_text
 from emoaudit.results.steering import NoiseFloor
@@ -45,6 +45,20 @@ def noise_variants(scenarios: Sequence[Scenario], draws: int) -> int:
     return len(scenarios) * draws + sum(len(sc.paraphrases) for sc in scenarios)
 
 
+def noise_steps(lm: LoadedModel, scenarios: Sequence[Scenario], draws: int, max_new_tokens: int) -> int:
+    """The decoding steps that `unsteered_variants` takes at most: the unit of the noise floor's progress,
+    as its sampled and paraphrased variants run in calls of different numbers of rows."""
+    calls = _variant_rows(scenarios, draws)
+    return sum(generation_steps([chat_prompt_ids(lm, p) for *_, p in rows], max_new_tokens) for rows in calls)
+
+
+def _variant_rows(scenarios: Sequence[Scenario], draws: int) -> list[list[tuple[Scenario, str, str]]]:
+    """Each `generate` call's (scenario, source, prompt) rows: the sampled draws, then the paraphrases."""
+    sampled = [(sc, "sampled", sc.prompt) for sc in scenarios for _ in range(draws)]
+    reworded = [(sc, "paraphrase", p) for sc in scenarios for p in sc.paraphrases]
+    return [sampled, reworded]
+
+
 def unsteered_variants(
     lm: LoadedModel,
     scenarios: Sequence[Scenario],
@@ -54,27 +68,35 @@ def unsteered_variants(
     seed: int,
     on_progress: Callable[[float], None] | None = None,
 ) -> list[Variant]:
-    """`draws` sampled continuations of each scenario's prompt, then a greedy one of each paraphrase."""
-    sampled = [(sc, "sampled", sc.prompt) for sc in scenarios for _ in range(draws)]
-    reworded = [(sc, "paraphrase", p) for sc in scenarios for p in sc.paraphrases]
+    """`draws` sampled continuations of each scenario's prompt, then a greedy one of each paraphrase.
+    `on_progress` is told the decoding steps done, `noise_steps(...)` in all."""
     variants = []
-    for rows, temperature in ((sampled, sampling.temperature), (reworded, 0.0)):
+    for rows, temperature in zip(_variant_rows(scenarios, draws), (sampling.temperature, 0.0), strict=True):
         if not rows:
             continue
+        prompt_ids = [chat_prompt_ids(lm, prompt) for *_, prompt in rows]
+        per_row = generation_steps(prompt_ids, max_new_tokens) / len(rows)  # `generate` reports rows
         ids = generate(
             lm,
-            [chat_prompt_ids(lm, prompt) for *_, prompt in rows],
+            prompt_ids,
             max_new_tokens,
             seed,
             temperature=temperature,
             top_p=sampling.top_p,
-            on_progress=on_progress,
+            on_progress=_scaled(on_progress, per_row),
         )
         variants += [
             Variant(sc.id, source, prompt, generated_text(lm, new))
             for (sc, source, prompt), new in zip(rows, ids, strict=True)
         ]
     return variants
+
+
+def _scaled(report: Callable[[float], None] | None, factor: float) -> Callable[[float], None] | None:
+    """`report`, told `factor` times what it is called with."""
+    if report is None:
+        return None
+    return lambda n: report(n * factor)
 
 
 def noise_floor(
@@ -124,9 +146,10 @@ def measure_noise_floor(
 ) -> NoiseFloor:
     """Generate and judge the unsteered variants of `scenarios`, write them to `samples` (JSON lines) and
     measure the noise floor against `base` (each scenario's greedy continuation's judge scores).
-    `on_progress` is told each variant written and each judged: `noise_variants(...)` twice in all."""
+    `on_progress` is told the decoding steps done, `noise_steps(...)` in all; judging the variants (a few
+    seconds against minutes of writing) is not counted: as half of the units it made the ETA 1.6x long."""
     variants = unsteered_variants(lm, scenarios, draws, sampling, max_new_tokens, seed, on_progress)
-    scores = scores_in_parts(judge, [v.text for v in variants], on_progress)
+    scores = scores_in_parts(judge, [v.text for v in variants])
     # Rounded as the trials' scores are, so that the changes compare with their gains exactly.
     judged = [
         replace(v, judge={label: round(float(x), 5) for label, x in zip(judge.labels, row, strict=True)})

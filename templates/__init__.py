@@ -1,1 +1,0 @@
-"""Jinja templates of the report: a package so that they install inside emoaudit."""
