@@ -132,3 +132,29 @@ def test_a_stage_line_ends_with_its_time_and_a_quiet_one_prints_nothing() -> Non
     with QuietProgress().stage("y", 1) as advance:
         advance(1)
     assert quiet.getvalue() == ""
+
+
+def test_the_duration_estimate_prices_the_behaviour_stage(
+    tiny_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The estimate printed before a scan left the behaviour stage out (a third of qwen2.5-coder-0.5b's
+    standard scan); with the probe's rates fixed, the stage adds what its replies cost."""
+    import dataclasses
+
+    from emoaudit.pipeline import estimate as estimate_module
+    from emoaudit.spec import load_spec
+
+    spec = load_spec()
+    profile = spec.profile("quick")
+    monkeypatch.setattr(estimate_module, "_read_rate", lambda lm, texts: 1000.0)
+    monkeypatch.setattr(estimate_module, "_write_rate", lambda lm, ids, temperature, read: 100.0)
+    stages = ("extraction", "steering")
+    with_behaviour = estimate_module.estimate(tiny_llama, spec, profile, stages, "", lambda _: None)
+    without = estimate_module.estimate(
+        tiny_llama, dataclasses.replace(spec, behaviour=None), profile, stages, "", lambda _: None
+    )
+    extraction_only = estimate_module.estimate(tiny_llama, spec, profile, ("extraction",), "", lambda _: None)
+    # quick: 2 emotions x 2 strengths + 3 random x 2, and unsteered: 11 replies of 32 tokens to each of 16 prompts
+    written = 16 * 11 * profile.behaviour_tokens
+    assert with_behaviour.seconds - without.seconds >= written / 100.0
+    assert without.seconds > extraction_only.seconds > 0

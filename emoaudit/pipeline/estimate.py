@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from emoaudit.capture.reading import capture
 from emoaudit.capture.stimuli import generation_prompts, heldout_set_rows
 from emoaudit.model import registry
+from emoaudit.behaviour.probes import prompts as behaviour_prompts
 from emoaudit.model.generation import generate
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
 from emoaudit.progress import Advance
 from emoaudit.spec import AuditSpec, Profile
+from emoaudit.pipeline.behaviour import runs_behaviour
 from emoaudit.steering.noise import noise_variants
 
 _PROBE_READ_TOKENS = 384
@@ -75,6 +77,15 @@ def estimate(
         prefill = (rows + noise) * prompt_tokens / max(len(scenarios), 1)
         judged = (rows + noise + len(heldout)) * profile.steering_tokens * _judge_scale(lm, judge)
         seconds += written / write_rate + (written + prefill + calibration + judged) / read_rate
+    if "steering" in stages and runs_behaviour(spec, profile):  # the behaviour stage steers as steering does
+        assert spec.behaviour is not None and spec.behaviour_config is not None  # runs_behaviour
+        behaviour = spec.behaviour_config
+        asked = behaviour_prompts(spec.behaviour, profile.behaviour_items)
+        emotions = min(profile.behaviour_emotions, len(behaviour.emotions))
+        replies = len(asked) * (1 + len(behaviour.multipliers) * (emotions + behaviour.control_directions))
+        written = replies * profile.behaviour_tokens
+        prefill = replies * sum(len(chat_prompt_ids(lm, p.text)) for p in asked) / max(len(asked), 1)
+        seconds += written / write_rate + (written * _judge_scale(lm, judge) + prefill) / read_rate
     return Estimate(read_rate, write_rate, seconds)
 
 
