@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from emoaudit.api import audit
 from emoaudit.errors import EmoauditError
+from emoaudit.results.common import FailLevel
 from emoaudit.model.source import directory_sha256, model_content
 from emoaudit.steering.judge import FixedJudge
 from emoaudit.study.run import StudyRequest, run_study
@@ -93,7 +94,7 @@ def study(
 ) -> list[str]:
     values = {"profile": "quick", "spec_path": SPEC, "device": "cpu", "dtype": dtype, "norms": norms}
     options = audit_options("", out, values, judge=judge(judge_name))
-    result = run_study(StudyRequest(study_targets(targets, None), out, options, None, "never"), console)
+    result = run_study(StudyRequest(study_targets(targets, None), out, options, None, FailLevel.never), console)
     return [m.status for m in result.models]
 
 
