@@ -51,7 +51,10 @@ def test_scan_writes_results_vectors_and_stories(quick_run: tuple[Path, subproce
     curves = stage.methods["comprehension"].curves
     assert max(curves.probe_accuracy) > 3 * max(curves.probe_accuracy_shuffled)
     stories = [json.loads(line) for line in (out / "stories.jsonl").read_text().splitlines()]
-    assert len(stories) == 21 * 4 and all(s["text"].strip() for s in stories)
+    # Four prompts for each of the 21 labels; a story of under a few tokens is left out (generation_activations),
+    # and every label keeps some: which short story a seed gives changes with the batches' make-up.
+    assert 21 * 3 <= len(stories) <= 21 * 4 and all(s["text"].strip() for s in stories)
+    assert {s["label"] for s in stories} == set(load_spec().labels)
     # The peak holds the model's weights on top of the runtime.
     memory, model = results.resources, results.model
     assert memory is not None and stage.resources is not None
