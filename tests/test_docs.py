@@ -54,6 +54,17 @@ def test_every_command_shown_exists_with_the_options_it_uses(page: Path) -> None
             assert option in help_text, f"{page.name}: emoaudit {' '.join(path)} has no {option}"
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_report_shown_writes_inside_the_audit_it_reads(page: Path) -> None:
+    """`emoaudit report OUT --out OUT/report.html` is refused (OUT's manifest vouches for its files): the README
+    once showed exactly that line to a new user."""
+    for words in commands(page):
+        if words[0] == "report" and "--out" in words:
+            audit, written = Path(words[1]), Path(words[words.index("--out") + 1])
+            folder = audit.parent if audit.suffix == ".json" else audit  # OUT or OUT/results.json
+            assert folder not in written.parents, f"{page.name}: {shlex.join(words)}"
+
+
 def test_the_offline_commands_shown_run() -> None:
     shown = {tuple(words) for words in commands(README)}
     assert ("models", "list") in shown
