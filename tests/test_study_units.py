@@ -30,7 +30,7 @@ from emoaudit.study.executors import RayResources
 from emoaudit.results.schema import study_schema
 from emoaudit.study.study import corrected_p_values
 from emoaudit.study.targets import slug_for, study_targets
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 SAFE = r"^[a-z0-9][a-z0-9._-]*$"
 
@@ -490,3 +490,26 @@ def test_the_summary_never_cuts_a_slug_on_a_narrow_terminal(
     # The model column's cells, each slug's pieces joined back in reading order.
     cells = "".join(line.split("│")[1].strip() for line in rows if line.startswith("│"))
     assert all(s in cells for s in slugs) and "…" not in cells
+
+
+def test_the_study_page_says_not_measured_where_a_check_measured_nothing() -> None:
+    """A model's check that measured nothing (here, semantic entanglement without translations) is shown as
+    "not measured" on the study page, never as a pass, as in the model's own report."""
+    from emoaudit.results.common import NOT_MEASURED
+    from emoaudit.results.convert import from_dict
+    from emoaudit.results.study import Study
+    from emoaudit.study.render import render_study
+
+    study = from_dict(Study, json.loads((REPO / "tests" / "data" / "tiny-study.json").read_text()), "tiny-study")
+    model = next(m for m in study.models if m.evidence is not None)
+    assert model.evidence is not None
+    checks = [
+        dataclasses.replace(c, failed=False, detail="not measured: no translations", evidence={NOT_MEASURED: True})
+        if c.id == "semantic_entanglement"
+        else c
+        for c in model.evidence.findings
+    ]
+    evidence = dataclasses.replace(model.evidence, findings=checks)
+    models = [dataclasses.replace(m, evidence=evidence) if m is model else m for m in study.models]
+    page = render_study(dataclasses.replace(study, models=models))
+    assert "not measured</span> not measured: no translations" in page
