@@ -40,17 +40,27 @@ class InterruptAt(io.StringIO):
         return written
 
 
+def _default_sigint() -> None:
+    """A terminal's Ctrl-C reaches a process that does not ignore it; a test suite started in the background by
+    a shell without job control ignores SIGINT, and every process it starts inherits that (Ray's workers too)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A Ray instance this test process joins as a study would join a cluster, by its address; its workers'
     temporary directory is not the driver's, as on another node."""
     node_tmp = tmp_path_factory.mktemp("node-tmp")
+    # Ray cancels a task with a KeyboardInterrupt in its worker, which a worker that inherited an ignored SIGINT
+    # never raises: the instance starts with SIGINT handled, whatever this test process was started with.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         runtime_env={"env_vars": {"TMPDIR": str(node_tmp)}},
     )
+    signal.signal(signal.SIGINT, before)
     try:
         yield ray.get_runtime_context().gcs_address, node_tmp
     finally:
@@ -151,8 +161,9 @@ def test_ctrl_c_on_a_live_ray_study_keeps_the_streamed_stage_and_a_rerun_resumes
     # Ray's own session (its sockets' paths are limited to 107 bytes) in its usual place
     env = {**os.environ, "TMPDIR": str(node_tmp), "RAY_TMPDIR": "/tmp"}
     first = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
     deadline = time.monotonic() + 1200
     while not list(out.glob("*/stages/extraction.json")) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
