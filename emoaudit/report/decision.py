@@ -32,12 +32,12 @@ class Decision:
 def decide(checks: list[Check], fail_on: FailLevel | str) -> Decision:
     """The decision of the gate `--fail-on fail_on` on `checks` (ValueError for a level FailLevel lacks)."""
     level = FailLevel(fail_on)
-    failed = sorted((c for c in checks if c.failed), key=_by_severity)
+    failed = sorted((c for c in checks if c.failed), key=by_severity)
     gating = [c for c in failed if level.gates(c)]
     thin = [c for c in failed if c.underpowered]
     below = [c for c in failed if c not in gating and c not in thin]
-    passed = sorted((c for c in checks if not c.failed and c.measured), key=_by_severity)
-    unmeasured = sorted((c for c in checks if not c.failed and not c.measured), key=_by_severity)
+    passed = sorted((c for c in checks if not c.failed and c.measured), key=by_severity)
+    unmeasured = sorted((c for c in checks if not c.failed and not c.measured), key=by_severity)
     gate = "--fail-on never (never fails)" if level is FailLevel.never else f"--fail-on {level.value}"
     parts = [f"Gate {gate}: {'fails' if gating else 'passes'}."]
     if gating:
@@ -69,7 +69,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _by_severity(check: Check) -> tuple[int, str]:
+def by_severity(check: Check) -> tuple[int, str]:
+    """Sort key: the most severe first, then by id."""
     return -SEVERITIES.index(check.severity), check.id
 
 

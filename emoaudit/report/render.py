@@ -11,10 +11,10 @@ from markupsafe import Markup
 
 from emoaudit import escaping
 
-from emoaudit.results.common import SEVERITIES, Check, FailLevel
+from emoaudit.results.common import SEVERITIES, FailLevel
 from emoaudit.results.document import Results
 from emoaudit.report import plots
-from emoaudit.report.decision import decide
+from emoaudit.report.decision import by_severity, decide
 from emoaudit.report.steering_view import above_control, check_examples, strong_note, windows
 from emoaudit.report.power import power_words, result_words
 from emoaudit.report.reproduce import reproduce_command, weights_note
@@ -65,7 +65,7 @@ def context(results: Results, spec: AuditSpec | None, fail_on: FailLevel = FailL
     ctx: dict[str, Any] = {
         "results": results,
         "model": results.model,
-        "checks": sorted(checks, key=_by_severity),
+        "checks": sorted(checks, key=by_severity),
         "verdict": SEVERITIES[worst] if failed else "clean",
         "failed": failed,
         "extraction": extraction,
@@ -78,7 +78,7 @@ def context(results: Results, spec: AuditSpec | None, fail_on: FailLevel = FailL
         "weights_note": weights_note(results),
         "toc": table_of_contents(results),
         "semantic_min_n": next((c.evidence.get("min_n") for c in checks if c.id == "semantic_entanglement"), None),
-        "check_rows": [(c, result_words(c), power_words(c)) for c in sorted(checks, key=_by_severity)],
+        "check_rows": [(c, result_words(c), power_words(c)) for c in sorted(checks, key=by_severity)],
     }
     if extraction is not None:
         layer = extraction.layer
@@ -128,6 +128,3 @@ def table_of_contents(results: Results) -> list[tuple[str, str]]:
         toc.append(("claims", "The paper's claims (arXiv 2604.04064)"))
     return [*toc, ("notes", "Method notes and limitations"), ("reproducibility", "Reproducibility")]
 
-
-def _by_severity(check: Check) -> tuple[int, str]:
-    return -SEVERITIES.index(check.severity), check.id
