@@ -127,4 +127,3 @@ def table_of_contents(results: Results) -> list[tuple[str, str]]:
     if results.claims:
         toc.append(("claims", "The paper's claims (arXiv 2604.04064)"))
     return [*toc, ("notes", "Method notes and limitations"), ("reproducibility", "Reproducibility")]
-
