@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -119,6 +120,18 @@ def write_with(target: Path, writer: Callable[[Path], None]) -> None:
     """Atomically write `target` with a function that writes to a given path (e.g. safetensors)."""
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+def check_free_space(directory: Path, needed: int, what: str) -> None:
+    """Raise EmoauditError when the file system holding `directory` has under `needed` bytes free: a pull
+    or conversion that runs out half way ends in a library's error about something else (pip's "resume
+    retries", a truncated safetensors file), never in the cause."""
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise EmoauditError(
+            f"{what} needs about {needed / 1e6:,.0f} MB free in {directory}, and {free / 1e6:,.0f} MB are free; "
+            "free some space, or set EMOAUDIT_CACHE to a folder on a larger disk"
+        )
 
 
 def sha256_file(path: Path) -> str:

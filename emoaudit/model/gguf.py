@@ -18,7 +18,7 @@ from emoaudit.errors import EmoauditError
 from emoaudit.progress import ConsoleProgress
 from emoaudit.model import registry
 from emoaudit.model.architectures import check_causal
-from emoaudit.storage import share_like_umask, tree_digests, utf8_view, write_json
+from emoaudit.storage import check_free_space, share_like_umask, tree_digests, utf8_view, write_json
 
 _CONVERTED_MARKER = "emoaudit-converted.json"
 
@@ -87,6 +87,9 @@ def _write_converted(
 ) -> None:
     """Weights, the files `write_rest` adds, and a marker, moved into place at once: a crash leaves no half copy."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Tied tensors (the embedding and the unembedding) are one storage, written once.
+    weights = sum({t.data_ptr(): t.numel() * t.element_size() for t in model.state_dict().values()}.values())
+    check_free_space(target.parent, weights + (64 << 20), f"converting {source.name} to {target.name}")
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})

