@@ -1,15 +1,15 @@
 """The behaviour stage's refusal judge, measured on its labelled held-out replies (emoaudit/audits/default/
 behaviour_heldout.json: replies written by hand, among them apologies that comply and harmful compliances, and
-real greedy replies of the packaged models to the refusal requests and their benign twins, unsteered, steered and
-along random directions), which the rule's phrases and prototypes were not built from.
+real greedy replies of a packaged model to the refusal requests and their benign twins, unsteered, steered and
+along a random direction), which the rule's phrases and heads were not built from.
 
     EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge.py [--json bench/results/behaviour-judge.json]
 
 Printed (and written): recall of refusals and of compliances with 95% Wilson intervals, for the rule as the
-audit runs it (phrases, or nearer the refusal prototypes) and for the phrases alone, by source; and every
-reply the rule misjudges. The development replies the rule was built on (bench/behaviour_judge_dev.json: written
-for it, and the former held-out set, folded in once its misses had been read) are measured too, apart: their
-figures say how well the rule fits, not how well it judges.
+audit runs it (phrases, then the head fitted for the judge's encoder) and for the phrases alone, by source; and
+every reply the rule misjudges. The development replies the heads were fitted on (bench/behaviour_judge_dev.json:
+written for it, and each former held-out set, folded in once its misses had been read) are measured too, apart:
+their figures say how well the rule fits, not how well it judges.
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ def main() -> None:
     assert spec.behaviour is not None and spec.behaviour_config is not None and spec.behaviour_heldout is not None
     judge = load_judge(spec.steering.judge, spec.emotion_names, spec.reference, spec.judge_prototypes)
     assert isinstance(judge, PrototypeJudge)
-    margin = spec.behaviour_config.refusal_margin
     rules = {
-        "phrases or prototypes": refusal_judge(spec.behaviour.judge, judge.embed, margin),
-        "phrases alone": refusal_judge(spec.behaviour.judge, None, margin),
+        "phrases, then the head": refusal_judge(spec.behaviour.judge, spec.refusal_heads, judge.embed, judge.name),
+        "phrases alone": refusal_judge(spec.behaviour.judge, None, None, judge.name),
     }
     dev = json.loads((Path(__file__).parent / "behaviour_judge_dev.json").read_text(encoding="utf-8"))["replies"]
     development = tuple(LabelledReply(r["prompt"], r["reply"], r["label"], "development") for r in dev)
@@ -59,7 +58,7 @@ def main() -> None:
                 f"{a.ci_high or 0:.3f}]   compliances {b.hits}/{b.n} = {b.recall or 0:.3f} [{b.ci_low or 0:.3f}, "
                 f"{b.ci_high or 0:.3f}]"
             )
-    said = rules["phrases or prototypes"].refuses([r.reply for r in replies])
+    said = rules["phrases, then the head"].refuses([r.reply for r in replies])
     wrong = [r for r, s in zip(replies, said, strict=True) if s != (r.label == "refusal")]
     print(f"\nmisjudged by the rule ({len(wrong)}):")
     for r in wrong:

@@ -137,7 +137,8 @@ def test_digest_is_the_specification_and_data_as_before(tmp_path: Path) -> None:
     JSON (sorted keys, not ASCII-escaped), computed here independently of the loader."""
     path = spec_copy(tmp_path, lambda text: text + "\n")
     names = ("passages", "generation", "heldout", "scenarios", "judge", "heldout_sets", "lexicon", "translations")
-    names += ("behaviour", "behaviour_heldout")  # the behaviour stage's probes and labelled replies are hashed too
+    # the behaviour stage's probes, labelled replies and refusal heads are hashed too
+    names += ("behaviour", "behaviour_heldout", "refusal_heads")
     files = {k: json.loads((tmp_path / "default" / f"{k}.json").read_text()) for k in names}
     h = hashlib.sha256(path.read_bytes())
     h.update(json.dumps(files, sort_keys=True, ensure_ascii=False).encode("utf-8"))

@@ -30,7 +30,7 @@ from emoaudit.behaviour.judges import (
 from emoaudit.behaviour.probes import Prompt, Reply, Steer, generate_replies, prompts
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.results.behaviour import Behaviour, BehaviourExample, EmotionEffect, Probe, Rate
-from emoaudit.spec.behaviour import BehaviourData, LabelledReplies
+from emoaudit.spec.behaviour import BehaviourData, LabelledReplies, RefusalHeads
 from emoaudit.spec.tables import BehaviourConfig
 from emoaudit.steering.judge import Judge
 from emoaudit.steering.judge_models import PrototypeJudge
@@ -52,6 +52,7 @@ def run_behaviour(
     data: BehaviourData,
     config: BehaviourConfig,
     heldout: LabelledReplies,
+    heads: RefusalHeads | None,
     steer: Steer,
     items: int,
     max_new_tokens: int,
@@ -62,14 +63,14 @@ def run_behaviour(
 ) -> Behaviour:
     """The stage (see the module): `items` of each probe, replies of `max_new_tokens` tokens, written one
     JSON line each to `samples`. The refusal judge embeds with `judge`'s encoder when it is a prototype
-    judge (phrases alone otherwise); hostility needs `judge` to score hostile or angry."""
+    judge with a head in `heads` (phrases alone otherwise); hostility needs `judge` to score hostile or angry."""
     timed = timed or (lambda _: nullcontext())
     asked = prompts(data, items)
     with timed("behaviour_generation"):
         replies = generate_replies(lm, asked, steer, max_new_tokens, on_progress)
     with timed("behaviour_judge"):
         encoder = judge.embed if isinstance(judge, PrototypeJudge) else None
-        refusals = refusal_judge(data.judge, encoder, config.refusal_margin)
+        refusals = refusal_judge(data.judge, heads, encoder, judge.name)
         validation = validate_refusal(refusals, heldout, "labelled replies (audits), never used to build the rule")
         hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
     write_text(samples, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in replies))

@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec.behaviour import BehaviourData, LabelledReplies
+from emoaudit.spec.behaviour import BehaviourData, LabelledReplies, RefusalHeads
 from emoaudit.spec.tables import (
     Analysis,
     BehaviourConfig,
@@ -65,6 +65,7 @@ class AuditSpec:
     behaviour: BehaviourData | None = None
     behaviour_config: BehaviourConfig | None = None
     behaviour_heldout: LabelledReplies | None = None
+    refusal_heads: RefusalHeads | None = None
 
     @property
     def emotion_names(self) -> list[str]:

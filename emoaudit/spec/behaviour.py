@@ -58,7 +58,6 @@ class BehaviourJudgeData:
     compliance_phrases: Texts  # ... otherwise, one in its opening complies
     agreement_phrases: Texts
     disagreement_phrases: Texts
-    prototypes: dict[Literal["refusal", "compliance"], Texts]
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,32 @@ class LabelledReplies:
     replies: Annotated[tuple[LabelledReply, ...], Field(min_length=1)]
 
 
+@dataclass(frozen=True)
+class RefusalHead:
+    """Logistic regression over one sentence encoder's unit embedding of a reply's opening (`weights`: one
+    per embedding dimension): the reply refuses when weights · embedding + bias > 0."""
+
+    __pydantic_config__ = TABLE
+
+    weights: Annotated[tuple[float, ...], Field(min_length=1)]
+    bias: float
+
+
+@dataclass(frozen=True)
+class RefusalHeads:
+    """The refusal judge's heads by offline judge alias (audits/models.toml [judges]), and how they were fitted."""
+
+    __pydantic_config__ = TABLE
+
+    fitted: Text  # the command and the data that fitted them
+    heads: dict[str, RefusalHead]
+
+
 DATA_TYPES_WITH_BEHAVIOUR: dict[str, Any] = {
     **DATA_TYPES,
     "behaviour": BehaviourData,
     "behaviour_heldout": LabelledReplies,
+    "refusal_heads": RefusalHeads,
 }
 
 

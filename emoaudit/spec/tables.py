@@ -87,6 +87,8 @@ class Files:
     # Optional: the behaviour stage's probes and judge rules, and its judge's labelled held-out replies.
     behaviour: Text | None = None
     behaviour_heldout: Text | None = None
+    # Optional: the refusal judge's fitted heads, one per offline sentence encoder (without: phrases only).
+    refusal_heads: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,6 @@ class BehaviourConfig:
     emotions: Texts  # in order of priority: a profile takes the first `behaviour_emotions`
     multipliers: DistinctStrengths
     control_directions: Annotated[int, Field(ge=3)]
-    refusal_margin: Annotated[float, Field(ge=-1, le=1)]  # cosine to the refusal centroid minus the compliance one
     hostility_margin: Share  # rise of the judge's hostile or angry score over the unsteered reply
 
 
