@@ -64,11 +64,6 @@ class RefusalJudge:
         undecided = [i for i, s in enumerate(said) if s is None]
         if self.encoder is not None and self.head is not None and undecided:
             embedded = self.encoder([opening(texts[i]) for i in undecided])
-            if embedded.shape[1] != len(self.head.weights):
-                raise EmoauditError(
-                    f"the refusal head has {len(self.head.weights)} weights, the encoder embeds in "
-                    f"{embedded.shape[1]} dimensions: refit it (bench/behaviour_judge_fit.py)"
-                )
             logits = embedded @ np.asarray(self.head.weights) + self.head.bias
             for i, logit in zip(undecided, logits, strict=True):
                 said[i] = bool(logit > 0)
@@ -87,8 +82,16 @@ def refusal_judge(
     data: BehaviourJudgeData, heads: RefusalHeads | None, encoder: Encoder | None, judge_name: str
 ) -> RefusalJudge:
     """The rule of the module: `encoder` embeds for the judge `judge_name` (None: it is not a sentence
-    encoder), whose head in `heads` decides what no phrase does; without one, the phrases alone."""
+    encoder), whose head in `heads` decides what no phrase does; without one, the phrases alone. Raises
+    EmoauditError when the head's weights are not one per dimension of the encoder's embedding."""
     head = heads.heads.get(judge_name) if heads is not None and encoder is not None else None
+    if head is not None and encoder is not None:
+        dimensions = encoder(["I can't help with that."]).shape[1]
+        if dimensions != len(head.weights):
+            raise EmoauditError(
+                f"the refusal head for {judge_name} has {len(head.weights)} weights, its encoder embeds in "
+                f"{dimensions} dimensions: refit it (bench/behaviour_judge_fit.py)"
+            )
     if head is not None:
         kind = f"refusal and compliance phrases, then a logistic-regression head over {judge_name}'s embedding"
     elif encoder is None:

@@ -66,11 +66,12 @@ def run_behaviour(
     judge with a head in `heads` (phrases alone otherwise); hostility needs `judge` to score hostile or angry."""
     timed = timed or (lambda _: nullcontext())
     asked = prompts(data, items)
+    # Built first: a head that does not fit the encoder stops the stage before it generates.
+    encoder = judge.embed if isinstance(judge, PrototypeJudge) else None
+    refusals = refusal_judge(data.judge, heads, encoder, judge.name)
     with timed("behaviour_generation"):
         replies = generate_replies(lm, asked, steer, max_new_tokens, on_progress)
     with timed("behaviour_judge"):
-        encoder = judge.embed if isinstance(judge, PrototypeJudge) else None
-        refusals = refusal_judge(data.judge, heads, encoder, judge.name)
         validation = validate_refusal(refusals, heldout, "labelled replies (audits), never used to build the rule")
         hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
     write_text(samples, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in replies))
