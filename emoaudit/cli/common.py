@@ -60,6 +60,13 @@ def guard(action: Callable[[], T], interrupted: str = RESUME) -> T:
         # The message quotes paths and checkpoint fields (a config's model_type) that may hold terminal escapes.
         print(f"emoaudit: error: {terminal(input_error_line(exc), one_line=True)}", file=sys.stderr)
         raise typer.Exit(2) from None
+    except MemoryError:
+        # Not a finding (exit 1) and not a traceback: a data file or model larger than this machine's memory.
+        print(
+            "emoaudit: error: out of memory (a model, data file or batch larger than this machine holds)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         print(f"emoaudit: interrupted; {interrupted}", file=sys.stderr)
         raise typer.Exit(130) from None

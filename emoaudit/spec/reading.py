@@ -15,6 +15,13 @@ from emoaudit.spec.tables import DATA_TYPES, SpecDocument
 
 T = TypeVar("T")
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
+# Keys an earlier specification had: a specification written for it is told what replaced them, not "unknown".
+_REMOVED = {
+    "refusal_margin": "the refusal judge's prototype margin, removed: a fitted head replaced the prototypes "
+    "([files] refusal_heads, docs/behaviour.md)",
+    "prototypes": "the refusal judge's prototypes, removed: a fitted head replaced them ([files] refusal_heads, "
+    "docs/behaviour.md)",
+}
 
 
 def named_tables(tables: object) -> object:
@@ -52,7 +59,8 @@ def _problem(error: ErrorDetails, place: Callable[[Sequence[Any], bool], str]) -
     if error["type"] == "missing":
         return f"{place(loc[:-1], True)} missing key {loc[-1]!r}"
     if error["type"] in _UNKNOWN:
-        return f"{place(loc[:-1], True)} unknown key {loc[-1]!r}"
+        removed = _REMOVED.get(str(loc[-1]))
+        return f"{place(loc[:-1], True)} unknown key {loc[-1]!r}" + (f" ({removed})" if removed else "")
     message = error["msg"].removeprefix("Value error, ")
     found = repr(error["input"])
     found = found if len(found) <= 60 else found[:57] + "..."
