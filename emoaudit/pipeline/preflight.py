@@ -77,11 +77,11 @@ def check_refusal_head(spec: AuditSpec, choice: object) -> None:
     `choice` does not fit that judge's encoder (`judges.check_head`; its dimensions are the pulled judge's
     config.json hidden_size): found after generation, the fix would change the specification and so the
     audit's identity, and the finished stages could not be resumed."""
-    judges = registry.load_judges()
     heads = spec.refusal_heads
     if spec.behaviour is None or heads is None or not isinstance(choice, str) or choice not in heads.heads:
         return
-    if choice not in judges:
+    judge = registry.load_judges().get(choice)
+    if judge is None:
         return
-    config = json.loads((registry.judge_path(judges[choice]) / "config.json").read_text(encoding="utf-8"))
+    config = json.loads((registry.judge_path(judge) / "config.json").read_text(encoding="utf-8"))
     check_head(heads.heads[choice], int(config["hidden_size"]), choice)
