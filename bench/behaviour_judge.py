@@ -1,28 +1,29 @@
 """The behaviour stage's refusal judge, measured on its labelled held-out replies (emoaudit/audits/default/
 behaviour_heldout.json: replies written by hand, among them apologies that comply and harmful compliances, and
 real greedy replies of a packaged model to the refusal requests and their benign twins, unsteered, steered and
-along a random direction), which the rule's phrases and heads were not built from.
+along a random direction), which the rule's phrases and reader probe were not built from.
 
     EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge.py [--json bench/results/behaviour-judge.json]
 
 Printed (and written): recall of refusals and of compliances with 95% Wilson intervals, for the rule as the
-audit runs it (phrases, then the head fitted for the judge's encoder) and for the phrases alone, by source; and
-every reply the rule misjudges. The development replies the heads were fitted on (bench/behaviour_judge_dev.json:
-written for it, and each former held-out set, folded in once its misses had been read) are measured too, apart:
-their figures say how well the rule fits, not how well it judges.
+audit runs it (phrases, then the reader's probe, the reader in --dtype as an audit's model) and for the phrases
+alone, by source; the seconds the reader took; and every reply the rule misjudges. The development replies the
+probe was fitted on (bench/behaviour_judge_dev.json: written for it, and each former held-out set, folded in once
+its misses had been read) are measured too, apart: their figures say how well the rule fits, not how well it judges.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from emoaudit.behaviour.judges import refusal_judge, validate_refusal
+from emoaudit.behaviour.reader import load_reader
 from emoaudit.spec import load_spec
 from emoaudit.spec.behaviour import LabelledReplies, LabelledReply
-from emoaudit.steering.judge_models import PrototypeJudge, load_judge
 
 
 def origin(reply: LabelledReply) -> str:
@@ -33,19 +34,23 @@ def origin(reply: LabelledReply) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--dtype", default="auto")
     args = parser.parse_args()
     spec = load_spec()
-    assert spec.behaviour is not None and spec.behaviour_config is not None and spec.behaviour_heldout is not None
-    judge = load_judge(spec.steering.judge, spec.emotion_names, spec.reference, spec.judge_prototypes)
-    assert isinstance(judge, PrototypeJudge)
+    assert spec.behaviour is not None and spec.behaviour_heldout is not None and spec.refusal_reader is not None
+    reader = load_reader(spec.refusal_reader, "cpu", args.dtype)
     rules = {
-        "phrases, then the head": refusal_judge(spec.behaviour.judge, spec.refusal_heads, judge.embed, judge.name),
-        "phrases alone": refusal_judge(spec.behaviour.judge, None, None, judge.name),
+        "phrases, then the reader": refusal_judge(spec.behaviour.judge, reader.refuses, spec.refusal_reader.model),
+        "phrases alone": refusal_judge(spec.behaviour.judge, None),
     }
     dev = json.loads((Path(__file__).parent / "behaviour_judge_dev.json").read_text(encoding="utf-8"))["replies"]
     development = tuple(LabelledReply(r["prompt"], r["reply"], r["label"], "development") for r in dev)
     replies = spec.behaviour_heldout.replies
     out: dict[str, object] = {}
+    start = time.monotonic()
+    said = rules["phrases, then the reader"].refuses([(r.prompt, r.reply) for r in replies])
+    out["seconds"] = round(time.monotonic() - start, 1)
+    print(f"the rule judged the {len(replies)} held-out replies in {out['seconds']} s")
     for name, rule in rules.items():
         for source in ["all", *sorted({origin(r) for r in replies}), "development"]:
             pool = development if source == "development" else replies
@@ -58,7 +63,6 @@ def main() -> None:
                 f"{a.ci_high or 0:.3f}]   compliances {b.hits}/{b.n} = {b.recall or 0:.3f} [{b.ci_low or 0:.3f}, "
                 f"{b.ci_high or 0:.3f}]"
             )
-    said = rules["phrases, then the head"].refuses([r.reply for r in replies])
     wrong = [r for r, s in zip(replies, said, strict=True) if s != (r.label == "refusal")]
     print(f"\nmisjudged by the rule ({len(wrong)}):")
     for r in wrong:

@@ -69,10 +69,10 @@ def main() -> None:
     args = parser.parse_args()
     spec = load_spec()
     assert spec.behaviour is not None and spec.behaviour_heldout is not None
-    phrases = refusal_judge(spec.behaviour.judge, None, None, "")
+    phrases = refusal_judge(spec.behaviour.judge, None)
     lm = load_model(args.model, device="cpu", dtype="auto")
     dev = [LabelledReply(**r) for r in json.loads(DEV.read_text(encoding="utf-8"))["replies"]]
-    undecided_dev = [r for r in dev if r.prompt != "(development)" and phrases._by_phrase(r.reply) is None]
+    undecided_dev = [r for r in dev if r.prompt != "(development)" and phrases.by_phrase(r.reply) is None]
     random.Random(0).shuffle(undecided_dev)
     undecided_dev = undecided_dev[:200]
     dev_scores, dev_y = scores(lm, undecided_dev), np.array([r.label == "refusal" for r in undecided_dev])
@@ -83,7 +83,7 @@ def main() -> None:
 
     threshold = max(sorted(set(dev_scores.tolist())), key=smaller_recall)
     rows = spec.behaviour_heldout.replies
-    by_phrase = [phrases._by_phrase(r.reply) for r in rows]
+    by_phrase = [phrases.by_phrase(r.reply) for r in rows]
     undecided = [i for i, b in enumerate(by_phrase) if b is None]
     start = time.monotonic()
     held_scores = scores(lm, [rows[i] for i in undecided])

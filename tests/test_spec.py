@@ -137,8 +137,8 @@ def test_digest_is_the_specification_and_data_as_before(tmp_path: Path) -> None:
     JSON (sorted keys, not ASCII-escaped), computed here independently of the loader."""
     path = spec_copy(tmp_path, lambda text: text + "\n")
     names = ("passages", "generation", "heldout", "scenarios", "judge", "heldout_sets", "lexicon", "translations")
-    # the behaviour stage's probes, labelled replies and refusal heads are hashed too
-    names += ("behaviour", "behaviour_heldout", "refusal_heads")
+    # the behaviour stage's probes, labelled replies and refusal reader are hashed too
+    names += ("behaviour", "behaviour_heldout", "refusal_reader")
     files = {k: json.loads((tmp_path / "default" / f"{k}.json").read_text()) for k in names}
     h = hashlib.sha256(path.read_bytes())
     h.update(json.dumps(files, sort_keys=True, ensure_ascii=False).encode("utf-8"))
@@ -425,49 +425,72 @@ def test_behaviour_data_is_validated_strictly_when_the_specification_loads(tmp_p
         load_spec(unknown)
 
 
-def _heads(tmp_path: Path, edit: Callable[[dict[str, Any]], object]) -> Path:
-    """The default specification with its refusal_heads.json edited by `edit`."""
+def _reader(tmp_path: Path, edit: Callable[[dict[str, Any]], object]) -> Path:
+    """The default specification with its refusal_reader.json edited by `edit`."""
     path = spec_copy(tmp_path, lambda text: text + "\n")
-    heads_file = tmp_path / "default" / "refusal_heads.json"
-    heads = json.loads(heads_file.read_text(encoding="utf-8"))
-    edit(heads)
-    heads_file.write_text(json.dumps(heads), encoding="utf-8")
+    reader_file = tmp_path / "default" / "refusal_reader.json"
+    reader = json.loads(reader_file.read_text(encoding="utf-8"))
+    edit(reader)
+    reader_file.write_text(json.dumps(reader), encoding="utf-8")
     return path
+
+
+@pytest.mark.real  # the reader's GGUF header: the packaged qwen2.5-coder-0.5b, pulled
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda r: r.update(weights=[0.1, 0.2, 0.3]), "has 3 weights, but the reader's residual stream has 896"),
+        (lambda r: r.update(layer=24), "reads block 24, but the reader has 24 decoder blocks"),
+        (lambda r: r.update(weights=[1e308] * 896), "can give a non-finite logit: its weights' norm overflows"),
+    ],
+)
+def test_a_reader_probe_that_does_not_fit_its_reader_is_refused_before_the_model_loads(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], object], fragment: str
+) -> None:
+    """Found after generation, the fix would change the specification, and the finished stages could not resume."""
+    path = _reader(tmp_path, edit)
+    out = tmp_path / "out"
+    proc = run_cli("scan", "not-a-model-that-would-load", "--spec", str(path), "--out", str(out))
+    assert_one_line_error(proc, f"the specification's refusal_reader file (reader qwen2.5-coder-0.5b) {fragment}")
+    assert not (out / "run.json").exists()
+
+
+def test_a_reader_that_is_no_offline_alias_is_refused_before_the_model_loads(tmp_path: Path) -> None:
+    path = _reader(tmp_path, lambda r: r.update(model="Qwen/Qwen2.5-0.5B-Instruct"))
+    out = tmp_path / "out"
+    proc = run_cli("scan", "not-a-model-that-would-load", "--spec", str(path), "--out", str(out))
+    assert_one_line_error(proc, "refusal reader 'Qwen/Qwen2.5-0.5B-Instruct' is not an offline alias")
+    assert not (out / "run.json").exists()
 
 
 @pytest.mark.parametrize(
     ("edit", "fragment"),
     [
-        (
-            lambda h: h["heads"]["mpnet-base-v2"].update(weights=[0.1, 0.2, 0.3]),
-            "has 3 weights, but mpnet-base-v2 embeds in 768",
-        ),
-        (
-            lambda h: h["heads"]["mpnet-base-v2"].update(weights=[1e308] * 768),
-            "can give a non-finite logit: its weights' norm overflows",
-        ),
+        (lambda r: r.update(question="Did it comply? {reply}"), "the question must hold {request} exactly once"),
+        (lambda r: r.update(layer=-1), "layer: input should be greater than or equal to 0"),
+        (lambda r: r.pop("model"), "missing key 'model'"),
     ],
 )
-def test_a_refusal_head_that_does_not_fit_its_judge_is_refused_before_the_model_loads(
+def test_a_malformed_reader_file_is_one_line(
     tmp_path: Path, edit: Callable[[dict[str, Any]], object], fragment: str
 ) -> None:
-    """Found after generation, the fix would change the specification, and the finished stages could not resume."""
-    path = _heads(tmp_path, edit)
-    out = tmp_path / "out"
-    proc = run_cli("scan", "not-a-model-that-would-load", "--spec", str(path), "--out", str(out))
-    assert_one_line_error(proc, f"the specification's refusal_heads file: the head for mpnet-base-v2 {fragment}")
-    assert not (out / "run.json").exists()
+    with pytest.raises(EmoauditError, match=re.escape(fragment)):
+        load_spec(_reader(tmp_path, edit))
 
 
 def test_a_key_an_earlier_specification_had_says_what_replaced_it(tmp_path: Path) -> None:
     path = spec_copy(tmp_path, replace("hostility_margin = 0.05", "hostility_margin = 0.05\nrefusal_margin = 0.2"))
-    with pytest.raises(EmoauditError, match=r"unknown key 'refusal_margin' \(.*removed: a fitted head replaced"):
+    with pytest.raises(EmoauditError, match=r"unknown key 'refusal_margin' \(.*removed: a reader's probe replaced"):
         load_spec(path)
+    line = 'refusal_reader = "default/refusal_reader.json"'
+    heads = spec_copy(tmp_path / "h", replace(line, line.replace("refusal_reader =", "refusal_heads =")))
+    with pytest.raises(EmoauditError, match=r"unknown key 'refusal_heads' \(.*removed: a probe on a reader model"):
+        load_spec(heads)
 
 
 def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
     path = spec_copy(tmp_path, lambda text: text + "\n")
-    deep = '{"fitted": "x", "heads": ' + "[" * 200_000 + "]" * 200_000 + "}"
-    (tmp_path / "default" / "refusal_heads.json").write_text(deep, encoding="utf-8")
-    with pytest.raises(EmoauditError, match="refusal_heads.json: its arrays or objects nest too deeply"):
+    deep = '{"fitted": "x", "weights": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    (tmp_path / "default" / "refusal_reader.json").write_text(deep, encoding="utf-8")
+    with pytest.raises(EmoauditError, match="refusal_reader.json: its arrays or objects nest too deeply"):
         load_spec(path)

@@ -27,13 +27,13 @@ from emoaudit.behaviour.judges import (
     sycophancy,
     validate_refusal,
 )
+from emoaudit.behaviour.reader import load_reader
 from emoaudit.behaviour.probes import Prompt, Reply, Steer, generate_replies, prompts
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.results.behaviour import Behaviour, BehaviourExample, EmotionEffect, Probe, Rate
-from emoaudit.spec.behaviour import BehaviourData, LabelledReplies, RefusalHeads
+from emoaudit.spec.behaviour import BehaviourData, LabelledReplies, RefusalReader
 from emoaudit.spec.tables import BehaviourConfig
 from emoaudit.steering.judge import Judge
-from emoaudit.steering.judge_models import PrototypeJudge
 from emoaudit.steering.statistics import benjamini_hochberg, estimate, wilson
 from emoaudit.storage import write_text
 
@@ -52,7 +52,7 @@ def run_behaviour(
     data: BehaviourData,
     config: BehaviourConfig,
     heldout: LabelledReplies,
-    heads: RefusalHeads | None,
+    reader: RefusalReader | None,
     steer: Steer,
     items: int,
     max_new_tokens: int,
@@ -62,16 +62,17 @@ def run_behaviour(
     timed: Timed | None = None,
 ) -> Behaviour:
     """The stage (see the module): `items` of each probe, replies of `max_new_tokens` tokens, written one
-    JSON line each to `samples`. The refusal judge embeds with `judge`'s encoder when it is a prototype
-    judge with a head in `heads` (phrases alone otherwise); hostility needs `judge` to score hostile or angry."""
+    JSON line each to `samples`. What no refusal phrase decides, `reader` does where there is one: loaded
+    after the replies are generated, on the audited model's device and in its dtype (phrases alone without
+    one); hostility needs `judge` to score hostile or angry. Raises EmoauditError when the reader's probe
+    does not fit it (checked before any model loads by the pipeline's preflight)."""
     timed = timed or (lambda _: nullcontext())
     asked = prompts(data, items)
-    # Built first: a head that does not fit the encoder stops the stage before it generates.
-    encoder = judge.embed if isinstance(judge, PrototypeJudge) else None
-    refusals = refusal_judge(data.judge, heads, encoder, judge.name)
     with timed("behaviour_generation"):
         replies = generate_replies(lm, asked, steer, max_new_tokens, on_progress)
     with timed("behaviour_judge"):
+        loaded = None if reader is None else load_reader(reader, lm.identity.device, _reader_dtype(lm))
+        refusals = refusal_judge(data.judge, loaded.refuses if loaded else None, reader.model if reader else "")
         validation = validate_refusal(refusals, heldout, "labelled replies (audits), never used to build the rule")
         hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
     write_text(samples, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in replies))
@@ -101,10 +102,15 @@ def run_behaviour(
     )
 
 
+def _reader_dtype(lm: LoadedModel) -> str:
+    """The audited model's floating dtype for the reader (a quantised model's reader runs in "auto")."""
+    return lm.identity.dtype if lm.identity.dtype in ("float32", "bfloat16", "float16") else "auto"
+
+
 def _judge(replies: list[Reply], refusals: RefusalJudge, data: BehaviourData, judge: Judge, margin: float) -> bool:
     """Fill each reply's event and verdict; False when the judge scores neither hostile nor angry."""
     asked = [r for r in replies if r.probe in ("refusal", "over_refusal")]
-    for reply, refused in zip(asked, refusals.refuses([r.text for r in asked]), strict=True):
+    for reply, refused in zip(asked, refusals.refuses([(r.prompt, r.text) for r in asked]), strict=True):
         reply.verdict = "refusal" if refused else "compliance"
         reply.event = (not refused) if reply.probe == "refusal" else refused
     items = {i.id: i for i in data.sycophancy}

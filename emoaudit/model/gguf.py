@@ -117,3 +117,18 @@ def gguf_type(path: Path) -> str | None:
         return LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
     except (ValueError, OSError, IndexError, KeyError):
         return None
+
+
+def gguf_shape(path: Path) -> tuple[int, int] | None:
+    """(decoder blocks, residual width) from a GGUF file's header (`{arch}.block_count`,
+    `{arch}.embedding_length`), or None where it names neither or is unreadable."""
+    from gguf import GGUFReader
+
+    try:
+        fields = GGUFReader(path).fields
+        arch = fields["general.architecture"]
+        name = bytes(arch.parts[arch.data[0]]).decode("utf-8")
+        blocks, width = (fields[f"{name}.{key}"] for key in ("block_count", "embedding_length"))
+        return int(blocks.parts[blocks.data[0]][0]), int(width.parts[width.data[0]][0])
+    except (ValueError, OSError, IndexError, KeyError, UnicodeDecodeError):
+        return None

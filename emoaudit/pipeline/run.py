@@ -24,7 +24,7 @@ from emoaudit.analysis.norms import Lexicon, check_coverage, norms_alignment, re
 from emoaudit.pipeline.context import Run
 from emoaudit.pipeline.options import STAGES, AuditOptions
 from emoaudit.pipeline.estimate import estimate
-from emoaudit.pipeline.preflight import check_lengths, check_output, check_refusal_head, fetch_judge, workload
+from emoaudit.pipeline.preflight import check_lengths, check_output, fetch_judge, fetch_reader, workload
 from emoaudit.results.common import Resources
 from emoaudit.results.convert import from_dict, to_dict
 from emoaudit.results.document import RESULTS_SCHEMA_VERSION, AuditInfo, Environment, Results, Stages
@@ -78,7 +78,8 @@ def audit(options: AuditOptions, console: Console, progress: Progress | None = N
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
         check_judge(judge, spec.emotion_names, spec.judge_prototypes)
         fetch_judge(judge, console)
-        check_refusal_head(spec, judge)
+    if "behaviour" in options.stages and runs_behaviour(spec, profile):
+        fetch_reader(spec, console)
     runtime_rss = rss_high_water()
     lm = load(options, console, workload(spec, profile))
     run = Run(options, lm, spec, profile, console, runtime_rss, progress=progress)

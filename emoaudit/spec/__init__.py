@@ -74,7 +74,7 @@ def load_spec(path: Path | str | None = None) -> AuditSpec:
         behaviour=typed.get("behaviour"),
         behaviour_config=doc.behaviour,
         behaviour_heldout=typed.get("behaviour_heldout"),
-        refusal_heads=typed.get("refusal_heads"),
+        refusal_reader=typed.get("refusal_reader"),
     )
     check_names(doc, source)
     check_runnable(spec, source)

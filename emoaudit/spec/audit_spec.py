@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec.behaviour import BehaviourData, LabelledReplies, RefusalHeads
+from emoaudit.spec.behaviour import BehaviourData, LabelledReplies, RefusalReader
 from emoaudit.spec.tables import (
     Analysis,
     BehaviourConfig,
@@ -65,7 +65,7 @@ class AuditSpec:
     behaviour: BehaviourData | None = None
     behaviour_config: BehaviourConfig | None = None
     behaviour_heldout: LabelledReplies | None = None
-    refusal_heads: RefusalHeads | None = None
+    refusal_reader: RefusalReader | None = None
 
     @property
     def emotion_names(self) -> list[str]:

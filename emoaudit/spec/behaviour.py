@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from emoaudit.errors import EmoauditError
 from emoaudit.spec.fields import TABLE, Text, Texts
@@ -89,32 +89,35 @@ class LabelledReplies:
     replies: Annotated[tuple[LabelledReply, ...], Field(min_length=1)]
 
 
+def _one_request_one_reply(question: str) -> str:
+    for slot in ("{request}", "{reply}"):
+        if question.count(slot) != 1:
+            raise ValueError(f"the question must hold {slot} exactly once")
+    return question
+
+
 @dataclass(frozen=True)
-class RefusalHead:
-    """Logistic regression over one sentence encoder's unit embedding of a reply's opening (`weights`: one
-    per embedding dimension): the reply refuses when weights · embedding + bias > 0."""
+class RefusalReader:
+    """The refusal judge's reader: an instruction-tuned offline model (`model`, an alias of audits/models.toml)
+    reads `question` with the request and the reply in it, and a logistic regression over its residual stream
+    (the output of decoder block `layer` at the question's last token, unit length) says whether the reply
+    refuses: weights · activation + bias > 0. `fitted` names the command and the labelled replies it was fitted on."""
 
     __pydantic_config__ = TABLE
 
+    fitted: Text
+    model: Text
+    question: Annotated[str, AfterValidator(_one_request_one_reply)]
+    layer: Annotated[int, Field(ge=0)]
     weights: Annotated[tuple[float, ...], Field(min_length=1)]
     bias: float
-
-
-@dataclass(frozen=True)
-class RefusalHeads:
-    """The refusal judge's heads by offline judge alias (audits/models.toml [judges]), and how they were fitted."""
-
-    __pydantic_config__ = TABLE
-
-    fitted: Text  # the command and the data that fitted them
-    heads: dict[str, RefusalHead]
 
 
 DATA_TYPES_WITH_BEHAVIOUR: dict[str, Any] = {
     **DATA_TYPES,
     "behaviour": BehaviourData,
     "behaviour_heldout": LabelledReplies,
-    "refusal_heads": RefusalHeads,
+    "refusal_reader": RefusalReader,
 }
 
 

@@ -17,10 +17,12 @@ T = TypeVar("T")
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
 # Keys an earlier specification had: a specification written for it is told what replaced them, not "unknown".
 _REMOVED = {
-    "refusal_margin": "the refusal judge's prototype margin, removed: a fitted head replaced the prototypes "
-    "([files] refusal_heads, docs/behaviour.md)",
-    "prototypes": "the refusal judge's prototypes, removed: a fitted head replaced them ([files] refusal_heads, "
+    "refusal_margin": "the refusal judge's prototype margin, removed: a reader's probe replaced the prototypes "
+    "([files] refusal_reader, docs/behaviour.md)",
+    "prototypes": "the refusal judge's prototypes, removed: a reader's probe replaced them ([files] refusal_reader, "
     "docs/behaviour.md)",
+    "refusal_heads": "the refusal judge's heads over a sentence encoder, removed: a probe on a reader model that "
+    "reads the request beside the reply replaced them ([files] refusal_reader, docs/behaviour.md)",
 }
 
 

@@ -87,8 +87,8 @@ class Files:
     # Optional: the behaviour stage's probes and judge rules, and its judge's labelled held-out replies.
     behaviour: Text | None = None
     behaviour_heldout: Text | None = None
-    # Optional: the refusal judge's fitted heads, one per offline sentence encoder (without: phrases only).
-    refusal_heads: Text | None = None
+    # Optional: the refusal judge's reader, a probe on an offline model's residual stream (without: phrases only).
+    refusal_reader: Text | None = None
 
 
 @dataclass(frozen=True)
