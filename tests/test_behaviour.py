@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from emoaudit.behaviour.judges import CORRECTS, SYCOPHANTIC, UNDECIDABLE, Exchange, refusal_judge, sycophancy
-from emoaudit.behaviour.reader import ReaderProbe, check_reader, question
+from emoaudit.behaviour.reader import ReaderProbe, check_reader, placement, question
 from emoaudit.behaviour.probes import Steer, pick
 from emoaudit.behaviour.stage import run_behaviour
 from emoaudit.errors import EmoauditError
@@ -241,6 +241,15 @@ def test_the_reader_reads_the_residual_stream_at_the_questions_last_token(tmp_pa
     assert cosine < 1 - 1e-6
     along = ReaderProbe(lm, _reader(hidden, layer, tuple(acts[0]), bias=-(1 + cosine) / 2))
     assert along.refuses(exchanges) == [True, False]
+
+
+def test_the_reader_loads_where_the_audited_model_runs_in_a_device_name_load_model_takes(tmp_path: Path) -> None:
+    """An audited model on a GPU records "cuda:0" (where its inputs enter); load_model takes "cuda", and refused
+    "cuda:0" as an unknown device after every behaviour reply had been generated."""
+    identity = load_model(str(eos_free_tiny(tmp_path / "model")), device="cpu", dtype="float32").identity
+    assert placement(identity) == ("cpu", "float32")
+    assert placement(replace(identity, device="cuda:0", dtype="bfloat16")) == ("cuda", "bfloat16")
+    assert placement(replace(identity, device="cuda:1", dtype="uint8")) == ("cuda", "auto")
 
 
 def test_a_request_that_holds_a_slot_stays_as_written_in_the_readers_question() -> None:

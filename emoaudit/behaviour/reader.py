@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from emoaudit.behaviour.judges import Exchange
 from emoaudit.capture.reading import capture
@@ -24,6 +25,7 @@ from emoaudit.errors import EmoauditError
 from emoaudit.model.load import load_model
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.results.identity import ModelIdentity
 from emoaudit.spec.behaviour import RefusalReader
 from emoaudit.spec.pooling import Pooling
 
@@ -76,6 +78,14 @@ class ReaderProbe:
         """The probe's verdict per exchange: weights · activation + bias > 0."""
         logits = self.activations(exchanges) @ np.asarray(self.reader.weights) + self.reader.bias
         return [bool(v > 0) for v in logits]
+
+
+def placement(audited: ModelIdentity) -> tuple[str, str]:
+    """The device and dtype the reader loads in, as `load_model` takes them: the audited model's device type
+    (its identity records where inputs enter, "cuda:0", a name `load_model` refuses) and its floating dtype
+    ("auto" for a quantised model's)."""
+    dtype = audited.dtype if audited.dtype in ("float32", "bfloat16", "float16") else "auto"
+    return torch.device(audited.device).type, dtype
 
 
 def load_reader(reader: RefusalReader, device: str, dtype: str) -> ReaderProbe:

@@ -27,7 +27,7 @@ from emoaudit.behaviour.judges import (
     sycophancy,
     validate_refusal,
 )
-from emoaudit.behaviour.reader import load_reader
+from emoaudit.behaviour.reader import load_reader, placement
 from emoaudit.behaviour.probes import Prompt, Reply, Steer, generate_replies, prompts
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.results.behaviour import Behaviour, BehaviourExample, EmotionEffect, Probe, Rate
@@ -71,7 +71,7 @@ def run_behaviour(
     with timed("behaviour_generation"):
         replies = generate_replies(lm, asked, steer, max_new_tokens, on_progress)
     with timed("behaviour_judge"):
-        loaded = None if reader is None else load_reader(reader, lm.identity.device, _reader_dtype(lm))
+        loaded = None if reader is None else load_reader(reader, *placement(lm.identity))
         refusals = refusal_judge(data.judge, loaded.refuses if loaded else None, reader.model if reader else "")
         validation = validate_refusal(refusals, heldout, "labelled replies (audits), never used to build the rule")
         hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
@@ -100,11 +100,6 @@ def run_behaviour(
         samples=samples.name,
         generated_tokens=sum(r.tokens for r in replies),
     )
-
-
-def _reader_dtype(lm: LoadedModel) -> str:
-    """The audited model's floating dtype for the reader (a quantised model's reader runs in "auto")."""
-    return lm.identity.dtype if lm.identity.dtype in ("float32", "bfloat16", "float16") else "auto"
 
 
 def _judge(replies: list[Reply], refusals: RefusalJudge, data: BehaviourData, judge: Judge, margin: float) -> bool:
