@@ -62,7 +62,7 @@ def main() -> None:
     lm = load_model(READER, device="cpu", dtype=DTYPE)
     blocks, hidden = lm.stream.n_layers, lm.identity.hidden_size
     template = RefusalReader("", READER, QUESTION, 0, (0.0,) * hidden, 0.0)
-    ids = [chat_prompt_ids(lm, question(template, r["prompt"], r["reply"])) for r in rows]
+    ids = [chat_prompt_ids(lm, question(template, r["prompt"], r["reply"]), quoted=True) for r in rows]
     acts = capture(lm, ids, LAST_TOKEN).means.double().numpy()  # [n, blocks, hidden]
     acts /= np.linalg.norm(acts, axis=2, keepdims=True)
     phrases = refusal_judge(spec.behaviour.judge, None)

@@ -69,7 +69,7 @@ class ReaderProbe:
         """The residual stream after block `reader.layer` at the question's last token, unit length [n, hidden]."""
         if not exchanges:
             return np.zeros((0, self.lm.identity.hidden_size))
-        ids = [chat_prompt_ids(self.lm, question(self.reader, request, reply)) for request, reply in exchanges]
+        ids = [chat_prompt_ids(self.lm, question(self.reader, r, a), quoted=True) for r, a in exchanges]
         read = capture(self.lm, ids, LAST_TOKEN, on_progress=on_progress).means[:, self.reader.layer]
         acts = read.double().numpy()
         return acts / np.maximum(np.linalg.norm(acts, axis=1, keepdims=True), 1e-12)

