@@ -349,7 +349,8 @@ def test_a_quick_scan_of_smollm2_writes_the_behaviour_section(
                 assert effect.effect == pytest.approx(steered.rate - unsteered.rate)
     assert behaviour.hostility is not None and behaviour.hostility.unsteered.rate == 0.0  # by construction
     judge, labelled = behaviour.refusal_judge, DEFAULT.behaviour_heldout.replies
-    assert "linear probe on the residual stream of qwen2.5-coder-0.5b" in judge.kind  # phrases, then the reader
+    # phrases, then the reader, in the audited model's dtype
+    assert f"linear probe on the residual stream of qwen2.5-coder-0.5b ({results.model.dtype})" in judge.kind
     for recall, label in ((judge.refusals, "refusal"), (judge.compliances, "compliance")):
         assert recall.n == sum(r.label == label for r in labelled) >= 40
         assert recall.recall == recall.hits / recall.n

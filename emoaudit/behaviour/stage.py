@@ -72,7 +72,9 @@ def run_behaviour(
         replies = generate_replies(lm, asked, steer, max_new_tokens, on_progress)
     with timed("behaviour_judge"):
         loaded = None if reader is None else load_reader(reader, *placement(lm.identity))
-        refusals = refusal_judge(data.judge, loaded.refuses if loaded else None, reader.model if reader else "")
+        # The reader's dtype in its name: a float32 audit reads in float32 a probe fitted in bfloat16.
+        name = f"{loaded.reader.model} ({loaded.lm.identity.dtype})" if loaded else ""
+        refusals = refusal_judge(data.judge, loaded.refuses if loaded else None, name)
         validation = validate_refusal(refusals, heldout, "labelled replies (audits), never used to build the rule")
         hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
     write_text(samples, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in replies))
