@@ -24,12 +24,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from emoaudit.behaviour.judges import refusal_judge
-from emoaudit.behaviour.reader import LAST_TOKEN, question
-from emoaudit.capture.reading import capture
+from emoaudit.behaviour.reader import read_questions, unit
 from emoaudit.model.load import load_model
-from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.spec import BUILTIN_DIR, load_spec
-from emoaudit.spec.behaviour import RefusalReader
 
 DEV = Path(__file__).parent / "behaviour_judge_dev.json"
 OUT = BUILTIN_DIR / "default" / "refusal_reader.json"
@@ -60,11 +57,8 @@ def main() -> None:
     y = np.array([r["label"] == "refusal" for r in rows])
     sources = np.array([source(r) for r in rows])
     lm = load_model(READER, device="cpu", dtype=DTYPE)
-    blocks, hidden = lm.stream.n_layers, lm.identity.hidden_size
-    template = RefusalReader("", READER, QUESTION, 0, (0.0,) * hidden, 0.0)
-    ids = [chat_prompt_ids(lm, question(template, r["prompt"], r["reply"]), quoted=True) for r in rows]
-    acts = capture(lm, ids, LAST_TOKEN).means.double().numpy()  # [n, blocks, hidden]
-    acts /= np.linalg.norm(acts, axis=2, keepdims=True)
+    blocks = lm.stream.n_layers
+    acts = unit(read_questions(lm, QUESTION, [(r["prompt"], r["reply"]) for r in rows]).double().numpy())
     phrases = refusal_judge(spec.behaviour.judge, None)
     by_phrase = np.array([{None: -1, True: 1, False: 0}[phrases.by_phrase(r["reply"])] for r in rows])
     scores: dict[tuple[int, float], float] = {}

@@ -33,10 +33,25 @@ _SLOT = re.compile(r"\{request\}|\{reply\}")
 LAST_TOKEN = Pooling("last")
 
 
-def question(reader: RefusalReader, request: str, reply: str) -> str:
-    """The reader's question with the request and the reply in their slots (one pass: a request that itself
-    holds "{reply}" stays as written)."""
-    return _SLOT.sub(lambda m: request if m.group(0) == "{request}" else reply, reader.question)
+def question(text: str, request: str, reply: str) -> str:
+    """A reader's question `text` with the request and the reply in their slots (one pass: a request that
+    itself holds "{reply}" stays as written)."""
+    return _SLOT.sub(lambda m: request if m.group(0) == "{request}" else reply, text)
+
+
+def read_questions(
+    lm: LoadedModel, text: str, exchanges: Sequence[Exchange], on_progress: Callable[[float], None] | None = None
+) -> torch.Tensor:
+    """The residual stream after every decoder block at the last token of the question `text` about each
+    exchange [n, blocks, hidden], float32; the request and reply are quoted (their spelling of a turn marker
+    stays text: `chat_prompt_ids`)."""
+    ids = [chat_prompt_ids(lm, question(text, request, reply), quoted=True) for request, reply in exchanges]
+    return capture(lm, ids, LAST_TOKEN, on_progress=on_progress).means
+
+
+def unit(acts: np.ndarray) -> np.ndarray:
+    """Each activation scaled to unit length along the last axis (a zero one stays zero)."""
+    return acts / np.maximum(np.linalg.norm(acts, axis=-1, keepdims=True), 1e-12)
 
 
 def check_reader(reader: RefusalReader, layers: int, hidden: int) -> None:
@@ -69,10 +84,8 @@ class ReaderProbe:
         """The residual stream after block `reader.layer` at the question's last token, unit length [n, hidden]."""
         if not exchanges:
             return np.zeros((0, self.lm.identity.hidden_size))
-        ids = [chat_prompt_ids(self.lm, question(self.reader, r, a), quoted=True) for r, a in exchanges]
-        read = capture(self.lm, ids, LAST_TOKEN, on_progress=on_progress).means[:, self.reader.layer]
-        acts = read.double().numpy()
-        return acts / np.maximum(np.linalg.norm(acts, axis=1, keepdims=True), 1e-12)
+        read = read_questions(self.lm, self.reader.question, exchanges, on_progress)
+        return unit(read[:, self.reader.layer].double().numpy())
 
     def refuses(self, exchanges: Sequence[Exchange]) -> list[bool]:
         """The probe's verdict per exchange: weights · activation + bias > 0."""
