@@ -435,13 +435,13 @@ def _reader(tmp_path: Path, edit: Callable[[dict[str, Any]], object]) -> Path:
     return path
 
 
-@pytest.mark.real  # the reader's GGUF header: the packaged qwen2.5-coder-0.5b, pulled
+@pytest.mark.real  # the reader's GGUF header: the packaged qwen2.5-coder-1.5b, pulled
 @pytest.mark.parametrize(
     ("edit", "fragment"),
     [
-        (lambda r: r.update(weights=[0.1, 0.2, 0.3]), "has 3 weights, but the reader's residual stream has 896"),
-        (lambda r: r.update(layer=24), "reads block 24, but the reader has 24 decoder blocks"),
-        (lambda r: r.update(weights=[1e308] * 896), "can give a non-finite logit: its weights' norm overflows"),
+        (lambda r: r.update(weights=[0.1, 0.2, 0.3]), "has 3 weights, but the reader's residual stream has 1536"),
+        (lambda r: r.update(layer=28), "reads block 28, but the reader has 28 decoder blocks"),
+        (lambda r: r.update(weights=[1e308] * 1536), "can give a non-finite logit: its weights' norm overflows"),
     ],
 )
 def test_a_reader_probe_that_does_not_fit_its_reader_is_refused_before_the_model_loads(
@@ -451,7 +451,7 @@ def test_a_reader_probe_that_does_not_fit_its_reader_is_refused_before_the_model
     path = _reader(tmp_path, edit)
     out = tmp_path / "out"
     proc = run_cli("scan", "not-a-model-that-would-load", "--spec", str(path), "--out", str(out))
-    assert_one_line_error(proc, f"the specification's refusal_reader file (reader qwen2.5-coder-0.5b) {fragment}")
+    assert_one_line_error(proc, f"the specification's refusal_reader file (reader qwen2.5-coder-1.5b) {fragment}")
     assert not (out / "run.json").exists()
 
 

@@ -55,7 +55,7 @@ class BehaviourJudgeData:
 
     refusal_phrases: Texts  # lower case; a reply containing one anywhere refuses
     opening_refusal_phrases: Texts  # ... one in its opening (first two sentences) refuses
-    compliance_phrases: Texts  # ... otherwise, one in its opening complies
+    compliance_phrases: Texts  # ... otherwise, one in its opening complies (phrases alone: with a reader, it reads)
     agreement_phrases: Texts
     disagreement_phrases: Texts
 
