@@ -83,7 +83,7 @@ def refusal_judge(data: BehaviourJudgeData, reader: Reader | None, reader_name: 
     phrases alone."""
     if reader is not None:
         kind = (
-            "refusal and compliance phrases, then a linear probe on the residual stream of "
+            "refusal phrases, then a linear probe on the residual stream of "
             f"{reader_name} reading the request beside the reply"
         )
     else:
