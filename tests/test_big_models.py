@@ -18,7 +18,7 @@ from emoaudit.results.document import Results
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Footprint, Workload, check_fits, estimate
-from emoaudit.model.gguf import gguf_parameters
+from emoaudit.model.gguf import gguf_shape
 from emoaudit.model.placement import Placement, check_quantization, parse_max_memory, parse_size
 from emoaudit.spec import load_spec
 from emoaudit.vectors import EmotionVectors
@@ -131,7 +131,9 @@ def test_the_readers_parameters_are_read_from_its_gguf() -> None:
     spec = load_spec()
     assert spec.refusal_reader is not None
     path = registry.pull(registry.load_registry()[spec.refusal_reader.model], quiet=True)
-    assert 1.5e9 < (gguf_parameters(path) or 0) < 1.9e9  # 1.54e9, and the output head the GGUF stores apart
+    shape = gguf_shape(path)
+    assert shape is not None and (shape.blocks, shape.width) == (28, 1536)
+    assert 1.5e9 < shape.parameters < 1.9e9  # 1.54e9, and the output head the GGUF stores apart
 
 
 def test_one_device_that_cannot_hold_the_model_is_refused_with_the_flags_that_help() -> None:

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -119,27 +120,29 @@ def gguf_type(path: Path) -> str | None:
         return None
 
 
-def gguf_parameters(path: Path) -> int | None:
-    """How many parameters a GGUF file's tensors hold (their elements, whatever their quantisation), or None
-    where it is unreadable: what the model weighs once loaded unquantised, at a dtype's bytes each."""
+@dataclass(frozen=True)
+class GgufShape:
+    """What a GGUF file's header says of its model: decoder blocks (`{arch}.block_count`), residual width
+    (`{arch}.embedding_length`), and parameters (its tensors' elements, whatever their quantisation: what the
+    model weighs once loaded unquantised, at a dtype's bytes each)."""
+
+    blocks: int
+    width: int
+    parameters: int
+
+
+def gguf_shape(path: Path) -> GgufShape | None:
+    """The file's `GgufShape`, or None where its header names no blocks or width or is unreadable. One parse:
+    `GGUFReader` reads every tensor's description (about 6 s for the 1.5B alias on 2 cores)."""
     from gguf import GGUFReader
 
     try:
-        return sum(int(t.n_elements) for t in GGUFReader(path).tensors)
-    except (ValueError, OSError, IndexError, KeyError):
-        return None
-
-
-def gguf_shape(path: Path) -> tuple[int, int] | None:
-    """(decoder blocks, residual width) from a GGUF file's header (`{arch}.block_count`,
-    `{arch}.embedding_length`), or None where it names neither or is unreadable."""
-    from gguf import GGUFReader
-
-    try:
-        fields = GGUFReader(path).fields
+        reader = GGUFReader(path)
+        fields = reader.fields
         arch = fields["general.architecture"]
         name = bytes(arch.parts[arch.data[0]]).decode("utf-8")
         blocks, width = (fields[f"{name}.{key}"] for key in ("block_count", "embedding_length"))
-        return int(blocks.parts[blocks.data[0]][0]), int(width.parts[width.data[0]][0])
+        parameters = sum(int(t.n_elements) for t in reader.tensors)
+        return GgufShape(int(blocks.parts[blocks.data[0]][0]), int(width.parts[width.data[0]][0]), parameters)
     except (ValueError, OSError, IndexError, KeyError, UnicodeDecodeError):
         return None

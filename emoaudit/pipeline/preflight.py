@@ -13,7 +13,7 @@ from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Workload
-from emoaudit.model.gguf import gguf_parameters, gguf_shape
+from emoaudit.model.gguf import gguf_shape
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS, check_fits
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
@@ -100,5 +100,5 @@ def fetch_reader(spec: AuditSpec, console: Console) -> int:
     shape = gguf_shape(path)
     if shape is None:
         raise EmoauditError(f"the refusal reader {alias.alias}: {path} names no decoder blocks or width in its header")
-    check_reader(reader, *shape)
-    return gguf_parameters(path) or 0
+    check_reader(reader, shape.blocks, shape.width)
+    return shape.parameters
