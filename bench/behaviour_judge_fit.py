@@ -1,24 +1,27 @@
 """Fit the refusal judge's reader probe (emoaudit/audits/default/refusal_reader.json) on the development replies alone.
 
-    EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge_fit.py
+    EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge_fit.py [--pooling mean|last]
 
 The reader (qwen2.5-coder-1.5b-instruct, an offline alias, in bfloat16: what `--dtype auto` gives on a CPU with
 native bfloat16 and on a GPU) reads each development reply beside its request in the question below
-(`emoaudit.behaviour.reader`); its residual stream after every decoder block is read at the question's last token
-and scaled to unit length. For each candidate block and strength C, an L2-regularised logistic regression
-(scikit-learn, lbfgs, classes weighted to balance; labels refusal = 1) is fitted with one source of replies left
-out at a time (a writer by hand, or a model), and the rule as the audit runs it (phrases first, the probe for what
-no phrase decides) judges the left-out source: the block and C with the largest smaller recall of the two classes
-over the left-out sources win, and the probe is fitted again on every development reply. Candidates: every second
-block from half the depth, C in {1000, 10000} (on judge33, fitted on the other development replies, deeper blocks and
-weaker regularisation found more refusals at the same compliance recall). Leaving a source out,
-not a random fold, is the measure that matches the held-out set, which comes from a new writer and new models.
+(`emoaudit.behaviour.reader`); its residual stream after every decoder block is pooled over the question's tokens
+(`--pooling`: the mean, the default, or the last token) and scaled to unit length. For each candidate block and
+strength C, an L2-regularised logistic regression (scikit-learn, lbfgs, classes weighted to balance; labels
+refusal = 1) is fitted with one source of replies left out at a time (a writer by hand, or a model), and the rule
+as the audit runs it (phrases first, the probe for what no phrase decides) judges the left-out source: the block
+and C with the largest smaller recall of the two classes over the left-out sources win, and the probe is fitted
+again on every development reply. Candidates: every block from half the depth, C in {1000, 10000} (on judge33,
+fitted on the other development replies, deeper blocks and weaker regularisation found more refusals at the same
+compliance recall). The mean replaced the last token at judge35: it read more of judge34's refusals and
+compliances when fitted without them (docs/behaviour.md). Leaving a source out, not a random fold, is the measure
+that matches the held-out set, which comes from a new writer and new models.
 Development replies written without their request are left out (the reader needs it). The labelled held-out
 replies (behaviour_heldout.json) are never read here: bench/behaviour_judge.py measures the fitted rule on them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +33,7 @@ from emoaudit.behaviour.judges import Exchange, refusal_judge
 from emoaudit.behaviour.reader import read_questions, unit
 from emoaudit.model.load import load_model
 from emoaudit.spec import BUILTIN_DIR, load_spec
+from emoaudit.spec.pooling import Pooling
 
 DEV = Path(__file__).parent / "behaviour_judge_dev.json"
 OUT = BUILTIN_DIR / "default" / "refusal_reader.json"
@@ -59,6 +63,9 @@ def source(row: dict[str, str]) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pooling", type=Pooling.parse, default=Pooling("mean"))
+    pooling: Pooling = parser.parse_args().pooling
     spec = load_spec()
     assert spec.behaviour is not None
     rows = [r for r in json.loads(DEV.read_text(encoding="utf-8"))["replies"] if r["prompt"] != "(development)"]
@@ -66,11 +73,11 @@ def main() -> None:
     sources = np.array([source(r) for r in rows])
     lm = load_model(READER, device="cpu", dtype=DTYPE)
     blocks = lm.stream.n_layers
-    acts = unit(read_questions(lm, QUESTION, [(r["prompt"], r["reply"]) for r in rows]).double().numpy())
+    acts = unit(read_questions(lm, QUESTION, [(r["prompt"], r["reply"]) for r in rows], pooling).double().numpy())
     phrases = refusal_judge(spec.behaviour.judge, unread, READER)  # the phrases as they run beside a reader
     by_phrase = np.array([{None: -1, True: 1, False: 0}[phrases.by_phrase(r["reply"])] for r in rows])
     scores: dict[tuple[int, float], float] = {}
-    for block in range(blocks // 2, blocks - 1, 2):
+    for block in range(blocks // 2, blocks - 1):
         for c in STRENGTHS:
             said = np.zeros(len(rows), dtype=bool)
             for left_out in sorted(set(sources)):
@@ -84,7 +91,8 @@ def main() -> None:
     model = fit(acts[:, block], y, c)
     fitted = (
         f"bench/behaviour_judge_fit.py on bench/behaviour_judge_dev.json ({int(y.sum())} refusals, "
-        f"{int((~y).sum())} compliances with their requests; reader in {DTYPE}); block {block} and C={c:g} by "
+        f"{int((~y).sum())} compliances with their requests; reader in {DTYPE}, {pooling} pooling); block {block} and "
+        f"C={c:g} by "
         f"leaving one source out at a time ({len(set(sources))} sources): smaller recall {scores[(block, c)]:.3f}"
     )
     weights = ", ".join(f"{w:.6g}" for w in model.coef_[0])
@@ -94,12 +102,13 @@ def main() -> None:
         f'  "model": "{READER}",\n'
         f'  "question": {json.dumps(QUESTION)},\n'
         f'  "layer": {block},\n'
+        f'  "pooling": "{pooling}",\n'
         f'  "bias": {float(model.intercept_[0]):.6g},\n'
         f'  "weights": [{weights}]\n'
         "}\n",
         encoding="utf-8",
     )
-    print(f"wrote {OUT}: block {block}, C={c:g}")
+    print(f"wrote {OUT}: block {block}, C={c:g}, {pooling} pooling")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from emoaudit.report.gating import junit_xml
 from emoaudit.report.policy import load_policy
 from emoaudit.results.reading import read_results
 from emoaudit.spec import load_spec
+from emoaudit.spec.pooling import Pooling
 from emoaudit.spec.behaviour import RefusalReader
 from emoaudit.steering.judge import FixedJudge
 from emoaudit.steering.statistics import wilson
@@ -239,30 +240,35 @@ def test_what_no_phrase_decides_goes_to_the_reader_with_its_request() -> None:
     assert "names no refusal reader" in refusal_judge(DEFAULT.behaviour.judge, None).kind
 
 
-def _reader(hidden: int, layer: int, weights: Sequence[float] | None = None, bias: float = 0.0) -> RefusalReader:
+def _reader(
+    hidden: int, layer: int, weights: Sequence[float] | None = None, bias: float = 0.0, pooling: str = "last"
+) -> RefusalReader:
     return RefusalReader(
-        "by hand", "a-reader", "Request: {request}\nReply: {reply}\nDid it comply?", layer,
+        "by hand", "a-reader", "Request: {request}\nReply: {reply}\nDid it comply?", layer, Pooling.parse(pooling),
         tuple(weights if weights is not None else [1.0] * hidden), bias,
     )  # fmt: skip
 
 
-def test_the_reader_reads_the_residual_stream_at_the_questions_last_token(tmp_path: Path) -> None:
-    """The probe's input is the output of block `layer` at the last token of the question, unit length (as
-    Hugging Face's hidden_states[layer + 1] gives it), whatever else shares the batch; its sign decides."""
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_the_reader_reads_the_residual_stream_pooled_over_the_question(tmp_path: Path, pooling: str) -> None:
+    """The probe's input is the output of block `layer` (as Hugging Face's hidden_states[layer + 1] gives it) at the
+    question's last token or averaged over all its tokens, as the reader's file says, unit length, whatever else
+    shares the batch; its sign decides."""
     lm = load_model(str(eos_free_tiny(tmp_path / "model")), device="cpu", dtype="float32")
     hidden, layer = lm.identity.hidden_size, 1
     exchanges = [("Write a note.", "No."), ("Write a much longer note for my neighbour, please.", "Dear neighbour,")]
-    probe = ReaderProbe(lm, _reader(hidden, layer))
+    probe = ReaderProbe(lm, _reader(hidden, layer, pooling=pooling))
     acts = probe.activations(exchanges)
     for (request, reply), act in zip(exchanges, acts, strict=True):
         ids = torch.tensor([chat_prompt_ids(lm, question(probe.reader.question, request, reply))])
         with torch.inference_mode():
-            expected = lm.model(ids, output_hidden_states=True).hidden_states[layer + 1][0, -1].double().numpy()
+            states = lm.model(ids, output_hidden_states=True).hidden_states[layer + 1][0]
+        expected = (states[-1] if pooling == "last" else states.mean(dim=0)).double().numpy()
         assert np.allclose(act, expected / np.linalg.norm(expected), atol=1e-4)
     # A probe along the first exchange's activation, its bias halfway to the second's, refuses the first alone.
     cosine = float(acts[0] @ acts[1])
     assert cosine < 1 - 1e-6
-    along = ReaderProbe(lm, _reader(hidden, layer, tuple(acts[0]), bias=-(1 + cosine) / 2))
+    along = ReaderProbe(lm, _reader(hidden, layer, tuple(acts[0]), bias=-(1 + cosine) / 2, pooling=pooling))
     assert along.refuses(exchanges) == [True, False]
 
 

@@ -4,10 +4,12 @@ probe on its residual stream says whether the reply refuses.
 A reply's own sentence embedding reads its topic and register, not whether the request was done: it missed
 harmless alternatives written instead, refusals that only state the harm, and advice-shaped deflections
 (docs/behaviour.md, judge31). A model that reads both can tell them apart; asked zero-shot it still errs
-(0.80 and 0.87 recall for a 1.5B model), but the answer is linearly readable from its residual stream at the
-question's last token, as other properties of a model's input are (linear probes: Alain & Bengio, arXiv
-1610.01644; refusal as a direction in the residual stream: Arditi et al., arXiv 2406.11717). The probe is a
-logistic regression fitted on labelled development replies (`bench/behaviour_judge_fit.py`).
+(0.80 and 0.87 recall for a 1.5B model), but the answer is linearly readable from its residual stream, as other
+properties of a model's input are (linear probes: Alain & Bengio, arXiv 1610.01644; refusal as a direction in the
+residual stream: Arditi et al., arXiv 2406.11717). The probe is a logistic regression fitted on labelled
+development replies (`bench/behaviour_judge_fit.py`), over one block's residual stream pooled as the file says:
+the mean over the question's tokens read the reply's content better than the last token alone (judge35,
+docs/behaviour.md).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from emoaudit.spec.behaviour import RefusalReader
 from emoaudit.spec.pooling import Pooling
 
 _SLOT = re.compile(r"\{request\}|\{reply\}")
-LAST_TOKEN = Pooling("last")
 
 
 def question(text: str, request: str, reply: str) -> str:
@@ -40,13 +41,17 @@ def question(text: str, request: str, reply: str) -> str:
 
 
 def read_questions(
-    lm: LoadedModel, text: str, exchanges: Sequence[Exchange], on_progress: Callable[[float], None] | None = None
+    lm: LoadedModel,
+    text: str,
+    exchanges: Sequence[Exchange],
+    pooling: Pooling,
+    on_progress: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
-    """The residual stream after every decoder block at the last token of the question `text` about each
-    exchange [n, blocks, hidden], float32; the request and reply are quoted (their spelling of a turn marker
-    stays text: `chat_prompt_ids`)."""
+    """The residual stream after every decoder block over the question `text` about each exchange, pooled over its
+    chat-formatted tokens by `pooling` [n, blocks, hidden], float32; the request and reply are quoted (their
+    spelling of a turn marker stays text: `chat_prompt_ids`)."""
     ids = [chat_prompt_ids(lm, question(text, request, reply), quoted=True) for request, reply in exchanges]
-    return capture(lm, ids, LAST_TOKEN, on_progress=on_progress).means
+    return capture(lm, ids, pooling, on_progress=on_progress).means
 
 
 def unit(acts: np.ndarray) -> np.ndarray:
@@ -81,10 +86,10 @@ class ReaderProbe:
     def activations(
         self, exchanges: Sequence[Exchange], on_progress: Callable[[float], None] | None = None
     ) -> np.ndarray:
-        """The residual stream after block `reader.layer` at the question's last token, unit length [n, hidden]."""
+        """The residual stream after block `reader.layer`, pooled by `reader.pooling`, unit length [n, hidden]."""
         if not exchanges:
             return np.zeros((0, self.lm.identity.hidden_size))
-        read = read_questions(self.lm, self.reader.question, exchanges, on_progress)
+        read = read_questions(self.lm, self.reader.question, exchanges, self.reader.pooling, on_progress)
         return unit(read[:, self.reader.layer].double().numpy())
 
     def refuses(self, exchanges: Sequence[Exchange]) -> list[bool]:

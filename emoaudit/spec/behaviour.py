@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from emoaudit.errors import EmoauditError
-from emoaudit.spec.fields import TABLE, Text, Texts
+from emoaudit.spec.fields import TABLE, PoolingRule, Text, Texts
 from emoaudit.spec.tables import DATA_TYPES, BehaviourConfig
 
 
@@ -100,8 +100,9 @@ def _one_request_one_reply(question: str) -> str:
 class RefusalReader:
     """The refusal judge's reader: an instruction-tuned offline model (`model`, an alias of audits/models.toml)
     reads `question` with the request and the reply in it, and a logistic regression over its residual stream
-    (the output of decoder block `layer` at the question's last token, unit length) says whether the reply
-    refuses: weights · activation + bias > 0. `fitted` names the command and the labelled replies it was fitted on."""
+    (the output of decoder block `layer`, pooled over the question's tokens by `pooling`, unit length) says whether
+    the reply refuses: weights · activation + bias > 0. `fitted` names the command and the labelled replies it was
+    fitted on."""
 
     __pydantic_config__ = TABLE
 
@@ -109,6 +110,7 @@ class RefusalReader:
     model: Text
     question: Annotated[str, AfterValidator(_one_request_one_reply)]
     layer: Annotated[int, Field(ge=0)]
+    pooling: PoolingRule
     weights: Annotated[tuple[float, ...], Field(min_length=1)]
     bias: float
 
