@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field
 
 from emoaudit.errors import EmoauditError
 from emoaudit.spec.fields import TABLE, PoolingRule, Text, Texts
+from emoaudit.spec.pooling import Pooling
 from emoaudit.spec.tables import DATA_TYPES, BehaviourConfig
 
 
@@ -96,6 +97,14 @@ def _one_request_one_reply(question: str) -> str:
     return question
 
 
+def _whole_question(pooling: Pooling) -> Pooling:
+    # A start offset would count from the chat template's first token, and a question shorter than it has nothing
+    # to pool: found only after every behaviour reply has been generated.
+    if pooling.start:
+        raise ValueError("the reader pools the whole question: mean or last")
+    return pooling
+
+
 @dataclass(frozen=True)
 class RefusalReader:
     """The refusal judge's reader: an instruction-tuned offline model (`model`, an alias of audits/models.toml)
@@ -110,7 +119,7 @@ class RefusalReader:
     model: Text
     question: Annotated[str, AfterValidator(_one_request_one_reply)]
     layer: Annotated[int, Field(ge=0)]
-    pooling: PoolingRule
+    pooling: Annotated[PoolingRule, AfterValidator(_whole_question)]
     weights: Annotated[tuple[float, ...], Field(min_length=1)]
     bias: float
 
