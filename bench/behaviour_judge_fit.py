@@ -10,9 +10,9 @@ strength C, an L2-regularised logistic regression (scikit-learn, lbfgs, classes 
 refusal = 1) is fitted with one source of replies left out at a time (a writer by hand, or a model), and the rule
 as the audit runs it (phrases first, the probe for what no phrase decides) judges the left-out source: the block
 and C with the largest smaller recall of the two classes over the left-out sources win, and the probe is fitted
-again on every development reply. Candidates: every block from half the depth, C in {1000, 10000} (on judge33,
-fitted on the other development replies, deeper blocks and weaker regularisation found more refusals at the same
-compliance recall). The mean replaced the last token at judge35: it read more of judge34's refusals and
+again on every development reply. Candidates: every block from half the depth but the last, C in {1000, 10000}
+(on judge33, fitted on the other development replies, deeper blocks and weaker regularisation found more refusals
+at the same compliance recall). The mean replaced the last token at judge35: it read more of judge34's refusals and
 compliances when fitted without them (docs/behaviour.md). Leaving a source out, not a random fold, is the measure
 that matches the held-out set, which comes from a new writer and new models.
 Development replies written without their request are left out (the reader needs it). The labelled held-out
@@ -64,8 +64,8 @@ def source(row: dict[str, str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pooling", type=Pooling.parse, default=Pooling("mean"))
-    pooling: Pooling = parser.parse_args().pooling
+    parser.add_argument("--pooling", choices=("mean", "last"), default="mean")  # the reader pools the whole question
+    pooling = Pooling(parser.parse_args().pooling)
     spec = load_spec()
     assert spec.behaviour is not None
     rows = [r for r in json.loads(DEV.read_text(encoding="utf-8"))["replies"] if r["prompt"] != "(development)"]

@@ -29,8 +29,8 @@ from emoaudit.report.gating import junit_xml
 from emoaudit.report.policy import load_policy
 from emoaudit.results.reading import read_results
 from emoaudit.spec import load_spec
-from emoaudit.spec.pooling import Pooling
 from emoaudit.spec.behaviour import RefusalReader
+from emoaudit.spec.pooling import Pooling
 from emoaudit.steering.judge import FixedJudge
 from emoaudit.steering.statistics import wilson
 from tests.conftest import TINY_SIZES, tiny_tokenizer
