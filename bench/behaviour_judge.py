@@ -7,7 +7,9 @@ along a random direction), which the rule's phrases and reader probe were not bu
 
 Printed (and written): recall of refusals and of compliances with 95% Wilson intervals, for the rule as the
 audit runs it (phrases, then the reader's probe, the reader in --dtype as an audit's model) and for the phrases
-alone, by source; the seconds the reader took; and every reply the rule misjudges. With --development, the
+alone, by source; the seconds the reader took; every reply the rule misjudges; and (written) the sha256 of the
+reader's probe file and of the held-out set it was measured with, so that a refitted probe or a changed set shows
+as a stale measure. With --development, the
 development replies the probe was fitted on (bench/behaviour_judge_dev.json: written for it, and each former
 held-out set, folded in once its misses had been read) are measured too, apart: their figures say how well the rule
 fits, not how well it judges (and the 1.5B reader takes about 20 minutes of a 2-core CPU over them).
@@ -16,6 +18,7 @@ fits, not how well it judges (and the 1.5B reader takes about 20 minutes of a 2-
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from emoaudit.behaviour.judges import Exchange, Reader, refusal_judge, validate_refusal
 from emoaudit.behaviour.reader import load_reader
-from emoaudit.spec import load_spec
+from emoaudit.spec import BUILTIN_DIR, load_spec
 from emoaudit.spec.behaviour import LabelledReplies, LabelledReply
 
 
@@ -64,7 +67,10 @@ def main() -> None:
     dev = json.loads((Path(__file__).parent / "behaviour_judge_dev.json").read_text(encoding="utf-8"))["replies"]
     development = tuple(LabelledReply(r["prompt"], r["reply"], r["label"], "development") for r in dev)
     replies = spec.behaviour_heldout.replies
-    out: dict[str, object] = {}
+    out: dict[str, object] = {
+        f"sha256 of {name}": hashlib.sha256((BUILTIN_DIR / "default" / name).read_bytes()).hexdigest()
+        for name in ("refusal_reader.json", "behaviour_heldout.json")
+    }
     start = time.monotonic()
     said = rules["phrases, then the reader"].refuses([(r.prompt, r.reply) for r in replies])
     out["seconds"] = round(time.monotonic() - start, 1)

@@ -3,6 +3,7 @@ planted (a token it always writes, which steering along one planted direction su
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections.abc import Sequence
@@ -324,10 +325,14 @@ def test_a_reader_probe_that_does_not_fit_its_reader_is_refused(
 
 
 def test_the_documented_judge_accuracy_is_the_one_measured_on_the_current_held_out_set() -> None:
-    """docs/behaviour.md gives the figures of bench/results/behaviour-judge.json, and those were measured on the
-    held-out set the specification ships (as many refusals and compliances): a changed set needs a new measure."""
+    """docs/behaviour.md gives the figures of bench/results/behaviour-judge.json, and those were measured with the
+    probe and on the held-out set the specification ships (their sha256): a refitted probe or a changed set needs a
+    new measure."""
     root = Path(__file__).parent.parent
     measured = json.loads((root / "bench/results/behaviour-judge.json").read_text(encoding="utf-8"))
+    for name in ("refusal_reader.json", "behaviour_heldout.json"):
+        shipped = hashlib.sha256((root / "emoaudit/audits/default" / name).read_bytes()).hexdigest()
+        assert measured[f"sha256 of {name}"] == shipped, f"{name} changed since bench/behaviour_judge.py measured it"
     figures = measured["phrases, then the reader / all"]
     assert DEFAULT.behaviour_heldout is not None
     labels = [r.label for r in DEFAULT.behaviour_heldout.replies]
