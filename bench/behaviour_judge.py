@@ -18,7 +18,6 @@ fits, not how well it judges (and the 1.5B reader takes about 20 minutes of a 2-
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from emoaudit.behaviour.judges import Exchange, Reader, refusal_judge, validate_
 from emoaudit.behaviour.reader import load_reader
 from emoaudit.spec import BUILTIN_DIR, load_spec
 from emoaudit.spec.behaviour import LabelledReplies, LabelledReply
+from emoaudit.storage import sha256_file
 
 
 def remembered(read: Reader) -> Reader:
@@ -68,7 +68,7 @@ def main() -> None:
     development = tuple(LabelledReply(r["prompt"], r["reply"], r["label"], "development") for r in dev)
     replies = spec.behaviour_heldout.replies
     out: dict[str, object] = {
-        f"sha256 of {name}": hashlib.sha256((BUILTIN_DIR / "default" / name).read_bytes()).hexdigest()
+        f"sha256 of {name}": sha256_file(BUILTIN_DIR / "default" / name)
         for name in ("refusal_reader.json", "behaviour_heldout.json")
     }
     start = time.monotonic()

@@ -91,9 +91,9 @@ def main() -> None:
     model = fit(acts[:, block], y, c)
     fitted = (
         f"bench/behaviour_judge_fit.py on bench/behaviour_judge_dev.json ({int(y.sum())} refusals, "
-        f"{int((~y).sum())} compliances with their requests; reader in {DTYPE}, {pooling} pooling); block {block} and "
-        f"C={c:g} by "
-        f"leaving one source out at a time ({len(set(sources))} sources): smaller recall {scores[(block, c)]:.3f}"
+        f"{int((~y).sum())} compliances with their requests; reader in {DTYPE}, {pooling} pooling); block {block} "
+        f"and C={c:g} by leaving one source out at a time ({len(set(sources))} sources): "
+        f"smaller recall {scores[(block, c)]:.3f}"
     )
     weights = ", ".join(f"{w:.6g}" for w in model.coef_[0])
     OUT.write_text(

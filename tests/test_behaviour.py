@@ -3,7 +3,6 @@ planted (a token it always writes, which steering along one planted direction su
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from emoaudit.spec import load_spec
 from emoaudit.spec.behaviour import RefusalReader
 from emoaudit.spec.pooling import Pooling
 from emoaudit.steering.judge import FixedJudge
+from emoaudit.storage import sha256_file
 from emoaudit.steering.statistics import wilson
 from tests.conftest import TINY_SIZES, tiny_tokenizer
 from tests.test_api import TINY_SPEC_PATH, eos_free_tiny
@@ -331,7 +331,7 @@ def test_the_documented_judge_accuracy_is_the_one_measured_on_the_current_held_o
     root = Path(__file__).parent.parent
     measured = json.loads((root / "bench/results/behaviour-judge.json").read_text(encoding="utf-8"))
     for name in ("refusal_reader.json", "behaviour_heldout.json"):
-        shipped = hashlib.sha256((root / "emoaudit/audits/default" / name).read_bytes()).hexdigest()
+        shipped = sha256_file(root / "emoaudit/audits/default" / name)
         assert measured[f"sha256 of {name}"] == shipped, f"{name} changed since bench/behaviour_judge.py measured it"
     figures = measured["phrases, then the reader / all"]
     assert DEFAULT.behaviour_heldout is not None

@@ -501,7 +501,7 @@ def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
     [
         ("mean:3", "the reader pools the whole question: mean or last"),
         ("median", "unknown pooling 'median'"),
-        (None, "pooling"),
+        (None, "missing key 'pooling'"),
     ],
 )
 def test_a_reader_pools_the_whole_question_or_the_specification_is_refused(
