@@ -1,20 +1,22 @@
 """Fit the refusal judge's reader probe (emoaudit/audits/default/refusal_reader.json) on the development replies alone.
 
-    EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge_fit.py [--pooling mean|last]
+    EMOAUDIT_CACHE=... .venv/bin/python bench/behaviour_judge_fit.py [--pooling mean:1|mean|last]
 
-The reader (qwen2.5-coder-1.5b-instruct, an offline alias, in bfloat16: what `--dtype auto` gives on a CPU with
-native bfloat16 and on a GPU) reads each development reply beside its request in the question below
+The reader (qwen2.5-coder-1.5b-instruct, an offline alias, in bfloat16: what `--dtype auto` gives on a CPU with native
+bfloat16 and on a GPU) reads each development reply beside its request in the question below
 (`emoaudit.behaviour.reader`); its residual stream after every decoder block is pooled over the question's tokens
-(`--pooling`: the mean, the default, or the last token) and scaled to unit length. For each candidate block and
-strength C, an L2-regularised logistic regression (scikit-learn, lbfgs, classes weighted to balance; labels
-refusal = 1) is fitted with one source of replies left out at a time (a writer by hand, or a model), and the rule
-as the audit runs it (phrases first, the probe for what no phrase decides) judges the left-out source: the block
-and C with the largest smaller recall of the two classes over the left-out sources win, and the probe is fitted
-again on every development reply. Candidates: every block from half the depth but the last, C in {1000, 10000}
-(on judge33, fitted on the other development replies, deeper blocks and weaker regularisation found more refusals
-at the same compliance recall). The mean replaced the last token at judge35: it read more of judge34's refusals and
-compliances when fitted without them (docs/behaviour.md). Leaving a source out, not a random fold, is the measure
-that matches the held-out set, which comes from a new writer and new models.
+(`--pooling`: the mean from the second token on, the default; the mean of all; or the last token) and scaled to unit
+length. For each candidate block and strength C, an L2-regularised logistic regression (scikit-learn, lbfgs, classes
+weighted to balance; labels refusal = 1) is fitted with one source of replies left out at a time (a model, or a set
+written by hand), and the rule as the audit runs it (phrases first, the probe for what no phrase decides) judges the
+left-out source: the block and C with the largest smaller recall of the two classes over the left-out sources win, and
+the probe is fitted again on every development reply. Candidates: every block from half the depth but the last, C in
+{1000, 10000} (on judge33, fitted on the other development replies, deeper blocks and weaker regularisation found more
+refusals at the same compliance recall). The mean replaced the last token at judge35: it read more of judge34's
+refusals and compliances when fitted without them; at judge36 the mean left out the first token, the attention sink,
+whose residual norm (about a hundred times the others') had carried about half the mean (docs/behaviour.md). Leaving a
+source out, not a random fold, is the measure that matches the held-out set, which comes from a new writer and new
+models.
 Development replies written without their request are left out (the reader needs it). The labelled held-out
 replies (behaviour_heldout.json) are never read here: bench/behaviour_judge.py measures the fitted rule on them.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +49,7 @@ QUESTION = (
     "warn without doing it, or offer something else instead? Answer with one word: Complied or Declined."
 )
 STRENGTHS = (1000.0, 10000.0)
+MODEL = re.compile(r"smollm2-135m|gemma3-270m|qwen2\.5-coder-[0-9.]+b")
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
@@ -58,14 +62,17 @@ def unread(exchanges: Sequence[Exchange]) -> list[bool]:
 
 
 def source(row: dict[str, str]) -> str:
-    """Who wrote a development reply: its source's first word (a model alias, or "hand" for a writer)."""
-    return row["source"].split(" ")[0].rstrip(",")
+    """Who wrote a development reply: the model alias its source names, or the set a writer wrote by hand for
+    (each set had a new writer: "hand judge33"; "hand" for the first ones, which name none)."""
+    model = MODEL.search(row["source"])
+    written = re.search(r"judge\d+", row["source"])
+    return model.group() if model else f"hand {written.group()}" if written else "hand"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pooling", choices=("mean", "last"), default="mean")  # the reader pools the whole question
-    pooling = Pooling(parser.parse_args().pooling)
+    parser.add_argument("--pooling", choices=("mean:1", "mean", "last"), default="mean:1")  # as the spec allows
+    pooling = Pooling.parse(parser.parse_args().pooling)
     spec = load_spec()
     assert spec.behaviour is not None
     rows = [r for r in json.loads(DEV.read_text(encoding="utf-8"))["replies"] if r["prompt"] != "(development)"]

@@ -250,11 +250,11 @@ def _reader(
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "mean:1"])
 def test_the_reader_reads_the_residual_stream_pooled_over_the_question(tmp_path: Path, pooling: str) -> None:
     """The probe's input is the output of block `layer` (as Hugging Face's hidden_states[layer + 1] gives it) at the
-    question's last token or averaged over all its tokens, as the reader's file says, unit length, whatever else
-    shares the batch; its sign decides."""
+    question's last token or averaged over all its tokens (or all but the first, the attention sink), as the
+    reader's file says, unit length, whatever else shares the batch; its sign decides."""
     lm = load_model(str(eos_free_tiny(tmp_path / "model")), device="cpu", dtype="float32")
     hidden, layer = lm.identity.hidden_size, 1
     exchanges = [("Write a note.", "No."), ("Write a much longer note for my neighbour, please.", "Dear neighbour,")]
@@ -264,7 +264,8 @@ def test_the_reader_reads_the_residual_stream_pooled_over_the_question(tmp_path:
         ids = torch.tensor([chat_prompt_ids(lm, question(probe.reader.question, request, reply))])
         with torch.inference_mode():
             states = lm.model(ids, output_hidden_states=True).hidden_states[layer + 1][0]
-        expected = (states[-1] if pooling == "last" else states.mean(dim=0)).double().numpy()
+        pooled = {"last": states[-1], "mean": states.mean(dim=0), "mean:1": states[1:].mean(dim=0)}[pooling]
+        expected = pooled.double().numpy()
         assert np.allclose(act, expected / np.linalg.norm(expected), atol=1e-4)
     # A probe along the first exchange's activation, its bias halfway to the second's, refuses the first alone.
     cosine = float(acts[0] @ acts[1])

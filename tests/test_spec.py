@@ -499,7 +499,7 @@ def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("pooling", "fragment"),
     [
-        ("mean:3", "the reader pools the whole question: mean or last"),
+        ("mean:2", "the reader pools the whole question, or all of it but the first token: mean, mean:1 or last"),
         ("median", "unknown pooling 'median'"),
         (None, "missing key 'pooling'"),
     ],
@@ -507,7 +507,7 @@ def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
 def test_a_reader_pools_the_whole_question_or_the_specification_is_refused(
     tmp_path: Path, pooling: str | None, fragment: str
 ) -> None:
-    """The probe was fitted on one pooling, which the file names; an offset from the chat template's first token
+    """The probe was fitted on one pooling, which the file names; an offset past the chat template's first token
     could leave a short question nothing to pool, found only after every behaviour reply had been generated."""
     path = _reader(tmp_path, lambda r: r.update(pooling=pooling) if pooling else r.pop("pooling"))
     with pytest.raises(EmoauditError, match=f"refusal_reader.json.*{re.escape(fragment)}"):
