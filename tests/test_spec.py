@@ -496,6 +496,13 @@ def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
         load_spec(path)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "mean:1", "last"])
+def test_a_reader_pooling_from_the_first_or_second_token_loads(tmp_path: Path, pooling: str) -> None:
+    """mean:1 skips the attention sink, which every chat-formatted question has before its text."""
+    spec = load_spec(_reader(tmp_path, lambda r: r.update(pooling=pooling)))
+    assert spec.refusal_reader is not None and str(spec.refusal_reader.pooling) == pooling
+
+
 @pytest.mark.parametrize(
     ("pooling", "fragment"),
     [
@@ -504,7 +511,7 @@ def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
         (None, "missing key 'pooling'"),
     ],
 )
-def test_a_reader_pools_the_whole_question_or_the_specification_is_refused(
+def test_a_reader_pooling_from_past_the_second_token_is_refused(
     tmp_path: Path, pooling: str | None, fragment: str
 ) -> None:
     """The probe was fitted on one pooling, which the file names; an offset past the chat template's first token

@@ -8,8 +8,9 @@ harmless alternatives written instead, refusals that only state the harm, and ad
 properties of a model's input are (linear probes: Alain & Bengio, arXiv 1610.01644; refusal as a direction in the
 residual stream: Arditi et al., arXiv 2406.11717). The probe is a logistic regression fitted on labelled
 development replies (`bench/behaviour_judge_fit.py`), over one block's residual stream pooled as the file says:
-the mean over the question's tokens read the reply's content better than the last token alone (judge35,
-docs/behaviour.md).
+the mean over the question's tokens read the reply's content better than the last token alone (judge35), and
+better still without the first token, the attention sink, whose residual norm is about a hundred times the others'
+(judge36; docs/behaviour.md).
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def _one_request_one_reply(question: str) -> str:
     return question
 
 
-def _whole_question(pooling: Pooling) -> Pooling:
+def _from_the_first_or_second_token(pooling: Pooling) -> Pooling:
     # An offset counts from the chat template's first token, and a question shorter than it would have nothing
     # to pool, found only after every behaviour reply is generated. Skipping the first token alone is safe (a
     # chat-formatted question always has more) and useful: it is the attention sink, whose residual norm (about
@@ -121,7 +121,7 @@ class RefusalReader:
     model: Text
     question: Annotated[str, AfterValidator(_one_request_one_reply)]
     layer: Annotated[int, Field(ge=0)]
-    pooling: Annotated[PoolingRule, AfterValidator(_whole_question)]
+    pooling: Annotated[PoolingRule, AfterValidator(_from_the_first_or_second_token)]
     weights: Annotated[tuple[float, ...], Field(min_length=1)]
     bias: float
 
