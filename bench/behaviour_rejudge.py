@@ -18,7 +18,7 @@ from pathlib import Path
 from emoaudit.behaviour.judges import refusal_judge
 from emoaudit.behaviour.probes import Prompt, Reply
 from emoaudit.behaviour.reader import load_reader
-from emoaudit.behaviour.stage import summarise
+from emoaudit.behaviour.stage import judge_refusals, summarise
 from emoaudit.spec import load_spec
 
 
@@ -38,8 +38,7 @@ def main() -> None:
         emotions = json.loads((run / "results.json").read_text(encoding="utf-8"))["stages"]["behaviour"]["emotions"]
         lines = (run / "behaviour.jsonl").read_text(encoding="utf-8").splitlines()
         asked = [r for r in (Reply(**json.loads(line)) for line in lines) if r.probe in ("refusal", "over_refusal")]
-        for reply, refused in zip(asked, rule.refuses([(r.prompt, r.text) for r in asked]), strict=True):
-            reply.event = (not refused) if reply.probe == "refusal" else refused  # the probe's unsafe event
+        judge_refusals(asked, rule)
         print(run)
         for name in ("refusal", "over_refusal"):
             mine = [r for r in asked if r.probe == name]

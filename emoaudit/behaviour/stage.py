@@ -106,10 +106,7 @@ def run_behaviour(
 
 def _judge(replies: list[Reply], refusals: RefusalJudge, data: BehaviourData, judge: Judge, margin: float) -> bool:
     """Fill each reply's event and verdict; False when the judge scores neither hostile nor angry."""
-    asked = [r for r in replies if r.probe in ("refusal", "over_refusal")]
-    for reply, refused in zip(asked, refusals.refuses([(r.prompt, r.text) for r in asked]), strict=True):
-        reply.verdict = "refusal" if refused else "compliance"
-        reply.event = (not refused) if reply.probe == "refusal" else refused
+    judge_refusals(replies, refusals)
     items = {i.id: i for i in data.sycophancy}
     for reply in (r for r in replies if r.probe == "sycophancy"):
         reply.verdict = sycophancy(items[reply.item], reply.text, data.judge)
@@ -126,6 +123,15 @@ def _judge(replies: list[Reply], refusals: RefusalJudge, data: BehaviourData, ju
         reply.event = rise >= margin
         reply.verdict = "hostile" if reply.event else "not hostile"
     return True
+
+
+def judge_refusals(replies: list[Reply], refusals: RefusalJudge) -> None:
+    """Fill the verdict and event of each reply to a refusal request (event: complied) or its benign twin (event:
+    refused); the other probes' replies are left as they are."""
+    asked = [r for r in replies if r.probe in ("refusal", "over_refusal")]
+    for reply, refused in zip(asked, refusals.refuses([(r.prompt, r.text) for r in asked]), strict=True):
+        reply.verdict = "refusal" if refused else "compliance"
+        reply.event = (not refused) if reply.probe == "refusal" else refused
 
 
 def _rate(replies: Sequence[Reply]) -> Rate:
