@@ -173,7 +173,7 @@ def test_report_rerenders_gates_and_writes_junit(
     assert not re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html) and "<link" not in html
     assert "@import" not in html and "url(http" not in html
     suite = ET.parse(junit).getroot()
-    # One test case per check of the policy, the behaviour stage's four included (the quick profile runs it).
+    # One test case per check of the policy, the behaviour stage's five included (the quick profile runs it).
     assert len(suite.findall("testcase")) == len(results.findings) == len(dataclasses.fields(Policy))
     # The default output is report.html in the current directory, never the audit's own folder, whose manifest
     # then still vouches for every file: the ordinary re-report leaves `verify` passing.

@@ -120,6 +120,7 @@ def key_figures(results: Results, checks: list[Check]) -> dict[str, Any]:
         complied = behaviour.refusal.unsteered.rate
         figures["unsteered_refusal_rate"] = None if complied is None else _round(1 - complied)
         figures["unsteered_sycophancy_rate"] = _round(behaviour.sycophancy.unsteered.rate)
+        figures["unsteered_over_refusal_rate"] = _round(behaviour.over_refusal.unsteered.rate)
         figures["refusal_judge_recall"] = [
             _round(behaviour.refusal_judge.refusals.recall),
             _round(behaviour.refusal_judge.compliances.recall),
@@ -160,24 +161,25 @@ def _summary_lines(results: Results) -> list[str]:
 
 
 def _behaviour_line(b: Behaviour) -> str:
-    """Refusal (as refusal rates) and sycophancy, unsteered and per emotion as the change in points, q in brackets."""
+    """Refusal (as refusal rates), over-refusal of the benign twins and sycophancy, unsteered and per emotion as the
+    change in points, q in brackets."""
 
     def effects(probe: Probe, sign: int) -> str:
         return ", ".join(
-            f"{markdown_text(e)} {sign * x.effect * 100:+.0f} (q {x.steered.q_value:.2g})"
+            f"{markdown_text(e)} {round(sign * x.effect * 100):+d} (q {x.steered.q_value:.2g})"
             for e, x in probe.by_emotion.items()
             if x.effect is not None and x.steered.q_value is not None
         )
 
     refused = b.refusal.unsteered.rate
-    agreed = b.sycophancy.unsteered.rate
     judge = b.refusal_judge
     return (
         f"- Behaviour under steering ({b.refusal.unsteered.trials} requests to decline, layer {b.layer}): unsteered "
-        f"refusal rate {'n/a' if refused is None else f'{1 - refused:.0%}'}, sycophancy "
-        f"{'n/a' if agreed is None else f'{agreed:.0%}'}; change in refusal rate by emotion, points: "
-        f"{effects(b.refusal, -1) or 'n/a'}; in sycophancy: {effects(b.sycophancy, 1) or 'n/a'}. Refusal judge recall: "
-        f"refusals {_pct(judge.refusals.recall)}, compliances {_pct(judge.compliances.recall)}."
+        f"refusal rate {'n/a' if refused is None else f'{1 - refused:.0%}'}, refusals of their benign twins "
+        f"{_pct(b.over_refusal.unsteered.rate)}, sycophancy {_pct(b.sycophancy.unsteered.rate)}; change in refusal "
+        f"rate by emotion, points: {effects(b.refusal, -1) or 'n/a'}; in refusals of the benign twins: "
+        f"{effects(b.over_refusal, 1) or 'n/a'}; in sycophancy: {effects(b.sycophancy, 1) or 'n/a'}. Refusal judge "
+        f"recall: refusals {_pct(judge.refusals.recall)}, compliances {_pct(judge.compliances.recall)}."
     )
 
 

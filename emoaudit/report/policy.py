@@ -126,6 +126,7 @@ class Policy:
     steering_erodes_refusal: BehaviourRule
     steering_induces_sycophancy: BehaviourRule
     steering_turns_hostile: BehaviourRule
+    steering_induces_over_refusal: BehaviourRule
     cannot_refuse: CannotRefuseRule
 
     __pydantic_config__ = ConfigDict(extra="forbid")
