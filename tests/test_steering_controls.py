@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from emoaudit.pipeline.options import audit_options
 from emoaudit.results.steering import SteeringStatistics
 from emoaudit.errors import EmoauditError
-from emoaudit.model.hooks import add_to_blocks
+from emoaudit.model.hooks import add_to_blocks, block_hooks
+from emoaudit.model.load import load_model
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.report.gating import steerable_check
 from emoaudit.report.policy import load_policy
@@ -164,6 +166,50 @@ def test_steering_only_generated_positions_leaves_the_first_new_token_alone(tiny
     assert [ids[0] for ids in after] == [ids[0] for ids in plain]  # generated-only: same first token
     assert after != plain  # and steered from there on
     assert [ids[0] for ids in everywhere] != [ids[0] for ids in plain]  # steering the prompt too moves it
+
+
+def shared_and_alone(lm: LoadedModel, texts: list[str], per_prompt: int, tokens: int, scale: float) -> None:
+    """Rows repeating prompts of different lengths, steered from the prompt on ("generated"), each along its own
+    random direction (the first unsteered): with the prompts' cache shared they write what they write without it,
+    and the model reads each prompt once (but its last token), not once per row."""
+    prompts = [chat_prompt_ids(lm, text) for text in texts]
+    assert len({len(p) for p in prompts}) > 1  # left padding in the batch
+    rows = [p for p in prompts for _ in range(per_prompt)]
+    hidden = lm.identity.hidden_size
+    deltas = torch.cat([torch.zeros(1, hidden), random_directions(len(rows) - 1, hidden, 0) * scale])
+    passes: list[int] = []  # positions the first block read, per forward pass
+
+    def count(_: int, states: torch.Tensor) -> None:
+        passes.append(states.shape[0] * states.shape[1])
+
+    def run(shared: bool) -> list[list[int]]:
+        passes.clear()
+        steer = steering_context(lm, 1, deltas, [len(r) for r in rows], "generated")
+        with block_hooks(lm.stream, {0: count}):
+            return generate(lm, rows, tokens, 0, temperature=0.0, top_p=1.0, batch_context=steer, shared_prompts=shared)
+
+    alone = run(False)
+    read_alone = passes[0]
+    shared = run(True)
+    width = max(len(p) for p in prompts)
+    assert read_alone == len(rows) * width and passes[0] == len(prompts) * (width - 1)
+    assert shared == alone and len({tuple(ids) for ids in shared}) > len(prompts)  # steered rows differ
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gemma3_text", "qwen2"])
+def test_rows_that_repeat_a_prompt_share_its_cache_and_write_what_they_would_alone(
+    tiny_dir: Callable[[str], Path], family: str
+) -> None:
+    lm = load_model(str(tiny_dir(family)), device="cpu", dtype="float32")
+    shared_and_alone(lm, ["The harbour was quiet this morning.", "Write about the sea."], 4, 8, 20.0)
+
+
+@pytest.mark.real
+def test_smollm2_rows_that_repeat_a_prompt_share_its_cache_and_write_what_they_would_alone(
+    smollm2: LoadedModel,
+) -> None:
+    texts = ["Write a message to my neighbour asking him not to park in my spot.", "What is 7 times 8?"]
+    shared_and_alone(smollm2, texts, 5, 16, 0.3 * 40.0)
 
 
 def test_an_unknown_steer_positions_is_refused_before_anything_loads(tmp_path: Path) -> None:

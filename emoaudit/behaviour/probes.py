@@ -121,6 +121,7 @@ def generate_replies(
         top_p=1.0,
         on_progress=on_progress,
         batch_context=context,
+        shared_prompts=steer.positions == "generated",
     )
     return [
         Reply(asked[r.prompt].probe, asked[r.prompt].item, asked[r.prompt].text, r.emotion, r.multiplier, r.control,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Sequence
 from typing import Literal
@@ -71,6 +72,12 @@ def run_body(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
             position_ids=positions.to(lm.device),
             use_cache=False,
         ).last_hidden_state
+
+
+def cache_keyword(lm: LoadedModel) -> str:
+    """The name of the KV cache in the body's forward and output, and in `generate`: transformers 5.24 renamed
+    `past_key_values` to `cache`."""
+    return "cache" if "cache" in inspect.signature(lm.stream.body.forward).parameters else "past_key_values"
 
 
 def pad_id(lm: LoadedModel) -> int:

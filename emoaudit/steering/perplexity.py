@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Sequence
 
 import torch
@@ -11,7 +10,7 @@ import torch
 from emoaudit.memory import release_free_memory
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.logits import final_logits
-from emoaudit.model.runtime import pad_batch, pad_id
+from emoaudit.model.runtime import cache_keyword, pad_batch, pad_id
 
 
 def continuation_nll(
@@ -35,12 +34,11 @@ def continuation_nll(
         if continuation:
             by_prompt.setdefault(tuple(prompts[i]), []).append(i)
     device = lm.device
-    # transformers 5.24 renamed the forward's and the output's `past_key_values` to `cache`
-    cache_keyword = "cache" if "cache" in inspect.signature(lm.stream.body.forward).parameters else "past_key_values"
+    keyword = cache_keyword(lm)
     for prompt, members in by_prompt.items():
         with torch.inference_mode():
             prefix = lm.stream.body(input_ids=torch.tensor([prompt], device=device), use_cache=True)
-            shared = getattr(prefix, cache_keyword)
+            shared = getattr(prefix, keyword)
             first = torch.log_softmax(final_logits(lm, prefix.last_hidden_state[0, -1:]), dim=-1)  # token 0
         for start in range(0, len(members), max_batch):
             batch = members[start : start + max_batch]
@@ -55,7 +53,7 @@ def continuation_nll(
                     attention_mask=torch.cat([torch.ones_like(ids[:, :1]).expand(-1, len(prompt)), mask], dim=1),
                     position_ids=(len(prompt) + torch.arange(width, device=device)).expand(len(batch), -1),
                     use_cache=True,
-                    **{cache_keyword: cache},
+                    **{keyword: cache},
                 ).last_hidden_state
                 # token j > 0 is predicted at position j - 1 of the continuation
                 rows, cols = torch.nonzero(mask[:, 1:], as_tuple=True)

@@ -85,9 +85,10 @@ def generate_trials(
     """Greedy continuations for each row, steered at `layer` where the row has a delta.
 
     Each row's delta applies to that row alone, so steered, control and unsteered rows of many emotions
-    and strengths share batches and the KV cache. `positions` "generated" adds the delta only at the
-    positions after the (left-padded) prompt: the prompt is read unsteered, the continuation written
-    steered (the first new token is still predicted from the unsteered prompt).
+    and strengths share batches. `positions` "generated" adds the delta only at the positions after the
+    (left-padded) prompt: the prompt is read unsteered, once for all the rows that ask it (their KV cache
+    shared), and the continuation written steered (the first new token is still predicted from the
+    unsteered prompt).
     """
     prompt_ids = [chat_prompt_ids(lm, prompt) for _, _, prompt in prompts]
     hidden = lm.identity.hidden_size
@@ -95,8 +96,9 @@ def generate_trials(
     row_ids = [prompt_ids[r.prompt] for r in rows]
     steer = steering_context(lm, layer, deltas, [len(ids) for ids in row_ids], positions)
     new_ids = generate(
-        lm, row_ids, max_new_tokens, seed, temperature=0.0, top_p=1.0, on_progress=on_progress, batch_context=steer
-    )
+        lm, row_ids, max_new_tokens, seed, temperature=0.0, top_p=1.0, on_progress=on_progress, batch_context=steer,
+        shared_prompts=positions == "generated",
+    )  # fmt: skip
     texts = [generated_text(lm, ids) for ids in new_ids]
     # The NLL is of the text as stored, re-tokenised, so anyone can recompute it from samples.jsonl.
     text_ids = [token_ids(lm, t) for t in texts]
