@@ -20,8 +20,8 @@ from emoaudit.report.policy import load_policy
 from emoaudit.steering.specificity import random_directions, rank
 from emoaudit.steering.statistics import benjamini_hochberg, estimate, wilson
 from emoaudit.steering.summary import summarise
-from emoaudit.model.generation import generate
-from emoaudit.model.runtime import chat_prompt_ids
+from emoaudit.model.generation import generate, shared_prompt_cache
+from emoaudit.model.runtime import chat_prompt_ids, pad_batch, pad_id
 from emoaudit.steering.trials import Trial, score_trials, steering_context
 from tests.conftest import THRESHOLDS
 
@@ -202,6 +202,24 @@ def test_rows_that_repeat_a_prompt_share_its_cache_and_write_what_they_would_alo
 ) -> None:
     lm = load_model(str(tiny_dir(family)), device="cpu", dtype="float32")
     shared_and_alone(lm, ["The harbour was quiet this morning.", "Write about the sea."], 4, 8, 20.0)
+
+
+def test_a_model_whose_generation_config_names_its_own_cache_is_not_given_a_shared_one(
+    tiny_dir: Callable[[str], Path],
+) -> None:
+    """Gemma 2 and 3 checkpoints ask for a "hybrid" cache, and transformers refuses a cache passed beside it."""
+    lm = load_model(str(tiny_dir("gemma3_text")), device="cpu", dtype="float32")
+    lm.model.generation_config.cache_implementation = "hybrid"
+    try:
+        prompt = chat_prompt_ids(lm, "Write about the sea.")
+        ids, mask = pad_batch([prompt, prompt], pad_id(lm), "left")
+        assert shared_prompt_cache(lm, ids, mask) == {}
+        steer = steering_context(lm, 1, torch.zeros(2, lm.identity.hidden_size), [len(prompt)] * 2, "generated")
+        written = generate(lm, [prompt, prompt], 4, 0, temperature=0.0, top_p=1.0, batch_context=steer,
+                           shared_prompts=True)  # fmt: skip
+        assert written[0] == written[1] and len(written[0]) == 4
+    finally:
+        lm.model.generation_config.cache_implementation = None
 
 
 @pytest.mark.real

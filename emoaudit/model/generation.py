@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import cast
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import Cache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from emoaudit.errors import EmoauditError
 from emoaudit.memory import release_free_memory
@@ -84,6 +84,7 @@ def generate(
             generated = out[row, ids.shape[1] :].tolist()
             cut = next((k for k, t in enumerate(generated) if t in eos), len(generated))
             results[i] = generated[:cut]
+        del cached  # a shared cache is the batch's KV cache, grown in place by generate: not kept past the batch
         release_free_memory()  # the batch's KV cache, before the next batch's shape fragments the heap
         steps.finish()
     return results
@@ -92,7 +93,9 @@ def generate(
 def shared_prompt_cache(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, object]:
     """`generate`'s cache keyword for a left-padded batch `ids`, `mask` [rows, width] whose rows repeat prompts:
     the KV cache of every position but the last, read once per distinct prompt and copied to each row that
-    repeats it; {} when no row repeats another.
+    repeats it; {} when no row repeats another, or when the model's generation config names a cache of its
+    own (Gemma 2 and 3 checkpoints ask for "hybrid": transformers refuses a cache passed beside that), or its
+    forward returns no `Cache` (remote code with tuple caches).
 
     A steered sweep asks each prompt once unsteered, once per emotion and strength and once per random
     direction (15 rows a prompt in the behaviour stage's standard profile): read per row, the prompts took
@@ -103,7 +106,8 @@ def shared_prompt_cache(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) 
     rows = [tuple(r) for r in ids.tolist()]
     groups: dict[tuple[int, ...], int] = {}
     copies = [groups.setdefault(r, len(groups)) for r in rows]  # each row's distinct prompt
-    if len(groups) == len(rows) or ids.shape[1] < 2:
+    own_cache = getattr(lm.model.generation_config, "cache_implementation", None) is not None
+    if len(groups) == len(rows) or ids.shape[1] < 2 or own_cache:
         return {}
     distinct = torch.tensor([rows.index(r) for r in groups])
     prefix, prefix_mask = ids[distinct, :-1].to(lm.device), mask[distinct, :-1].to(lm.device)
@@ -115,7 +119,9 @@ def shared_prompt_cache(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) 
         use_cache=True,
     )
     cache = getattr(read, keyword)
-    cache.reorder_cache(torch.tensor(copies))
+    if not isinstance(cache, Cache):
+        return {}
+    cache.reorder_cache(cast(torch.LongTensor, torch.tensor(copies)))
     return {keyword: cache}
 
 
