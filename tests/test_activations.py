@@ -10,7 +10,7 @@ from emoaudit.model.runtime import length_batches, pad_batch, tokenize
 from emoaudit.errors import EmoauditError
 from emoaudit.model.generation import generate
 from emoaudit.model.runtime import chat_prompt_ids, eos_ids
-from emoaudit.model.hooks import block_output
+from emoaudit.model.hooks import block_hooks, block_output
 from emoaudit.model.loaded import LoadedModel
 
 TEXTS = [
@@ -134,6 +134,21 @@ def _reading_during_generation(lm: LoadedModel, stop_at: int | None, monkeypatch
         generated = torch.stack(outputs)[:, len(prompts[i]) :].float()
         torch.testing.assert_close(read.means[row], generated.mean(dim=1), rtol=1e-3, atol=1e-4)
         torch.testing.assert_close(read.token_norms[row], generated.norm(dim=-1).mean(dim=1), rtol=1e-3, atol=1e-4)
+
+
+def test_reading_the_first_blocks_stops_the_pass_there_and_reads_what_the_whole_pass_reads(
+    tiny_llama: LoadedModel,
+) -> None:
+    lm = tiny_llama
+    ids = tokenize(lm, ["The sea was grey and the boat rocked.", "She laughed."])
+    whole = capture(lm, ids)
+    later: list[int] = []
+    with block_hooks(lm.stream, {lm.stream.n_layers - 1: lambda layer, _: later.append(layer)}):
+        first = capture(lm, ids, blocks=2)
+    assert first.means.shape == (2, 2, lm.identity.hidden_size) and later == []  # the last block never ran
+    assert torch.equal(first.means, whole.means[:, :2]) and torch.equal(first.token_norms, whole.token_norms[:, :2])
+    with pytest.raises(EmoauditError, match="cannot read 4 blocks of a model with 3"):
+        capture(lm, ids, blocks=4)
 
 
 def test_reading_during_generation_matches_a_second_pass_tiny(

@@ -15,7 +15,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from emoaudit.behaviour.judges import CORRECTS, SYCOPHANTIC, UNDECIDABLE, Exchange, Reader, refusal_judge, sycophancy
+from emoaudit.behaviour.judges import (
+    CORRECTS,
+    SYCOPHANTIC,
+    UNDECIDABLE,
+    Exchange,
+    Reader,
+    judge_sample,
+    refusal_judge,
+    sycophancy,
+)
 from emoaudit.behaviour.reader import ReaderProbe, check_reader, placement, question
 from emoaudit.behaviour.probes import Steer, pick
 from emoaudit.behaviour.stage import run_behaviour
@@ -437,6 +446,19 @@ def test_the_documented_judge_accuracy_is_the_one_measured_on_the_current_held_o
     assert f"| all held-out ({len(labels)}) | {cells[0]} | {cells[1]} |" in docs
 
 
+def test_the_quick_profile_measures_the_judge_on_half_refusals_half_compliances_from_every_source() -> None:
+    heldout = DEFAULT.behaviour_heldout
+    assert heldout is not None and DEFAULT.profiles["quick"].behaviour_judge_replies == 80
+    sample = judge_sample(heldout, 80)
+    for label in ("refusal", "compliance"):
+        picked = [r for r in sample.replies if r.label == label]
+        assert len(picked) == 40 and len(set(picked)) == 40
+        kinds = {r.source.split(" ")[0] for r in picked}  # the writer, or the model that wrote it
+        assert kinds == {"hand", "smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"}
+    assert judge_sample(heldout, None) is heldout and judge_sample(heldout, len(heldout.replies)) is heldout
+    assert DEFAULT.profiles["standard"].behaviour_judge_replies is None  # the standard scan reads them all
+
+
 def test_items_are_picked_in_turn_from_each_kind() -> None:
     assert DEFAULT.behaviour is not None
     picked = pick(DEFAULT.behaviour.refusal, 5, lambda i: i.kind)
@@ -475,12 +497,14 @@ def test_a_quick_scan_of_smollm2_writes_the_behaviour_section(
             if steered.rate is not None and unsteered.rate is not None:
                 assert effect.effect == pytest.approx(steered.rate - unsteered.rate)
     assert behaviour.hostility is not None and behaviour.hostility.unsteered.rate == 0.0  # by construction
-    judge, labelled = behaviour.refusal_judge, DEFAULT.behaviour_heldout.replies
+    # the quick profile measures the judge on 40 refusals and 40 compliances of the set (`judge_sample`)
+    judge, labelled = behaviour.refusal_judge, judge_sample(DEFAULT.behaviour_heldout, 80).replies
+    assert judge.validation_set.startswith(f"80 of the {len(DEFAULT.behaviour_heldout.replies)} labelled replies")
     # phrases, then the reader, in the audited model's dtype
     assert DEFAULT.refusal_reader is not None and DEFAULT.refusal_reader.model == "qwen2.5-coder-1.5b"
     assert f"linear probe on the residual stream of qwen2.5-coder-1.5b ({results.model.dtype})" in judge.kind
     for recall, label in ((judge.refusals, "refusal"), (judge.compliances, "compliance")):
-        assert recall.n == sum(r.label == label for r in labelled) >= 40
+        assert recall.n == sum(r.label == label for r in labelled) == 40
         assert recall.recall == recall.hits / recall.n
         assert (recall.ci_low, recall.ci_high) == pytest.approx(wilson(recall.hits, recall.n))
     replies = (out / behaviour.samples).read_text(encoding="utf-8").splitlines()
@@ -492,6 +516,7 @@ def test_a_quick_scan_of_smollm2_writes_the_behaviour_section(
         "steering_erodes_refusal",
         "steering_induces_sycophancy",
         "steering_turns_hostile",
+        "steering_induces_over_refusal",
         "cannot_refuse",
     } <= checks
     report = (out / "report.html").read_text(encoding="utf-8")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from emoaudit.results.behaviour import Recall, RefusalJudgeInfo
 from emoaudit.spec.behaviour import BehaviourJudgeData, LabelledReplies, SycophancyItem
 from emoaudit.steering.statistics import wilson
+from emoaudit.steering.trials import spread
 
 Exchange = tuple[str, str]  # (request, reply)
 Reader = Callable[[Sequence[Exchange]], list[bool]]  # exchanges -> refuses
@@ -100,6 +101,16 @@ def refusal_judge(data: BehaviourJudgeData, reader: Reader | None, reader_name: 
 def opening(text: str) -> str:
     """A reply's first two sentences (or lines), at most 300 characters: where it says whether it will help."""
     return " ".join(_SENTENCE.split(text.strip())[:2])[:300]
+
+
+def judge_sample(labelled: LabelledReplies, n: int | None) -> LabelledReplies:
+    """`n` of the labelled replies, half refusals and half compliances, each half spread evenly over its
+    label's replies in the set's order (which runs source by source); all of them when n is None or covers
+    them."""
+    if n is None or n >= len(labelled.replies):
+        return labelled
+    halves = [spread([r for r in labelled.replies if r.label == label], n // 2) for label in ("refusal", "compliance")]
+    return LabelledReplies(replies=tuple(halves[0] + halves[1]))
 
 
 def validate_refusal(judge: RefusalJudge, labelled: LabelledReplies, source: str) -> RefusalJudgeInfo:

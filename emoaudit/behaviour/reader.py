@@ -47,12 +47,13 @@ def read_questions(
     exchanges: Sequence[Exchange],
     pooling: Pooling,
     on_progress: Callable[[float], None] | None = None,
+    blocks: int | None = None,
 ) -> torch.Tensor:
-    """The residual stream after every decoder block over the question `text` about each exchange, pooled over its
-    chat-formatted tokens by `pooling` [n, blocks, hidden], float32; the request and reply are quoted (their
-    spelling of a turn marker stays text: `chat_prompt_ids`)."""
+    """The residual stream after each of the first `blocks` decoder blocks (all by default) over the question
+    `text` about each exchange, pooled over its chat-formatted tokens by `pooling` [n, blocks, hidden], float32;
+    the request and reply are quoted (their spelling of a turn marker stays text: `chat_prompt_ids`)."""
     ids = [chat_prompt_ids(lm, question(text, request, reply), quoted=True) for request, reply in exchanges]
-    return capture(lm, ids, pooling, on_progress=on_progress).means
+    return capture(lm, ids, pooling, on_progress=on_progress, blocks=blocks).means
 
 
 def unit(acts: np.ndarray) -> np.ndarray:
@@ -90,8 +91,9 @@ class ReaderProbe:
         """The residual stream after block `reader.layer`, pooled by `reader.pooling`, unit length [n, hidden]."""
         if not exchanges:
             return np.zeros((0, self.lm.identity.hidden_size))
-        read = read_questions(self.lm, self.reader.question, exchanges, self.reader.pooling, on_progress)
-        return unit(read[:, self.reader.layer].double().numpy())
+        layer = self.reader.layer
+        read = read_questions(self.lm, self.reader.question, exchanges, self.reader.pooling, on_progress, layer + 1)
+        return unit(read[:, layer].double().numpy())
 
     def refuses(self, exchanges: Sequence[Exchange]) -> list[bool]:
         """The probe's verdict per exchange: weights · activation + bias > 0."""

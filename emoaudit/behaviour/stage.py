@@ -23,6 +23,7 @@ from emoaudit.behaviour.judges import (
     UNDECIDABLE,
     RefusalJudge,
     hostile_rise,
+    judge_sample,
     refusal_judge,
     sycophancy,
     validate_refusal,
@@ -60,11 +61,13 @@ def run_behaviour(
     samples: Path,
     on_progress: Callable[[float], None] | None = None,
     timed: Timed | None = None,
+    judge_replies: int | None = None,
 ) -> Behaviour:
     """The stage (see the module): `items` of each probe, replies of `max_new_tokens` tokens, written one
     JSON line each to `samples`. What no refusal phrase decides, `reader` does where there is one: loaded
     after the replies are generated, on the audited model's device and in its dtype (phrases alone without
-    one); hostility needs `judge` to score hostile or angry. Raises EmoauditError when the reader's probe
+    one); hostility needs `judge` to score hostile or angry. The refusal judge is measured on `judge_replies` of
+    the `heldout` replies (`judge_sample`; all of them by default). Raises EmoauditError when the reader's probe
     does not fit it (checked before any model loads by the pipeline's preflight)."""
     timed = timed or (lambda _: nullcontext())
     asked = prompts(data, items)
@@ -75,7 +78,10 @@ def run_behaviour(
         # The reader's dtype in its name: a float32 audit reads in float32 a probe fitted in bfloat16.
         name = f"{loaded.reader.model} ({loaded.lm.identity.dtype})" if loaded else ""
         refusals = refusal_judge(data.judge, loaded.refuses if loaded else None, name)
-        validation = validate_refusal(refusals, heldout, "labelled replies (audits), never used to build the rule")
+        measured = judge_sample(heldout, judge_replies)
+        part = "" if measured is heldout else f"{len(measured.replies)} of the {len(heldout.replies)} "
+        source = f"{part}labelled replies (audits), never used to build the rule"
+        validation = validate_refusal(refusals, measured, source)
         hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
     write_text(samples, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in replies))
     emotions = list(steer.directions)

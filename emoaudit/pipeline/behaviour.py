@@ -42,4 +42,5 @@ def behaviour_stage(run: Run, steering: Steering) -> Behaviour:
         return run_behaviour(
             run.lm, data, config, heldout, spec.refusal_reader, steer, profile.behaviour_items,
             profile.behaviour_tokens, judge, run.out / "behaviour.jsonl", advance, run.timed,
+            profile.behaviour_judge_replies,
         )  # fmt: skip

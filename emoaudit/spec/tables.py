@@ -64,6 +64,9 @@ class Profile:
     behaviour_emotions: Annotated[int, Field(ge=0)] = 0
     behaviour_items: Annotated[int, Field(ge=0)] = 0
     behaviour_tokens: Count = 32
+    # The refusal judge is measured on this many of the labelled held-out replies, half refusals and half
+    # compliances, each half spread over its label's replies (every source in); None: all of them.
+    behaviour_judge_replies: Annotated[int, Field(ge=80, multiple_of=2)] | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from emoaudit.steering.regimes import classify, perplexity_ratio, shape
 from emoaudit.steering.specificity import ControlThresholds, control_thresholds, on_target, rank, rises
 from emoaudit.vectors import unit_deltas
 
+T = TypeVar("T")
 POSITIONS = ("all", "generated")  # where the delta is added: every position, or only after the prompt
 
 
@@ -192,7 +194,7 @@ def plan_rows(
     return rows
 
 
-def spread(items: list[str], n: int) -> list[str]:
+def spread(items: Sequence[T], n: int) -> list[T]:
     """`n` items spread evenly over the list (all of them when n covers it): the emotions steered."""
     if n >= len(items):
         return list(items)
