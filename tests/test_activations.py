@@ -147,8 +147,9 @@ def test_reading_the_first_blocks_stops_the_pass_there_and_reads_what_the_whole_
         first = capture(lm, ids, blocks=2)
     assert first.means.shape == (2, 2, lm.identity.hidden_size) and later == []  # the last block never ran
     assert torch.equal(first.means, whole.means[:, :2]) and torch.equal(first.token_norms, whole.token_norms[:, :2])
-    with pytest.raises(EmoauditError, match="cannot read 4 blocks of a model with 3"):
-        capture(lm, ids, blocks=4)
+    for blocks in (0, 4):
+        with pytest.raises(EmoauditError, match=f"cannot read {blocks} blocks of a model with 3"):
+            capture(lm, ids, blocks=blocks)
 
 
 def test_reading_during_generation_matches_a_second_pass_tiny(

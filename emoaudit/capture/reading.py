@@ -60,7 +60,8 @@ def capture(
     """
     if not sequences:
         raise EmoauditError("nothing to capture: no sequences")
-    n_layers, hidden = blocks or lm.stream.n_layers, lm.identity.hidden_size
+    n_layers = lm.stream.n_layers if blocks is None else blocks
+    hidden = lm.identity.hidden_size
     if not 0 < n_layers <= lm.stream.n_layers:
         raise EmoauditError(f"cannot read {n_layers} blocks of a model with {lm.stream.n_layers}")
     total_tokens = max(sum(len(s) for s in sequences), 1)
