@@ -138,7 +138,8 @@ def test_the_duration_estimate_prices_the_behaviour_stage(
     tiny_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The estimate printed before a scan left the behaviour stage out (a third of qwen2.5-coder-0.5b's
-    standard scan); with the probe's rates fixed, the stage adds what its replies cost."""
+    standard scan); with the probe's rates fixed, the stage adds what its replies cost, and only when it runs
+    (`--stages extraction,steering` priced it all the same)."""
     import dataclasses
 
     from emoaudit.pipeline import estimate as estimate_module
@@ -148,13 +149,59 @@ def test_the_duration_estimate_prices_the_behaviour_stage(
     profile = spec.profile("quick")
     monkeypatch.setattr(estimate_module, "_read_rate", lambda lm, texts: 1000.0)
     monkeypatch.setattr(estimate_module, "_write_rate", lambda lm, ids, temperature, read: 100.0)
-    stages = ("extraction", "steering")
+    stages = ("extraction", "steering", "behaviour")
     with_behaviour = estimate_module.estimate(tiny_llama, spec, profile, stages, "", lambda _: None)
     without = estimate_module.estimate(
         tiny_llama, dataclasses.replace(spec, behaviour=None), profile, stages, "", lambda _: None
     )
+    not_asked = estimate_module.estimate(tiny_llama, spec, profile, stages[:2], "", lambda _: None)
     extraction_only = estimate_module.estimate(tiny_llama, spec, profile, ("extraction",), "", lambda _: None)
     # quick: 2 emotions x 2 strengths + 3 random x 2, and unsteered: 11 replies of 32 tokens to each of 16 prompts
     written = 16 * 11 * profile.behaviour_tokens
     assert with_behaviour.seconds - without.seconds >= written / 100.0
+    assert not_asked.seconds == pytest.approx(without.seconds)
     assert without.seconds > extraction_only.seconds > 0
+
+
+def test_the_duration_estimate_prices_the_refusal_judges_reader(
+    tiny_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader reads every labelled reply it is measured on and the replies no phrase decides, through its
+    blocks up to the probe's: the largest cost of the standard scan's behaviour stage on a CPU without native
+    bfloat16 (about 21 minutes for the 326 labelled replies alone), which the estimate left out."""
+    from emoaudit.model.gguf import GgufShape
+    from emoaudit.model.runtime import chat_prompt_ids
+    from emoaudit.behaviour.reader import question
+    from emoaudit.pipeline import estimate as estimate_module
+    from emoaudit.spec import load_spec
+
+    spec = load_spec()
+    assert spec.refusal_reader is not None and spec.behaviour_heldout is not None
+    monkeypatch.setattr(estimate_module, "_read_rate", lambda lm, texts: 1000.0)
+    monkeypatch.setattr(estimate_module, "_write_rate", lambda lm, ids, temperature, read: 100.0)
+    stages = ("extraction", "steering", "behaviour")
+
+    def seconds(profile: str, reader: GgufShape | None) -> float:
+        probed = estimate_module.estimate(tiny_llama, spec, spec.profile(profile), stages, "", lambda _: None, reader)
+        return probed.seconds
+
+    params = tiny_llama.identity.parameters
+    deep, twice = (
+        GgufShape(spec.refusal_reader.layer + 1, 64, 10 * params),
+        GgufShape(2 * (spec.refusal_reader.layer + 1), 64, 10 * params),
+    )
+    for profile in ("quick", "standard"):
+        alone = seconds(profile, None)
+        read = seconds(profile, deep) - alone
+        assert read > 0
+        assert seconds(profile, GgufShape(deep.blocks, 64, 20 * params)) - alone == pytest.approx(2 * read)
+        assert seconds(profile, twice) - alone == pytest.approx(read / 2)  # the probe reads half its blocks
+    # The standard profile reads all 326 labelled replies (at least their questions' tokens, at ten times the
+    # model's cost a token) and the undecided share of 1800 replies: far more than the quick profile's 80.
+    labelled = sum(
+        len(chat_prompt_ids(tiny_llama, question(spec.refusal_reader.question, r.prompt, r.reply)))
+        for r in spec.behaviour_heldout.replies
+    )
+    standard = seconds("standard", deep) - seconds("standard", None)
+    assert standard > labelled * 10 / 1000.0
+    assert standard > 3 * (seconds("quick", deep) - seconds("quick", None))

@@ -4,7 +4,11 @@ Two rates are measured, a few seconds in all: reading (tokens per second through
 extraction reads passages) and writing (row-steps per second of batched decoding, as stories and steered
 continuations are written). The stages' work is counted from the specification and profile and priced at
 those rates; the judge reads like the model, scaled by its parameters. What the probe cannot see (the
-analysis, language detection) is a small share of a scan and is left out: the estimate is a floor.
+analysis, language detection) is a small share of a scan and is left out: the estimate is a floor. The
+refusal judge's reader reads like the model too, scaled by its parameters and by the share of its blocks the
+probe reads; it reads the labelled replies it is measured on and the behaviour replies no refusal phrase decides,
+counted as the share of the labelled replies no phrase decides (on a CPU without native bfloat16 it is the
+behaviour stage's largest cost: about 4 s a question for the 1.5B reader in float32 on 2 cores).
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from dataclasses import dataclass
 from emoaudit.capture.reading import capture
 from emoaudit.capture.stimuli import generation_prompts, heldout_set_rows
 from emoaudit.model import registry
-from emoaudit.behaviour.probes import prompts as behaviour_prompts
+from emoaudit.behaviour.judges import refusal_judge, judge_sample
+from emoaudit.behaviour.probes import Prompt, prompts as behaviour_prompts
+from emoaudit.behaviour.reader import question
+from emoaudit.model.gguf import GgufShape
 from emoaudit.model.generation import generate
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids, tokenize
@@ -46,10 +53,17 @@ class Estimate:
 
 
 def estimate(
-    lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tuple[str, ...], judge: str, on_progress: Advance
+    lm: LoadedModel,
+    spec: AuditSpec,
+    profile: Profile,
+    stages: tuple[str, ...],
+    judge: str,
+    on_progress: Advance,
+    reader: GgufShape | None = None,
 ) -> Estimate:
     """Probe the model's reading and writing rates and price the stages' work at them; `on_progress` is told
-    each of the two probes done."""
+    each of the two probes done. `reader`: the refusal judge's reader's shape (`preflight.fetch_reader`), None
+    where the specification names none."""
     labels, prompts = generation_prompts(spec, profile)
     passages = [t for label in spec.labels for t in spec.passages[label][: profile.passages_per_label]]
     heldout = [t for label in spec.labels for t in spec.heldout[label]]
@@ -77,7 +91,7 @@ def estimate(
         prefill = (rows + noise) * prompt_tokens / max(len(scenarios), 1)
         judged = (rows + noise + len(heldout)) * profile.steering_tokens * _judge_scale(lm, judge)
         seconds += written / write_rate + (written + prefill + calibration + judged) / read_rate
-    if "steering" in stages and runs_behaviour(spec, profile):  # the behaviour stage steers as steering does
+    if "behaviour" in stages and runs_behaviour(spec, profile):  # the behaviour stage steers as steering does
         assert spec.behaviour is not None and spec.behaviour_config is not None  # runs_behaviour
         behaviour = spec.behaviour_config
         asked = behaviour_prompts(spec.behaviour, profile.behaviour_items)
@@ -86,7 +100,30 @@ def estimate(
         written = replies * profile.behaviour_tokens
         prefill = replies * sum(len(chat_prompt_ids(lm, p.text)) for p in asked) / max(len(asked), 1)
         seconds += written / write_rate + (written * _judge_scale(lm, judge) + prefill) / read_rate
+        if reader is not None:
+            seconds += _reader_tokens(lm, spec, profile, asked, replies // max(len(asked), 1), reader) / read_rate
     return Estimate(read_rate, write_rate, seconds)
+
+
+def _reader_tokens(
+    lm: LoadedModel, spec: AuditSpec, profile: Profile, asked: list[Prompt], rows: int, reader: GgufShape
+) -> float:
+    """What the refusal judge's reader reads, in the audited model's tokens of equal cost (see the module):
+    the questions about the labelled replies it is measured on and about the replies no phrase decides (`rows`
+    replies to each refusal request and benign twin, of `profile.behaviour_tokens` tokens at most), scaled by
+    the reader's parameters over the model's and by the share of its blocks up to the probe's."""
+    probe, labelled = spec.refusal_reader, spec.behaviour_heldout
+    if probe is None or labelled is None or spec.behaviour is None or not lm.identity.parameters:
+        return 0.0
+    measured = judge_sample(labelled, profile.behaviour_judge_replies).replies
+    phrases = refusal_judge(spec.behaviour.judge, lambda exchanges: [], probe.model)  # as they run beside a reader
+    undecided = sum(phrases.by_phrase(r.reply) is None for r in measured) / max(len(measured), 1)
+    questions = sum(len(chat_prompt_ids(lm, question(probe.question, r.prompt, r.reply))) for r in measured)
+    requests = [p for p in asked if p.probe in ("refusal", "over_refusal")]
+    asked_tokens = sum(len(chat_prompt_ids(lm, question(probe.question, p.text, ""))) for p in requests)
+    replies = rows * undecided * (asked_tokens + len(requests) * profile.behaviour_tokens)
+    share = (probe.layer + 1) / reader.blocks
+    return (questions + replies) * share * reader.parameters / lm.identity.parameters
 
 
 def _read_rate(lm: LoadedModel, texts: list[str]) -> float:

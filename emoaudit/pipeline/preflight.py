@@ -13,7 +13,7 @@ from emoaudit.capture.stimuli import generation_prompts
 from emoaudit.errors import EmoauditError
 from emoaudit.model import registry
 from emoaudit.model.footprint import Workload
-from emoaudit.model.gguf import gguf_shape
+from emoaudit.model.gguf import GgufShape, gguf_shape
 from emoaudit.model.generation import GENERATION_BATCH_TOKENS, check_fits
 from emoaudit.model.loaded import LoadedModel
 from emoaudit.model.runtime import chat_prompt_ids
@@ -36,10 +36,10 @@ def check_lengths(lm: LoadedModel, spec: AuditSpec, profile: Profile, stages: tu
         check_fits(lm, [chat_prompt_ids(lm, sc.prompt) for sc in spec.scenarios], profile.steering_tokens)
 
 
-def workload(spec: AuditSpec, profile: Profile, reader_parameters: int = 0) -> Workload:
+def workload(spec: AuditSpec, profile: Profile, reader: GgufShape | None = None) -> Workload:
     """What the memory preflight counts beyond the weights: every text whose activations the extraction
     keeps (passages, stories, held-out texts), the largest generation batch, and the refusal judge's reader
-    (`reader_parameters`, from `fetch_reader`), which the behaviour stage loads beside the audited model."""
+    (its shape, from `fetch_reader`), which the behaviour stage loads beside the audited model."""
     per_label = profile.passages_per_label
     passages = sum(len(spec.passages[label][:per_label]) for label in spec.labels)
     heldout = sum(len(spec.heldout[label]) for label in spec.labels)
@@ -47,7 +47,7 @@ def workload(spec: AuditSpec, profile: Profile, reader_parameters: int = 0) -> W
     return Workload(
         samples=passages + heldout + stories,
         batch_tokens=GENERATION_BATCH_TOKENS,
-        beside_parameters=reader_parameters,
+        beside_parameters=reader.parameters if reader else 0,
     )
 
 
@@ -77,15 +77,16 @@ def fetch_judge(choice: object, console: Console) -> None:
     note(console, f"judge {alias.alias}: {size / 1e6:.0f} MB in {path} (sha256 verified)")
 
 
-def fetch_reader(spec: AuditSpec, console: Console) -> int:
+def fetch_reader(spec: AuditSpec, console: Console) -> GgufShape | None:
     """Pull and verify the refusal judge's reader (an offline alias) before the audited model loads, and check
     its probe against the reader's GGUF header (decoder blocks, residual width; `reader.check_reader`): found
     after generation, a download that fails would cost the hour before it, and a fix to the probe would change
-    the specification and so the audit's identity, losing the finished stages. Returns the reader's parameter
-    count (0 without one: the memory preflight counts it beside the audited model). EmoauditError otherwise."""
+    the specification and so the audit's identity, losing the finished stages. Returns the reader's shape (None
+    without one: the memory preflight counts its parameters beside the audited model, the estimate prices its
+    reading). EmoauditError otherwise."""
     reader = spec.refusal_reader
     if spec.behaviour is None or reader is None:
-        return 0
+        return None
     alias = registry.load_registry().get(reader.model)
     if alias is None:
         raise EmoauditError(
@@ -101,4 +102,4 @@ def fetch_reader(spec: AuditSpec, console: Console) -> int:
     if shape is None:
         raise EmoauditError(f"the refusal reader {alias.alias}: {path} names no decoder blocks or width in its header")
     check_reader(reader, shape.blocks, shape.width)
-    return shape.parameters
+    return shape

@@ -78,17 +78,18 @@ def audit(options: AuditOptions, console: Console, progress: Progress | None = N
     if "steering" in options.stages:  # a judge that cannot score the emotions, refused before any model loads
         check_judge(judge, spec.emotion_names, spec.judge_prototypes)
         fetch_judge(judge, console)
-    reader_parameters = 0
+    reader = None
     if "behaviour" in options.stages and runs_behaviour(spec, profile):
-        reader_parameters = fetch_reader(spec, console)
+        reader = fetch_reader(spec, console)
     runtime_rss = rss_high_water()
-    lm = load(options, console, workload(spec, profile, reader_parameters))
+    lm = load(options, console, workload(spec, profile, reader))
     run = Run(options, lm, spec, profile, console, runtime_rss, progress=progress)
     check_lengths(run.lm, spec, profile, options.stages)
     # Only a person at a terminal reads the estimate; a resumed audit near its end needs none.
     if console.is_terminal and not (options.out / "stages" / "steering.json").is_file():
         with run.stage("measuring this machine's throughput", 2, "probes") as advance:
-            probed = estimate(run.lm, spec, profile, options.stages, judge if isinstance(judge, str) else "", advance)
+            judged_by = judge if isinstance(judge, str) else ""
+            probed = estimate(run.lm, spec, profile, options.stages, judged_by, advance, reader)
         note(console, probed.line())
     identity = audit_identity(ModelContent.of(run.lm.identity), spec, options)
     claim_output(options.out, RunRecord(identity, run.lm.identity.reference), console)
