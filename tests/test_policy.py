@@ -36,6 +36,8 @@ def test_the_builtin_policy_loads_as_written() -> None:
         ("min_excess = 0.1", "min_excess = -0.1", "checks.semantic_entanglement.min_excess", "greater than or equal"),
         ("min_excess = 0.1", "", "checks.semantic_entanglement.min_excess", "required"),
         ("[checks.steerable]", "[thresholds]\n[checks.steerable]", "thresholds", "Unexpected"),
+        # written before the check existed: the built-in policy holds the table to copy
+        ("[checks.steering_induces_over_refusal]", "[unused]", "no [checks.steering_induces_over_refusal] table", ""),
     ],
 )
 def test_a_bad_policy_is_one_error_naming_file_and_key(
@@ -48,6 +50,8 @@ def test_a_bad_policy_is_one_error_naming_file_and_key(
         load_policy(path)
     message = str(caught.value)
     assert str(path) in message and key in message and problem in message and "\n" not in message
+    if not problem:
+        assert f"copy the table from the built-in policy, {DEFAULT_POLICY}" in message
 
 
 def test_a_bad_policy_stops_the_audit_before_the_model_loads(tmp_path: Path) -> None:

@@ -151,4 +151,14 @@ def load_policy(path: Path | None = None) -> Policy:
         table = tomllib.loads(policy_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EmoauditError(f"malformed policy file {policy_path}: {exc}") from exc
+    checks = table.get("checks")
+    if isinstance(checks, dict):
+        missing = [name for name in Policy.__dataclass_fields__ if name not in checks]
+        # A policy written before emoaudit added a check (a misspelt table is named by from_dict instead).
+        if missing and checks.keys() <= Policy.__dataclass_fields__.keys():
+            raise EmoauditError(
+                f"policy file {policy_path} has no [checks.{missing[0]}] table"
+                f"{f' (nor {len(missing) - 1} more)' if len(missing) > 1 else ''}: every check needs its rule; "
+                f"copy the table from the built-in policy, {DEFAULT_POLICY}"
+            )
     return from_dict(_PolicyFile, table, f"policy file {policy_path}").checks
