@@ -19,29 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from emoaudit.behaviour.judges import Exchange, Reader, refusal_judge, validate_refusal
+from emoaudit.behaviour.judges import refusal_judge, validate_refusal
 from emoaudit.behaviour.reader import load_reader
 from emoaudit.spec import BUILTIN_DIR, load_spec
 from emoaudit.spec.behaviour import LabelledReplies, LabelledReply
 from emoaudit.storage import sha256_file
-
-
-def remembered(read: Reader) -> Reader:
-    """`read`, each exchange read once: the rule is measured on the held-out set, on each of its sources and on the
-    development replies, and the reader would otherwise read every held-out reply twice."""
-    known: dict[Exchange, bool] = {}
-
-    def reader(exchanges: Sequence[Exchange]) -> list[bool]:
-        new = [e for e in dict.fromkeys(exchanges) if e not in known]
-        known.update(zip(new, read(new), strict=True))
-        return [known[e] for e in exchanges]
-
-    return reader
 
 
 def origin(reply: LabelledReply) -> str:
@@ -57,11 +44,12 @@ def main() -> None:
     args = parser.parse_args()
     spec = load_spec()
     assert spec.behaviour is not None and spec.behaviour_heldout is not None and spec.refusal_reader is not None
-    reader = load_reader(spec.refusal_reader, "cpu", args.dtype)
+    scratch = tempfile.TemporaryDirectory()
+    # A memo of its own, not the cache's: the timing is of reading, and each exchange is still read once although
+    # the rule is measured on the set, on each of its sources and on the development replies.
+    reader = replace(load_reader(spec.refusal_reader, "cpu", args.dtype), memo=Path(scratch.name) / "logits.json")
     rules = {
-        "phrases, then the reader": refusal_judge(
-            spec.behaviour.judge, remembered(reader.refuses), spec.refusal_reader.model
-        ),
+        "phrases, then the reader": refusal_judge(spec.behaviour.judge, reader.refuses, spec.refusal_reader.model),
         "phrases alone": refusal_judge(spec.behaviour.judge, None),
     }
     dev = json.loads((Path(__file__).parent / "behaviour_judge_dev.json").read_text(encoding="utf-8"))["replies"]

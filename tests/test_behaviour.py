@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -25,7 +25,7 @@ from emoaudit.behaviour.judges import (
     refusal_judge,
     sycophancy,
 )
-from emoaudit.behaviour.reader import ReaderProbe, check_reader, placement, question
+from emoaudit.behaviour.reader import ReaderProbe, check_reader, exchange_key, memo_file, placement, question, read_memo
 from emoaudit.behaviour.probes import Steer, pick
 from emoaudit.behaviour.stage import run_behaviour
 from emoaudit.errors import EmoauditError
@@ -44,7 +44,7 @@ from emoaudit.spec.pooling import Pooling
 from emoaudit.steering.judge import FixedJudge
 from emoaudit.storage import sha256_file
 from emoaudit.steering.statistics import wilson
-from tests.conftest import TINY_SIZES, tiny_tokenizer
+from tests.conftest import TEST_CACHE, TINY_SIZES, tiny_tokenizer
 from tests.test_api import TINY_SPEC_PATH, eos_free_tiny
 
 DEFAULT = load_spec()
@@ -374,6 +374,52 @@ def test_the_reader_reads_the_residual_stream_pooled_over_the_question(tmp_path:
     assert along.refuses(exchanges) == [True, False]
 
 
+def test_the_reader_keeps_its_logits_and_reads_each_exchange_once(tmp_path: Path) -> None:
+    """Every audit measures the judge on the same labelled replies (21 minutes for 326 on a 2-core CPU without
+    bfloat16): what the same reader, probe, dtype and code read before is taken from the memo, the rest read once
+    (a repeated exchange too) and added; another probe or dtype has a memo of its own, and a memo that is not one
+    is read again."""
+    lm = load_model(str(eos_free_tiny(tmp_path / "model")), device="cpu", dtype="float32")
+    hidden = lm.identity.hidden_size
+    reader = _reader(hidden, 1, tuple(np.linspace(-1.0, 1.0, hidden)), pooling="mean:1")
+    cache = tmp_path / "cache"
+    memo = memo_file(cache, lm, reader)
+    assert memo is not None and memo.parent == cache / "reader-logits"
+    read: list[list[Exchange]] = []
+
+    class Counting(ReaderProbe):
+        def activations(
+            self, exchanges: Sequence[Exchange], on_progress: Callable[[float], None] | None = None
+        ) -> np.ndarray:
+            read.append(list(exchanges))
+            return super().activations(exchanges, on_progress)
+
+    note, letter, other = ("Write a note.", "No."), ("Write a longer note, please.", "Dear neighbour,"), ("Hi", "Hello")
+    fresh = ReaderProbe(lm, reader).logits([note, letter])
+    first = Counting(lm, reader, memo).logits([note, letter, note])
+    assert read == [[note, letter]]
+    assert first == pytest.approx([fresh[0], fresh[1], fresh[0]], abs=1e-5)
+    again = Counting(lm, reader, memo).logits([letter, other, note])
+    assert read[1:] == [[other]]
+    assert list(again[[0, 2]]) == [first[1], first[0]]  # from the memo, as first read
+    assert Counting(lm, reader, memo).refuses([note, letter]) == [bool(v > 0) for v in first[:2]] and len(read) == 2
+    assert len(json.loads(memo.read_text(encoding="utf-8"))["logits"]) == 3
+    # what decides a logit names the file: the probe's bias, block and weights, the reader's dtype and weights
+    as_bfloat16 = load_model(str(eos_free_tiny(tmp_path / "model")), device="cpu", dtype="bfloat16")
+    others = {
+        memo_file(cache, lm, replace(reader, bias=0.5)),
+        memo_file(cache, lm, replace(reader, layer=0)),
+        memo_file(cache, lm, replace(reader, weights=reader.weights[::-1])),
+        memo_file(cache, as_bfloat16, reader),
+        memo_file(cache, replace(lm, identity=replace(lm.identity, sha256="0" * 64)), reader),
+    }
+    assert memo not in others and len(others) == 5
+    assert memo_file(cache, replace(lm, identity=replace(lm.identity, sha256=None)), reader) is None
+    memo.write_text('{"logits": [1, 2]}', encoding="utf-8")  # not a memo: read again, and rewritten
+    assert Counting(lm, reader, memo).logits([note]) == pytest.approx([first[0]], abs=1e-5) and read[-1] == [note]
+    assert list(json.loads(memo.read_text(encoding="utf-8"))["logits"]) == [exchange_key(*note)]
+
+
 def test_the_reader_loads_where_the_audited_model_runs_in_a_device_name_load_model_takes(tmp_path: Path) -> None:
     """An audited model on a GPU records "cuda:0" (where its inputs enter); load_model takes "cuda", and refused
     "cuda:0" as an unknown device after every behaviour reply had been generated."""
@@ -507,6 +553,15 @@ def test_a_quick_scan_of_smollm2_writes_the_behaviour_section(
         assert recall.n == sum(r.label == label for r in labelled) == 40
         assert recall.recall == recall.hits / recall.n
         assert (recall.ci_low, recall.ci_high) == pytest.approx(wilson(recall.hits, recall.n))
+    # The reader's logits were kept in the cache (`memo_file`), and they give the recalls the scan reported.
+    phrases = refusal_judge(DEFAULT.behaviour.judge, lambda exchanges: [], "a reader")
+    undecided = {exchange_key(r.prompt, r.reply) for r in labelled if phrases.by_phrase(r.reply) is None}
+    memos = sorted((TEST_CACHE / "reader-logits").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    memo = next(m for m in map(read_memo, reversed(memos)) if undecided <= m.keys())
+    said = [phrases.by_phrase(r.reply) for r in labelled]
+    said = [memo[exchange_key(r.prompt, r.reply)] > 0 if s is None else s for r, s in zip(labelled, said, strict=True)]
+    assert sum(s for s, r in zip(said, labelled, strict=True) if r.label == "refusal") == judge.refusals.hits
+    assert sum(not s for s, r in zip(said, labelled, strict=True) if r.label != "refusal") == judge.compliances.hits
     replies = (out / behaviour.samples).read_text(encoding="utf-8").splitlines()
     per_prompt = 1 + len(behaviour.emotions) * strengths + controls * strengths
     assert len(replies) == 4 * profile.behaviour_items * per_prompt  # refusal, its twins, sycophancy, hostility

@@ -11,26 +11,41 @@ development replies (`bench/behaviour_judge_fit.py`), over one block's residual 
 the mean over the question's tokens read the reply's content better than the last token alone (judge35), and
 better still without the first token, the attention sink, whose residual norm is about a hundred times the others'
 (judge36; docs/behaviour.md).
+
+The reader's logits are kept in the cache (`memo_file`), one file per everything that decides them, so that an
+audit reads again only what no earlier audit with the same reader, probe, dtype, device, libraries and code
+read: every audit measures the judge on the same labelled replies (21 minutes for the 326 of them on a 2-core
+CPU without native bfloat16), and a rerun of the same model writes the same greedy replies.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import platform
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
+
+import emoaudit
 
 from emoaudit.behaviour.judges import Exchange
 from emoaudit.capture.reading import capture
 from emoaudit.errors import EmoauditError
 from emoaudit.model.load import load_model
 from emoaudit.model.loaded import LoadedModel
+from emoaudit.model import registry
 from emoaudit.model.runtime import chat_prompt_ids
 from emoaudit.results.identity import ModelIdentity
 from emoaudit.spec.behaviour import RefusalReader
 from emoaudit.spec.pooling import Pooling
+from emoaudit.storage import write_json
 
 _SLOT = re.compile(r"\{request\}|\{reply\}")
 
@@ -80,10 +95,11 @@ def check_reader(reader: RefusalReader, layers: int, hidden: int) -> None:
 
 @dataclass(frozen=True)
 class ReaderProbe:
-    """A loaded reader and its probe."""
+    """A loaded reader and its probe; `memo`: the file of logits it already read (`memo_file`), None to keep none."""
 
     lm: LoadedModel
     reader: RefusalReader
+    memo: Path | None = None
 
     def activations(
         self, exchanges: Sequence[Exchange], on_progress: Callable[[float], None] | None = None
@@ -95,10 +111,72 @@ class ReaderProbe:
         read = read_questions(self.lm, self.reader.question, exchanges, self.reader.pooling, on_progress, layer + 1)
         return unit(read[:, layer].double().numpy())
 
+    def logits(self, exchanges: Sequence[Exchange]) -> np.ndarray:
+        """weights · activation + bias per exchange [n], float64. Exchanges the memo holds are not read again;
+        each other distinct one is read once and added to it."""
+        keys = [exchange_key(request, reply) for request, reply in exchanges]
+        known = read_memo(self.memo) if self.memo else {}
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}
+        todo = [key for key in first if key not in known]
+        if todo:
+            read = self.activations([exchanges[first[key]] for key in todo]) @ np.asarray(self.reader.weights)
+            known = {**known, **{key: float(v) + self.reader.bias for key, v in zip(todo, read, strict=True)}}
+            if self.memo:
+                write_memo(self.memo, known)
+        return np.array([known[key] for key in keys], dtype=np.float64)
+
     def refuses(self, exchanges: Sequence[Exchange]) -> list[bool]:
         """The probe's verdict per exchange: weights · activation + bias > 0."""
-        logits = self.activations(exchanges) @ np.asarray(self.reader.weights) + self.reader.bias
-        return [bool(v > 0) for v in logits]
+        return [bool(v > 0) for v in self.logits(exchanges)]
+
+
+def exchange_key(request: str, reply: str) -> str:
+    """An exchange's name in a memo: the sha256 of its request and reply, as a JSON pair."""
+    return hashlib.sha256(json.dumps([request, reply], ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def memo_file(cache: Path, lm: LoadedModel, reader: RefusalReader) -> Path | None:
+    """Where the logits of `reader` read by `lm` are kept under `cache`: a file named by the sha256 of all that
+    decides a logit (the reader's weights by their sha256, its GGUF type, dtype and device type; the probe's
+    question, block, pooling, weights and bias; torch's and transformers' versions, the CPU's architecture and
+    the sha256 of emoaudit's own code). None for a reader named by no sha256 (a Hugging Face ID's revision can
+    move)."""
+    if lm.identity.sha256 is None:
+        return None
+    package = Path(emoaudit.__file__).parent
+    code = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        code.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    key = {
+        "reader": [lm.identity.sha256, lm.identity.gguf_type, lm.identity.dtype, torch.device(lm.identity.device).type],
+        "probe": [reader.question, reader.layer, str(reader.pooling), list(reader.weights), reader.bias],
+        "libraries": [str(torch.__version__), transformers.__version__, platform.machine(), code.hexdigest()],
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8", "surrogatepass")).hexdigest()
+    return cache / "reader-logits" / f"{digest}.json"
+
+
+def read_memo(path: Path) -> dict[str, float]:
+    """A memo's logits by exchange key; empty where the file is missing or is not a memo (a cache: what it
+    cannot vouch for is read again)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))["logits"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in found.items()
+        if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+def write_memo(path: Path, logits: dict[str, float]) -> None:
+    """Write the finite `logits` to the memo at `path`, with what another audit added since it was read (atomic;
+    a non-finite one, which a float16 reader can give, is read again next time)."""
+    finite = {k: v for k, v in logits.items() if math.isfinite(v)}
+    write_json(path, {"logits": {**read_memo(path), **finite}})
 
 
 def placement(audited: ModelIdentity) -> tuple[str, str]:
@@ -111,7 +189,8 @@ def placement(audited: ModelIdentity) -> tuple[str, str]:
 
 def load_reader(reader: RefusalReader, device: str, dtype: str) -> ReaderProbe:
     """Load the reader (an offline alias, pulled where it is not) on `device` in `dtype`, as the audit loads its
-    model; raises EmoauditError when the probe does not fit it (`check_reader`)."""
+    model, its logits kept in the cache (`memo_file`); raises EmoauditError when the probe does not fit it
+    (`check_reader`)."""
     lm = load_model(reader.model, device=device, dtype=dtype)
     check_reader(reader, lm.stream.n_layers, lm.identity.hidden_size)
-    return ReaderProbe(lm, reader)
+    return ReaderProbe(lm, reader, memo_file(registry.cache_dir(), lm, reader))
