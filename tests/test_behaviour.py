@@ -418,6 +418,10 @@ def test_the_reader_keeps_its_logits_and_reads_each_exchange_once(tmp_path: Path
     memo.write_text('{"logits": [1, 2]}', encoding="utf-8")  # not a memo: read again, and rewritten
     assert Counting(lm, reader, memo).logits([note]) == pytest.approx([first[0]], abs=1e-5) and read[-1] == [note]
     assert list(json.loads(memo.read_text(encoding="utf-8"))["logits"]) == [exchange_key(*note)]
+    # a cache that cannot be written (here its folder is a file) keeps nothing, and the verdicts come all the same
+    (tmp_path / "not-a-folder").write_text("", encoding="utf-8")
+    unkept = Counting(lm, reader, tmp_path / "not-a-folder" / "reader-logits" / "memo.json")
+    assert unkept.logits([note]) == pytest.approx([first[0]], abs=1e-5) and read[-1] == [note]
 
 
 def test_the_reader_loads_where_the_audited_model_runs_in_a_device_name_load_model_takes(tmp_path: Path) -> None:

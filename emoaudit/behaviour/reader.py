@@ -174,9 +174,13 @@ def read_memo(path: Path) -> dict[str, float]:
 
 def write_memo(path: Path, logits: dict[str, float]) -> None:
     """Write the finite `logits` to the memo at `path`, with what another audit added since it was read (atomic;
-    a non-finite one, which a float16 reader can give, is read again next time)."""
+    a non-finite one, which a float16 reader can give, is read again next time). A cache that cannot be written
+    (read-only, full) keeps nothing: the audit's verdicts do not depend on it."""
     finite = {k: v for k, v in logits.items() if math.isfinite(v)}
-    write_json(path, {"logits": {**read_memo(path), **finite}})
+    try:
+        write_json(path, {"logits": {**read_memo(path), **finite}})
+    except OSError:
+        pass
 
 
 def placement(audited: ModelIdentity) -> tuple[str, str]:
