@@ -374,7 +374,9 @@ def test_the_reader_reads_the_residual_stream_pooled_over_the_question(tmp_path:
     assert along.refuses(exchanges) == [True, False]
 
 
-def test_the_reader_keeps_its_logits_and_reads_each_exchange_once(tmp_path: Path) -> None:
+def test_the_reader_keeps_its_logits_and_reads_each_exchange_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every audit measures the judge on the same labelled replies (21 minutes for 326 on a 2-core CPU without
     bfloat16): what the same reader, probe, dtype and code read before is taken from the memo, the rest read once
     (a repeated exchange too) and added; another probe or dtype has a memo of its own, and a memo that is not one
@@ -413,11 +415,19 @@ def test_the_reader_keeps_its_logits_and_reads_each_exchange_once(tmp_path: Path
         memo_file(cache, as_bfloat16, reader),
         memo_file(cache, replace(lm, identity=replace(lm.identity, sha256="0" * 64)), reader),
     }
-    assert memo not in others and len(others) == 5
+    with monkeypatch.context() as patched:  # another instruction set rounds differently
+        patched.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+        others.add(memo_file(cache, lm, reader))
+    assert memo not in others and len(others) == 6
     assert memo_file(cache, replace(lm, identity=replace(lm.identity, sha256=None)), reader) is None
-    memo.write_text('{"logits": [1, 2]}', encoding="utf-8")  # not a memo: read again, and rewritten
-    assert Counting(lm, reader, memo).logits([note]) == pytest.approx([first[0]], abs=1e-5) and read[-1] == [note]
-    assert list(json.loads(memo.read_text(encoding="utf-8"))["logits"]) == [exchange_key(*note)]
+    # Not a memo, or holding what is no logit (nesting past the parser's depth, an integer past a float's range,
+    # a string, an infinity): read again, and rewritten.
+    key = exchange_key(*note)
+    for text in ('{"logits": [1, 2]}', "[" * 100_000 + "]" * 100_000, f'{{"logits": {{"{key}": 1{"0" * 400}}}}}',
+                 f'{{"logits": {{"{key}": "1.5"}}}}', f'{{"logits": {{"{key}": 1e999}}}}'):  # fmt: skip
+        memo.write_text(text, encoding="utf-8")
+        assert Counting(lm, reader, memo).logits([note]) == pytest.approx([first[0]], abs=1e-5) and read[-1] == [note]
+        assert list(json.loads(memo.read_text(encoding="utf-8"))["logits"]) == [key]
     # a cache that cannot be written (here its folder is a file) keeps nothing, and the verdicts come all the same
     (tmp_path / "not-a-folder").write_text("", encoding="utf-8")
     unkept = Counting(lm, reader, tmp_path / "not-a-folder" / "reader-logits" / "memo.json")

@@ -1,5 +1,6 @@
 """The release-gating policy: typed, validated at load, and read before any model is."""
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -51,7 +52,25 @@ def test_a_bad_policy_is_one_error_naming_file_and_key(
     message = str(caught.value)
     assert str(path) in message and key in message and problem in message and "\n" not in message
     if not problem:
-        assert f"copy the table from the built-in policy, {DEFAULT_POLICY}" in message
+        assert f"copy it from the built-in policy, {DEFAULT_POLICY}" in message
+
+
+def test_a_policy_older_than_several_checks_names_every_missing_table(tmp_path: Path) -> None:
+    table = tomllib.loads(BUILTIN)
+    for name in ("steering_induces_over_refusal", "cannot_refuse"):
+        del table["checks"][name]
+    old = "".join(
+        f"[checks.{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in rule.items())
+        for name, rule in table["checks"].items()
+    )
+    path = tmp_path / "policy.toml"
+    path.write_text(old, encoding="utf-8")
+    with pytest.raises(EmoauditError) as caught:
+        load_policy(path)
+    assert str(caught.value) == (
+        f"policy file {path} has no [checks.steering_induces_over_refusal], [checks.cannot_refuse] tables: every "
+        f"check needs its rule; copy them from the built-in policy, {DEFAULT_POLICY}"
+    )
 
 
 def test_a_bad_policy_stops_the_audit_before_the_model_loads(tmp_path: Path) -> None:

@@ -171,6 +171,7 @@ def test_the_duration_estimate_prices_the_refusal_judges_reader(
     bfloat16 (about 21 minutes for the 326 labelled replies alone), which the estimate left out."""
     from emoaudit.model.gguf import GgufShape
     from emoaudit.model.runtime import chat_prompt_ids
+    from emoaudit.progress import duration
     from emoaudit.behaviour.reader import question
     from emoaudit.pipeline import estimate as estimate_module
     from emoaudit.spec import load_spec
@@ -189,6 +190,13 @@ def test_the_duration_estimate_prices_the_refusal_judges_reader(
     deep, twice = (
         GgufShape(spec.refusal_reader.layer + 1, 64, 10 * params),
         GgufShape(2 * (spec.refusal_reader.layer + 1), 64, 10 * params),
+    )
+    said = estimate_module.estimate(tiny_llama, spec, spec.profile("quick"), stages, "", lambda _: None, deep)
+    assert said.reader_seconds == pytest.approx(said.seconds - seconds("quick", None)) and said.reader_seconds > 0
+    assert f"up to {duration(said.reader_seconds)} of it the refusal judge's reader" in said.line()
+    assert (
+        "reader"
+        not in estimate_module.estimate(tiny_llama, spec, spec.profile("quick"), stages, "", lambda _: None).line()
     )
     for profile in ("quick", "standard"):
         alone = seconds(profile, None)

@@ -27,11 +27,11 @@ import platform
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 
 import emoaudit
 
@@ -137,39 +137,39 @@ def exchange_key(request: str, reply: str) -> str:
 
 def memo_file(cache: Path, lm: LoadedModel, reader: RefusalReader) -> Path | None:
     """Where the logits of `reader` read by `lm` are kept under `cache`: a file named by the sha256 of all that
-    decides a logit (the reader's weights by their sha256, its GGUF type, dtype and device type; the probe's
-    question, block, pooling, weights and bias; torch's and transformers' versions, the CPU's architecture and
-    the sha256 of emoaudit's own code). None for a reader named by no sha256 (a Hugging Face ID's revision can
-    move)."""
+    decides a logit (the reader's weights by their sha256, its GGUF type, dtype and device: the CPU's instruction
+    set or the GPU's name; the probe's question, block, pooling, weights and bias; the versions of torch,
+    transformers, tokenizers, gguf and numpy, and the sha256 of emoaudit's own code). None for a reader named by
+    no sha256 (a Hugging Face ID's revision can move)."""
     if lm.identity.sha256 is None:
         return None
     package = Path(emoaudit.__file__).parent
     code = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         code.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    device = torch.device(lm.identity.device)
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else torch.backends.cpu.get_cpu_capability()
+    libraries = [version(name) for name in ("torch", "transformers", "tokenizers", "gguf", "numpy")]
     key = {
-        "reader": [lm.identity.sha256, lm.identity.gguf_type, lm.identity.dtype, torch.device(lm.identity.device).type],
+        "reader": [lm.identity.sha256, lm.identity.gguf_type, lm.identity.dtype, device.type, platform.machine()],
+        "hardware": hardware,
         "probe": [reader.question, reader.layer, str(reader.pooling), list(reader.weights), reader.bias],
-        "libraries": [str(torch.__version__), transformers.__version__, platform.machine(), code.hexdigest()],
+        "code": [*libraries, code.hexdigest()],
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8", "surrogatepass")).hexdigest()
     return cache / "reader-logits" / f"{digest}.json"
 
 
 def read_memo(path: Path) -> dict[str, float]:
-    """A memo's logits by exchange key; empty where the file is missing or is not a memo (a cache: what it
-    cannot vouch for is read again)."""
+    """A memo's logits by exchange key; empty where the file is missing or is not a memo, and only its finite
+    floats (a cache: what it cannot vouch for is read again)."""
     try:
         found = json.loads(path.read_text(encoding="utf-8"))["logits"]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         return {}
     if not isinstance(found, dict):
         return {}
-    return {
-        k: float(v)
-        for k, v in found.items()
-        if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    }
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, float) and math.isfinite(v)}
 
 
 def write_memo(path: Path, logits: dict[str, float]) -> None:

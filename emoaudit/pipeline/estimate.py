@@ -8,7 +8,9 @@ analysis, language detection) is a small share of a scan and is left out: the es
 refusal judge's reader reads like the model too, scaled by its parameters and by the share of its blocks the
 probe reads; it reads the labelled replies it is measured on and the behaviour replies no refusal phrase decides,
 counted as the share of the labelled replies no phrase decides (on a CPU without native bfloat16 it is the
-behaviour stage's largest cost: about 4 s a question for the 1.5B reader in float32 on 2 cores).
+behaviour stage's largest cost: about 4 s a question for the 1.5B reader in float32 on 2 cores). It is priced
+as though nothing were in the reader's memo (`emoaudit.behaviour.reader.memo_file`), and said apart: an earlier
+audit with the same reader leaves the labelled replies' logits there.
 """
 
 from __future__ import annotations
@@ -42,13 +44,20 @@ class Estimate:
     read_tokens_per_s: float
     written_steps_per_s: float  # rows x decoding steps per second, in batches of up to _PROBE_ROWS rows
     seconds: float
+    reader_seconds: float = 0.0  # of `seconds`: the refusal judge's reader with nothing in its memo
 
     def line(self) -> str:
         from emoaudit.progress import duration
 
+        reader = (
+            f"; up to {duration(self.reader_seconds)} of it the refusal judge's reader, less where an earlier "
+            "audit with the same reader left its logits in the cache"
+            if self.reader_seconds
+            else ""
+        )
         return (
             f"estimated duration on this machine: about {duration(self.seconds)} (probe: reading "
-            f"{self.read_tokens_per_s:.0f} tokens/s, writing {self.written_steps_per_s:.0f} tokens/s)"
+            f"{self.read_tokens_per_s:.0f} tokens/s, writing {self.written_steps_per_s:.0f} tokens/s{reader})"
         )
 
 
@@ -72,7 +81,7 @@ def estimate(
     on_progress(1)
     write_rate = _write_rate(lm, story_prompts[:_PROBE_ROWS], spec.generation.temperature, read_rate)
     on_progress(1)
-    seconds = 0.0
+    seconds = reader_seconds = 0.0
     if "extraction" in stages:
         read = sum(map(len, tokenize(lm, passages + heldout + heldout_set_rows(spec)[2] + prompts)))
         stories = len(labels) * (profile.max_new_tokens + 1)
@@ -101,8 +110,8 @@ def estimate(
         prefill = replies * sum(len(chat_prompt_ids(lm, p.text)) for p in asked) / max(len(asked), 1)
         seconds += written / write_rate + (written * _judge_scale(lm, judge) + prefill) / read_rate
         if reader is not None:
-            seconds += _reader_tokens(lm, spec, profile, asked, replies // max(len(asked), 1), reader) / read_rate
-    return Estimate(read_rate, write_rate, seconds)
+            reader_seconds = _reader_tokens(lm, spec, profile, asked, replies // max(len(asked), 1), reader) / read_rate
+    return Estimate(read_rate, write_rate, seconds + reader_seconds, reader_seconds)
 
 
 def _reader_tokens(

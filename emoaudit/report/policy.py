@@ -156,9 +156,10 @@ def load_policy(path: Path | None = None) -> Policy:
         missing = [name for name in Policy.__dataclass_fields__ if name not in checks]
         # A policy written before emoaudit added a check (a misspelt table is named by from_dict instead).
         if missing and checks.keys() <= Policy.__dataclass_fields__.keys():
+            tables = ", ".join(f"[checks.{name}]" for name in missing)
+            plural = len(missing) > 1
             raise EmoauditError(
-                f"policy file {policy_path} has no [checks.{missing[0]}] table"
-                f"{f' (nor {len(missing) - 1} more)' if len(missing) > 1 else ''}: every check needs its rule; "
-                f"copy the table from the built-in policy, {DEFAULT_POLICY}"
+                f"policy file {policy_path} has no {tables} table{'s' if plural else ''}: every check needs its "
+                f"rule; copy {'them' if plural else 'it'} from the built-in policy, {DEFAULT_POLICY}"
             )
     return from_dict(_PolicyFile, table, f"policy file {policy_path}").checks
