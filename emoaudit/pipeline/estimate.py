@@ -8,7 +8,7 @@ analysis, language detection) is a small share of a scan and is left out: the es
 refusal judge's reader reads like the model too, scaled by its parameters and by the share of its blocks the
 probe reads; it reads the labelled replies it is measured on and the behaviour replies no refusal phrase decides,
 counted as the share of the labelled replies no phrase decides (on a CPU without native bfloat16 it is the
-behaviour stage's largest cost: about 4 s a question for the 1.5B reader in float32 on 2 cores). It is priced
+behaviour stage's largest cost: about 2 s a question for the 1.5B reader in float32 on 2 cores). It is priced
 as though nothing were in the reader's memo (`emoaudit.behaviour.reader.memo_file`), and said apart: an earlier
 audit with the same reader leaves the labelled replies' logits there.
 """
