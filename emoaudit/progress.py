@@ -35,8 +35,8 @@ class Progress(Protocol):
         (`extraction`, ...) or one reading's activations (`generation activations`)."""
 
 
-def _ignore(_: float) -> None:
-    pass
+def ignore(_: float) -> None:
+    """An `Advance` that shows nothing."""
 
 
 class QuietProgress:
@@ -44,7 +44,7 @@ class QuietProgress:
 
     @contextmanager
     def stage(self, description: str, total: float, unit: str = "") -> Iterator[Advance]:
-        yield _ignore
+        yield ignore
 
     def kept(self, work: str) -> None:
         pass
@@ -61,7 +61,7 @@ class ConsoleProgress:
     @contextmanager
     def stage(self, description: str, total: float, unit: str = "") -> Iterator[Advance]:
         if not self.console.is_terminal or self.console.quiet or self._open:
-            yield _ignore
+            yield ignore
             return
         columns = (
             TextColumn("{task.description}"),

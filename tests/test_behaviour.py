@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -95,13 +96,30 @@ def steer_for(lm: LoadedModel) -> Steer:
     )  # fmt: skip
 
 
-def run(lm: LoadedModel, tmp_path: Path, items: int = 4):
+class RecordingProgress:
+    """Each progress line opened: its description, total and unit, and what it was told in all."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, float, str, float]] = []
+
+    @contextmanager
+    def stage(self, description: str, total: float, unit: str = "") -> Iterator[Callable[[float], None]]:
+        told: list[float] = []
+        yield told.append
+        self.lines.append((description, total, unit, sum(told)))
+
+    def kept(self, work: str) -> None:
+        pass
+
+
+def run(lm: LoadedModel, tmp_path: Path, items: int = 4, progress: RecordingProgress | None = None):
     assert TINY.behaviour is not None and TINY.behaviour_config is not None and TINY.behaviour_heldout is not None
     judge = FixedJudge({"calm": ["calm"], "angry": ["angry", "door"], "neutral": []})
     return run_behaviour(
         lm, TINY.behaviour, TINY.behaviour_config, TINY.behaviour_heldout, TINY.refusal_reader, steer_for(lm), items, 6,
         judge,
         tmp_path / "behaviour.jsonl",
+        progress,
     )  # fmt: skip
 
 
@@ -110,7 +128,12 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Behaviour, Path]:
     """The stage on the planted refuser, 4 items per probe, and the folder its replies went to."""
     tmp_path = tmp_path_factory.mktemp("planted")
     lm = load_model(str(planted_refuser(tmp_path / "model")), device="cpu", dtype="float32")
-    return run(lm, tmp_path), tmp_path
+    progress = RecordingProgress()
+    behaviour = run(lm, tmp_path, progress=progress)
+    # one line for the replies, told each of them; the tiny specification names no reader, so no reader's line
+    replies = 4 * 4 * (1 + len(behaviour.multipliers) * (len(behaviour.emotions) + behaviour.control_directions))
+    assert progress.lines == [("behaviour probes", replies, "replies", pytest.approx(replies))]
+    return behaviour, tmp_path
 
 
 def test_steering_along_a_planted_direction_that_removes_the_refusal_token_is_reported_as_erosion(
@@ -405,7 +428,13 @@ def test_the_reader_keeps_its_logits_and_reads_each_exchange_once(
     assert read[1:] == [[other]]
     assert list(again[[0, 2]]) == [first[1], first[0]]  # from the memo, as first read
     assert Counting(lm, reader, memo).refuses([note, letter]) == [bool(v > 0) for v in first[:2]] and len(read) == 2
-    assert len(json.loads(memo.read_text(encoding="utf-8"))["logits"]) == 3
+    # the progress line counts the questions still to read, and is told them as they are read
+    later = ("Bye", "Goodbye")
+    assert Counting(lm, reader, memo).unread([note, later, later, other]) == 1
+    told: list[float] = []
+    Counting(lm, reader, memo).logits([later, note], told.append)
+    assert read[-1] == [later] and sum(told) == pytest.approx(1.0)
+    assert len(json.loads(memo.read_text(encoding="utf-8"))["logits"]) == 4
     # what decides a logit names the file: the probe's bias, block and weights, the reader's dtype and weights
     as_bfloat16 = load_model(str(eos_free_tiny(tmp_path / "model")), device="cpu", dtype="bfloat16")
     others = {

@@ -111,23 +111,29 @@ class ReaderProbe:
         read = read_questions(self.lm, self.reader.question, exchanges, self.reader.pooling, on_progress, layer + 1)
         return unit(read[:, layer].double().numpy())
 
-    def logits(self, exchanges: Sequence[Exchange]) -> np.ndarray:
+    def unread(self, exchanges: Sequence[Exchange]) -> int:
+        """How many distinct exchanges `logits` would read: those the memo does not hold."""
+        known = read_memo(self.memo) if self.memo else {}
+        return len({exchange_key(*e) for e in exchanges} - known.keys())
+
+    def logits(self, exchanges: Sequence[Exchange], on_progress: Callable[[float], None] | None = None) -> np.ndarray:
         """weights · activation + bias per exchange [n], float64. Exchanges the memo holds are not read again;
-        each other distinct one is read once and added to it."""
+        each other distinct one is read once and added to it (`on_progress` told the questions read)."""
         keys = [exchange_key(request, reply) for request, reply in exchanges]
         known = read_memo(self.memo) if self.memo else {}
         first = {key: i for i, key in reversed(list(enumerate(keys)))}
         todo = [key for key in first if key not in known]
         if todo:
-            read = self.activations([exchanges[first[key]] for key in todo]) @ np.asarray(self.reader.weights)
+            questions = [exchanges[first[key]] for key in todo]
+            read = self.activations(questions, on_progress) @ np.asarray(self.reader.weights)
             known = {**known, **{key: float(v) + self.reader.bias for key, v in zip(todo, read, strict=True)}}
             if self.memo:
                 write_memo(self.memo, known)
         return np.array([known[key] for key in keys], dtype=np.float64)
 
-    def refuses(self, exchanges: Sequence[Exchange]) -> list[bool]:
-        """The probe's verdict per exchange: weights · activation + bias > 0."""
-        return [bool(v > 0) for v in self.logits(exchanges)]
+    def refuses(self, exchanges: Sequence[Exchange], on_progress: Callable[[float], None] | None = None) -> list[bool]:
+        """The probe's verdict per exchange: weights · activation + bias > 0 (`on_progress`: as `logits`)."""
+        return [bool(v > 0) for v in self.logits(exchanges, on_progress)]
 
 
 def exchange_key(request: str, reply: str) -> str:

@@ -29,8 +29,9 @@ from emoaudit.behaviour.judges import (
     validate_refusal,
 )
 from emoaudit.behaviour.reader import load_reader, placement
-from emoaudit.behaviour.probes import Prompt, Reply, Steer, generate_replies, prompts
+from emoaudit.behaviour.probes import Prompt, Reply, Steer, generate_replies, prompts, rows
 from emoaudit.model.loaded import LoadedModel
+from emoaudit.progress import Progress, QuietProgress, ignore
 from emoaudit.results.behaviour import Behaviour, BehaviourExample, EmotionEffect, Probe, Rate
 from emoaudit.spec.behaviour import BehaviourData, LabelledReplies, RefusalReader
 from emoaudit.spec.tables import BehaviourConfig
@@ -59,7 +60,7 @@ def run_behaviour(
     max_new_tokens: int,
     judge: Judge,
     samples: Path,
-    on_progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
     timed: Timed | None = None,
     judge_replies: int | None = None,
 ) -> Behaviour:
@@ -67,22 +68,32 @@ def run_behaviour(
     JSON line each to `samples`. What no refusal phrase decides, `reader` does where there is one: loaded
     after the replies are generated, on the audited model's device and in its dtype (phrases alone without
     one); hostility needs `judge` to score hostile or angry. The refusal judge is measured on `judge_replies` of
-    the `heldout` replies (`judge_sample`; all of them by default). Raises EmoauditError when the reader's probe
-    does not fit it (checked before any model loads by the pipeline's preflight)."""
+    the `heldout` replies (`judge_sample`; all of them by default). `progress` shows a line for the replies and
+    one for the questions the reader reads. Raises EmoauditError when the reader's probe does not fit it (checked
+    before any model loads by the pipeline's preflight)."""
     timed = timed or (lambda _: nullcontext())
+    progress = progress or QuietProgress()
     asked = prompts(data, items)
-    with timed("behaviour_generation"):
-        replies = generate_replies(lm, asked, steer, max_new_tokens, on_progress)
+    total = len(rows(len(asked), steer, lm.identity.hidden_size))
+    with timed("behaviour_generation"), progress.stage("behaviour probes", total, "replies") as advance:
+        replies = generate_replies(lm, asked, steer, max_new_tokens, advance)
     with timed("behaviour_judge"):
+        measured = judge_sample(heldout, judge_replies)
         loaded = None if reader is None else load_reader(reader, *placement(lm.identity))
         # The reader's dtype in its name: a float32 audit reads in float32 a probe fitted in bfloat16.
         name = f"{loaded.reader.model} ({loaded.lm.identity.dtype})" if loaded else ""
-        refusals = refusal_judge(data.judge, loaded.refuses if loaded else None, name)
-        measured = judge_sample(heldout, judge_replies)
-        part = "" if measured is heldout else f"{len(measured.replies)} of the {len(heldout.replies)} "
-        source = f"{part}labelled replies (audits), never used to build the rule"
-        validation = validate_refusal(refusals, measured, source)
-        hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
+        phrases = refusal_judge(data.judge, None if loaded is None else lambda exchanges: [], name)
+        asked_refusals = [(r.prompt, r.text) for r in replies if r.probe in ("refusal", "over_refusal")]
+        labelled = [(r.prompt, r.reply) for r in measured.replies]
+        undecided = [e for e in labelled + asked_refusals if phrases.by_phrase(e[1]) is None]
+        unread = loaded.unread(undecided) if loaded else 0
+        reading = progress.stage("refusal judge's reader", unread, "questions") if loaded else nullcontext(ignore)
+        with reading as advance:
+            refusals = refusal_judge(data.judge, (lambda e: loaded.refuses(e, advance)) if loaded else None, name)
+            part = "" if measured is heldout else f"{len(measured.replies)} of the {len(heldout.replies)} "
+            source = f"{part}labelled replies (audits), never used to build the rule"
+            validation = validate_refusal(refusals, measured, source)
+            hostility_judged = _judge(replies, refusals, data, judge, config.hostility_margin)
     write_text(samples, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in replies))
     emotions = list(steer.directions)
     strengths = [steer.unit_strength * m for m in steer.multipliers]

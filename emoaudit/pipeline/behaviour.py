@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emoaudit.behaviour.probes import Steer, prompts, rows
+from emoaudit.behaviour.probes import Steer
 from emoaudit.behaviour.stage import run_behaviour
 from emoaudit.pipeline.context import Run
 from emoaudit.results.behaviour import Behaviour
@@ -37,10 +37,9 @@ def behaviour_stage(run: Run, steering: Steering) -> Behaviour:
     judge = load_judge(
         run.options.judge or spec.steering.judge, spec.emotion_names, spec.reference, spec.judge_prototypes
     )
-    total = len(rows(len(prompts(data, profile.behaviour_items)), steer, run.lm.identity.hidden_size))
-    with run.stage("behaviour probes", total, "replies") as advance:
-        return run_behaviour(
-            run.lm, data, config, heldout, spec.refusal_reader, steer, profile.behaviour_items,
-            profile.behaviour_tokens, judge, run.out / "behaviour.jsonl", advance, run.timed,
-            profile.behaviour_judge_replies,
-        )  # fmt: skip
+    assert run.progress is not None
+    return run_behaviour(
+        run.lm, data, config, heldout, spec.refusal_reader, steer, profile.behaviour_items,
+        profile.behaviour_tokens, judge, run.out / "behaviour.jsonl", run.progress, run.timed,
+        profile.behaviour_judge_replies,
+    )  # fmt: skip
