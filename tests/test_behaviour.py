@@ -463,6 +463,40 @@ def test_the_reader_keeps_its_logits_and_reads_each_exchange_once(
     assert unkept.logits([note]) == pytest.approx([first[0]], abs=1e-5) and read[-1] == [note]
 
 
+def test_the_stage_shows_a_line_for_the_questions_its_reader_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A standard scan's reader read for about 40 minutes after the replies' line said done, with nothing moving:
+    the stage opens a line for the questions no phrase decides and no memo holds, told as they are read, and a
+    second run of the stage with the same memo has none left to read."""
+    import emoaudit.behaviour.stage as stage_module
+
+    lm = load_model(str(planted_refuser(tmp_path / "model")), device="cpu", dtype="float32")
+    reader_lm = load_model(str(eos_free_tiny(tmp_path / "reader")), device="cpu", dtype="float32")
+    probe = ReaderProbe(reader_lm, _reader(reader_lm.identity.hidden_size, 1), tmp_path / "cache" / "memo.json")
+    monkeypatch.setattr(stage_module, "load_reader", lambda reader, device, dtype: probe)
+    assert TINY.behaviour is not None and TINY.behaviour_heldout is not None
+    judge = FixedJudge({"calm": ["calm"], "angry": ["angry", "door"], "neutral": []})
+    phrases = refusal_judge(TINY.behaviour.judge, lambda exchanges: [], "a-reader")
+    for run_number in (1, 2):
+        progress = RecordingProgress()
+        behaviour = run_behaviour(
+            lm, TINY.behaviour, TINY.behaviour_config, TINY.behaviour_heldout, probe.reader,
+            steer_for(lm), 2, 4, judge, tmp_path / "behaviour.jsonl", progress,
+        )  # fmt: skip
+        replies = [
+            json.loads(line) for line in (tmp_path / "behaviour.jsonl").read_text(encoding="utf-8").split("\n") if line
+        ]
+        asked = [(r["prompt"], r["text"]) for r in replies if r["probe"] in ("refusal", "over_refusal")]
+        labelled = [(r.prompt, r.reply) for r in TINY.behaviour_heldout.replies]
+        undecided = {exchange_key(q, a) for q, a in labelled + asked if phrases.by_phrase(a) is None}
+        (description, total, unit, told) = progress.lines[-1]
+        assert (description, unit) == ("refusal judge's reader", "questions")
+        assert total == (len(undecided) if run_number == 1 else 0) and told == pytest.approx(total)
+        assert "a-reader" in behaviour.refusal_judge.kind
+    assert len(read_memo(tmp_path / "cache" / "memo.json")) == len(undecided) > 0
+
+
 def test_the_reader_loads_where_the_audited_model_runs_in_a_device_name_load_model_takes(tmp_path: Path) -> None:
     """An audited model on a GPU records "cuda:0" (where its inputs enter); load_model takes "cuda", and refused
     "cuda:0" as an unknown device after every behaviour reply had been generated."""
