@@ -98,6 +98,16 @@ def refusal_judge(data: BehaviourJudgeData, reader: Reader | None, reader_name: 
     )
 
 
+def left_to_reader(data: BehaviourJudgeData, replies: Sequence[str]) -> list[bool]:
+    """Per reply, whether no phrase decides it as the phrases run beside a reader: the replies a reader reads."""
+
+    def never(exchanges: Sequence[Exchange]) -> list[bool]:  # by_phrase only asks whether there is a reader
+        raise AssertionError("by_phrase reads no reply through the reader")
+
+    beside = refusal_judge(data, never)
+    return [beside.by_phrase(reply) is None for reply in replies]
+
+
 def opening(text: str) -> str:
     """A reply's first two sentences (or lines), at most 300 characters: where it says whether it will help."""
     return " ".join(_SENTENCE.split(text.strip())[:2])[:300]

@@ -24,6 +24,7 @@ from emoaudit.behaviour.judges import (
     RefusalJudge,
     hostile_rise,
     judge_sample,
+    left_to_reader,
     refusal_judge,
     sycophancy,
     validate_refusal,
@@ -82,11 +83,10 @@ def run_behaviour(
         loaded = None if reader is None else load_reader(reader, *placement(lm.identity))
         # The reader's dtype in its name: a float32 audit reads in float32 a probe fitted in bfloat16.
         name = f"{loaded.reader.model} ({loaded.lm.identity.dtype})" if loaded else ""
-        phrases = refusal_judge(data.judge, None if loaded is None else lambda exchanges: [], name)
         asked_refusals = [(r.prompt, r.text) for r in replies if r.probe in ("refusal", "over_refusal")]
-        labelled = [(r.prompt, r.reply) for r in measured.replies]
-        undecided = [e for e in labelled + asked_refusals if phrases.by_phrase(e[1]) is None]
-        unread = loaded.unread(undecided) if loaded else 0
+        exchanges = [(r.prompt, r.reply) for r in measured.replies] + asked_refusals
+        read = left_to_reader(data.judge, [reply for _, reply in exchanges])
+        unread = loaded.unread([e for e, r in zip(exchanges, read, strict=True) if r]) if loaded else 0
         reading = progress.stage("refusal judge's reader", unread, "questions") if loaded else nullcontext(ignore)
         with reading as advance:
             refusals = refusal_judge(data.judge, (lambda e: loaded.refuses(e, advance)) if loaded else None, name)

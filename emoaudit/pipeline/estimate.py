@@ -6,8 +6,8 @@ continuations are written). The stages' work is counted from the specification a
 those rates; the judge reads like the model, scaled by its parameters. What the probe cannot see (the
 analysis, language detection) is a small share of a scan and is left out: the estimate is a floor. The
 refusal judge's reader reads like the model too, scaled by its parameters and by the share of its blocks the
-probe reads; it reads the labelled replies it is measured on and the behaviour replies no refusal phrase decides,
-counted as the share of the labelled replies no phrase decides (on a CPU without native bfloat16 it is the
+probe reads; it reads the labelled replies it is measured on that no refusal phrase decides, and the behaviour replies
+no phrase decides, counted as that share of the labelled replies (on a CPU without native bfloat16 it is the
 behaviour stage's largest cost: about 2 s a question for the 1.5B reader in float32 on 2 cores). It is priced
 as though nothing were in the reader's memo (`emoaudit.behaviour.reader.memo_file`), and said apart: an earlier
 audit with the same reader leaves the labelled replies' logits there.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from emoaudit.capture.reading import capture
 from emoaudit.capture.stimuli import generation_prompts, heldout_set_rows
 from emoaudit.model import registry
-from emoaudit.behaviour.judges import refusal_judge, judge_sample
+from emoaudit.behaviour.judges import judge_sample, left_to_reader
 from emoaudit.behaviour.probes import Prompt, prompts as behaviour_prompts
 from emoaudit.behaviour.reader import question
 from emoaudit.model.gguf import GgufShape
@@ -118,16 +118,17 @@ def _reader_tokens(
     lm: LoadedModel, spec: AuditSpec, profile: Profile, asked: list[Prompt], rows: int, reader: GgufShape
 ) -> float:
     """What the refusal judge's reader reads, in the audited model's tokens of equal cost (see the module):
-    the questions about the labelled replies it is measured on and about the replies no phrase decides (`rows`
+    the questions about the labelled replies it is measured on and about the replies that no phrase decides (`rows`
     replies to each refusal request and benign twin, of `profile.behaviour_tokens` tokens at most), scaled by
     the reader's parameters over the model's and by the share of its blocks up to the probe's."""
     probe, labelled = spec.refusal_reader, spec.behaviour_heldout
     if probe is None or labelled is None or spec.behaviour is None or not lm.identity.parameters:
         return 0.0
     measured = judge_sample(labelled, profile.behaviour_judge_replies).replies
-    phrases = refusal_judge(spec.behaviour.judge, lambda exchanges: [], probe.model)  # as they run beside a reader
-    undecided = sum(phrases.by_phrase(r.reply) is None for r in measured) / max(len(measured), 1)
-    questions = sum(len(chat_prompt_ids(lm, question(probe.question, r.prompt, r.reply))) for r in measured)
+    left = left_to_reader(spec.behaviour.judge, [r.reply for r in measured])
+    read = [r for r, to_reader in zip(measured, left, strict=True) if to_reader]
+    undecided = len(read) / max(len(measured), 1)
+    questions = sum(len(chat_prompt_ids(lm, question(probe.question, r.prompt, r.reply))) for r in read)
     requests = [p for p in asked if p.probe in ("refusal", "over_refusal")]
     asked_tokens = sum(len(chat_prompt_ids(lm, question(probe.question, p.text, ""))) for p in requests)
     replies = rows * undecided * (asked_tokens + len(requests) * profile.behaviour_tokens)
